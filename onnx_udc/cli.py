@@ -1,0 +1,229 @@
+"""The ``onnx-udc`` command line. ``main(argv)`` returns the exit code.
+
+Exit codes: 0 ok, 1 other onnx-udc error, 2 bad model / usage / option, 3 corrupt or
+unsupported blob, 4 output cannot be written, 5 native library missing, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import ConfigError, UdcError
+
+INTERNAL_ERROR = 70
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GB"
+
+
+def _fmt_db(x: float) -> str:
+    return "lossless" if math.isinf(x) else f"{x:.1f}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="onnx-udc")
+def cli() -> None:
+    """Compress ONNX weights; run the result in stock onnxruntime."""
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="compressed model to write")
+@click.option("--step-rel", type=float, default=None, help="step as a fraction of each tensor's RMS (default 0.25)")
+@click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
+@click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
+@click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
+@click.option("--coder", type=click.Choice(["brotli", "store"]), default="brotli", show_default=True)
+@click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
+def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, threads, quiet):
+    """Replace every large weight of MODEL by a compressed decode node."""
+    from .graph import CompressConfig, compress_model
+    from .modelio import load_model, save_model
+    from .quantizers.scalar import ScalarConfig
+
+    if step_rel is not None and target_bpw is not None:
+        raise ConfigError("give either --step-rel or --target-bpw, not both")
+    if min_elements < 1:
+        raise ConfigError("--min-elements must be at least 1")
+    if not 0 <= seed < 2**64:
+        raise ConfigError("--seed must lie in [0, 2^64)")
+    scalar = ScalarConfig(step_rel=0.25 if step_rel is None else step_rel, target_bpw=target_bpw)
+    config = CompressConfig(coder=coder, scalar=scalar, seed=seed, min_elements=min_elements, threads=threads)
+    _check_writable(output)
+    proto = load_model(model)
+    original_file = model.stat().st_size
+    total = sum(math.prod(init.dims) for init in proto.graph.initializer)
+    if quiet:
+        compressed, report = compress_model(proto, config, inplace=True)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("compressing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+            console=_console(stderr=True), transient=True,
+        ) as bar:
+            task = bar.add_task("compress", total=max(total, 1))
+            compressed, report = compress_model(proto, config, inplace=True, progress=lambda n: bar.advance(task, n))
+    save_model(compressed, output)
+    if not quiet:
+        _print_report(report, original_file, output.stat().st_size)
+
+
+def _print_report(report, original_file: int, compressed_file: int) -> None:
+    from rich.table import Table
+
+    table = Table(title="onnx-udc compress", title_justify="left")
+    for col in ("tensor", "shape", "dtype", "original", "compressed", "ratio", "bits/w", "entropy", "SQNR dB"):
+        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype") else "right")
+    for t in report.tensors:
+        table.add_row(
+            t.name, "x".join(map(str, t.shape)), t.dtype, _fmt_bytes(t.original_bytes), _fmt_bytes(t.blob_bytes),
+            f"{t.original_bytes / t.blob_bytes:.1f}x", f"{t.bits_per_weight:.2f}", f"{t.entropy_bits:.2f}",
+            _fmt_db(t.sqnr_db),
+        )
+    weights = sum(math.prod(t.shape) for t in report.tensors)
+    orig = sum(t.original_bytes for t in report.tensors)
+    comp = sum(t.blob_bytes for t in report.tensors)
+    if report.tensors:
+        ent = sum(t.entropy_bits * math.prod(t.shape) for t in report.tensors) / max(weights, 1)
+        table.add_row(
+            f"[b]{len(report.tensors)} tensors[/b]", "", "", _fmt_bytes(orig), _fmt_bytes(comp),
+            f"{orig / max(comp, 1):.1f}x", f"{8 * comp / max(weights, 1):.2f}", f"{ent:.2f}", "",
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"file: {_fmt_bytes(original_file)} -> {_fmt_bytes(compressed_file)} "
+        f"([b]{original_file / max(compressed_file, 1):.2f}x[/b]); "
+        f"{len(report.kept)} initializers kept dense"
+    )
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--decoder", type=click.Choice(["python", "native"]), default="python", show_default=True,
+              help="reference decoder or the C++ library (identical bytes)")
+def decompress(model, output, decoder):
+    """Turn a compressed MODEL back into a plain ONNX model."""
+    from .graph import decompress_model
+    from .modelio import load_model, save_model
+
+    _check_writable(output)
+    proto = load_model(model)
+    kwargs = {}
+    if decoder == "native":
+        from .runtime import native_decoder
+
+        kwargs["decoder"] = native_decoder().decode
+    save_model(decompress_model(proto, inplace=True, **kwargs), output)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--all", "show_all", is_flag=True, help="also list small initializers")
+def inspect(model, show_all):
+    """Per-tensor table of MODEL: shape, dtype, bytes, bits per weight."""
+    from rich.table import Table
+
+    from .inspection import inspect_model
+    from .modelio import load_model
+
+    rows = inspect_model(load_model(model))
+    table = Table(title=str(model), title_justify="left")
+    for col in ("tensor", "shape", "dtype", "storage", "bytes", "bits/w", "step"):
+        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype", "storage") else "right")
+    shown = [r for r in rows if show_all or r.compressed or r.numel >= 1024]
+    for r in shown:
+        table.add_row(r.name, "x".join(map(str, r.shape)) or "scalar", r.dtype, r.storage, f"{r.nbytes:,}",
+                      f"{r.bits_per_weight:.2f}", f"{r.step:.3g}" if r.step else "")
+    total_bytes = sum(r.nbytes for r in rows)
+    total_w = sum(r.numel for r in rows)
+    table.add_row(f"[b]{len(rows)} initializers[/b]" + ("" if len(shown) == len(rows) else f" ({len(rows) - len(shown)} small hidden)"),
+                  "", "", "", f"{total_bytes:,}", f"{8 * total_bytes / max(total_w, 1):.2f}", "")
+    _console().print(table)
+    _console().print(f"file size: {model.stat().st_size:,} bytes")
+
+
+@cli.command()
+@click.argument("original", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("compressed", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=".npz of input arrays (keys = input names); random inputs otherwise")
+@click.option("--path", "load_path", type=click.Choice(["fast", "custom-op"]), default="custom-op", show_default=True,
+              help="run the compressed model through the fast loader or the registered custom op")
+def verify(original, compressed, inputs, load_path):
+    """Run ORIGINAL and COMPRESSED on the same inputs; compare outputs."""
+    from .runtime import InferenceSession
+    from .verify import compare_sessions, load_feeds, random_feeds
+
+    ref = InferenceSession(original, fast=True)
+    out = InferenceSession(compressed, fast=(load_path == "fast"))
+    feeds = load_feeds(inputs, ref) if inputs else random_feeds(ref)
+    from rich.table import Table
+
+    table = Table(title=f"{compressed} vs {original}", title_justify="left")
+    for col in ("output", "max |error|", "SQNR dB", "top-1 agreement"):
+        table.add_column(col, justify="left" if col == "output" else "right")
+    for c in compare_sessions(ref, out, feeds):
+        table.add_row(c.name, f"{c.max_abs_error:.3g}", _fmt_db(c.sqnr_db),
+                      "" if c.top1_agreement is None else f"{100 * c.top1_agreement:.2f}%")
+    _console().print(table)
+
+
+def _check_writable(output: Path) -> None:
+    """Fail before any work when the output cannot be written."""
+    from .errors import OutputError
+
+    folder = output.parent
+    if not folder.is_dir():
+        raise OutputError(f"{output}: folder {folder} does not exist")
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{output}: folder {folder} is not writable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = cli.main(args=argv, prog_name="onnx-udc", standalone_mode=False)
+    except UdcError as exc:
+        click.echo(f"onnx-udc: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("onnx-udc: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("onnx-udc: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, full trace on request
+        if os.environ.get("ONNX_UDC_DEBUG"):
+            raise
+        click.echo(f"onnx-udc: internal error: {type(exc).__name__}: {exc} (set ONNX_UDC_DEBUG=1 for a traceback)", err=True)
+        return INTERNAL_ERROR
+    return code if isinstance(code, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Quantizer 1: dithered uniform scalar quantization, the lattice Z (FORMAT.md 4.1).
+
+    w [numel] --(+ d*step, /step, round)--> q int [numel] --zigzag--> symbols [numel]
+    symbols --unzigzag--> q --(float32(q) - d) * step--> w_hat (float32, then float16)
+
+With subtractive dither the error w_hat - w is uniform on [-step/2, step/2) and
+independent of the weights, whatever their distribution (Choi et al., "Universal Deep
+Neural Network Compression").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dither import dither
+from ..errors import ConfigError, FormatError
+from ..format import BlobHeader, DType, QuantizerId
+from ..symbols import unzigzag, width_for, zigzag
+from . import register
+from .base import Encoded, Quantizer
+
+_MAX_INDEX = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class ScalarConfig:
+    """Step of the scalar quantizer: a fraction of the tensor's RMS, or a rate target.
+
+    step_rel:   step = step_rel * RMS(w). Used when target_bpw is None.
+    target_bpw: solve the step per tensor so that the empirical (order-0) entropy of
+                the indices is this many bits per weight.
+    """
+
+    step_rel: float = 0.25
+    target_bpw: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.step_rel > 0 and math.isfinite(self.step_rel)):
+            raise ConfigError(f"step_rel must be a positive number, got {self.step_rel}")
+        if self.target_bpw is not None and not (0.05 <= self.target_bpw <= 24):
+            raise ConfigError(f"target_bpw must lie in [0.05, 24], got {self.target_bpw}")
+
+
+def indices(w: np.ndarray, step: float, d: np.ndarray) -> np.ndarray:
+    """w float [numel], dither d float32 [numel] -> q int64 [numel] = round(w/step + d)."""
+    return np.rint(w.astype(np.float64) / float(step) + d.astype(np.float64)).astype(np.int64)
+
+
+def dequantize(q: np.ndarray, d: np.ndarray, step: float) -> np.ndarray:
+    """The float formula of FORMAT.md: (float32(q) - d) * step, binary32 throughout."""
+    return (q.astype(np.float32) - d) * np.float32(step)  # float32 [numel]
+
+
+def entropy_bits(q: np.ndarray) -> float:
+    """Empirical order-0 entropy of integer indices, bits per symbol."""
+    if q.size == 0:
+        return 0.0
+    counts = np.bincount((q - q.min()).astype(np.int64))
+    p = counts[counts > 0] / q.size
+    return float(-(p * np.log2(p)).sum())
+
+
+def solve_step(w: np.ndarray, d: np.ndarray, target_bpw: float, rms: float) -> float:
+    """Step whose indices have an empirical entropy of about ``target_bpw`` bits.
+
+    Bisection on log2(step): entropy falls monotonically (up to sampling noise) as the
+    step grows. High-rate theory, H ~ h(W) - log2(step), gives the bracket.
+    """
+    sample = w if w.size <= (1 << 20) else w[:: max(1, w.size >> 20)]
+    d_sample = d if w.size <= (1 << 20) else d[:: max(1, w.size >> 20)]
+    lo, hi = math.log2(rms) - 30.0, math.log2(rms) + 8.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if entropy_bits(indices(sample, 2.0**mid, d_sample)) > target_bpw:
+            lo = mid
+        else:
+            hi = mid
+    return 2.0 ** (0.5 * (lo + hi))
+
+
+@register
+class ScalarQuantizer(Quantizer):
+    id = QuantizerId.SCALAR
+    name = "scalar"
+    dtypes = frozenset({DType.FLOAT, DType.FLOAT16})
+
+    def check(self, header: BlobHeader) -> None:
+        self.check_dtype_and_width(header, (1, 2, 4))
+        if not (math.isfinite(header.step) and header.step > 0):
+            raise FormatError(f"scalar quantizer needs a finite step > 0, got {header.step}")
+        if header.params:
+            raise FormatError("scalar quantizer takes no parameters")
+
+    def encode(self, weights: np.ndarray, config: ScalarConfig, seed: int) -> Encoded:
+        w = np.asarray(weights).reshape(-1).astype(np.float64)  # [numel]
+        rms = math.sqrt(float(np.mean(w * w))) if w.size else 0.0
+        if not (rms > 0 and math.isfinite(rms)):
+            raise ConfigError("scalar quantizer needs a finite, non-zero tensor (use raw)")
+        d = dither(seed, w.size)  # float32 [numel]
+        if config.target_bpw is not None:
+            step = solve_step(w, d, config.target_bpw, rms)
+        else:
+            step = config.step_rel * rms
+        step = float(np.float32(step))
+        q = indices(w, step, d)  # int64 [numel]
+        if q.size and int(np.abs(q).max()) > _MAX_INDEX:
+            raise ConfigError(f"step {step:g} is too small for this tensor: indices overflow 32 bits")
+        codes = zigzag(q)  # uint64 [numel]
+        width = width_for(int(codes.max()) if codes.size else 0)
+        return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed)
+
+    def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
+        q = unzigzag(symbols)  # int32 [numel]
+        w = dequantize(q, dither(header.seed, header.numel), header.step)  # float32 [numel]
+        return w.astype(header.dtype.numpy)

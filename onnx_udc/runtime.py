@@ -1,0 +1,230 @@
+"""The native library: where it is, its C decoder, and the fast loader.
+
+Two ways to run a compressed model in onnxruntime:
+
+* portable: register ``library_path()`` with the session options and run the file as
+  it is (any language). Each decode kernel decodes its blob once, when the session is
+  created, and copies the cached tensor to its output on every run.
+* fast (``InferenceSession``): decode every blob once with the C decoder before the
+  session is built and hand the dense tensors to onnxruntime as external initializers.
+  The model onnxruntime sees is the original one, so inference is exactly as fast
+  (constant folding and weight pre-packing included).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto
+
+from .errors import (
+    ChecksumError,
+    FormatError,
+    LimitError,
+    ModelError,
+    RuntimeLibraryError,
+    UnsupportedVersionError,
+)
+from .format import DType
+from .graph import blob_bytes, decode_nodes, remove_decode_nodes
+from .modelio import load_model
+
+LIBRARY_ENV = "ONNX_UDC_LIBRARY"
+_LIB_NAME = "libonnx_udc.so"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+STATUS_NAMES = (
+    "OK", "TRUNCATED", "BAD_MAGIC", "UNSUPPORTED_VERSION", "UNKNOWN_QUANTIZER", "UNKNOWN_CODER",
+    "BAD_HEADER", "LIMIT_EXCEEDED", "CHECKSUM_MISMATCH", "CORRUPT_PAYLOAD", "BUFFER_SIZE",
+    "INVALID_ARGUMENT", "OUT_OF_MEMORY", "INTERNAL",
+)
+
+
+def library_path() -> str:
+    """Path of the built custom-op library ``libonnx_udc.so``.
+
+    Looked up in $ONNX_UDC_LIBRARY, then ``onnx_udc/_lib/`` (where ``make runtime``
+    puts it), then ``runtime/build/`` of a source checkout.
+    """
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise RuntimeLibraryError(f"${LIBRARY_ENV}={env} does not exist")
+        return str(Path(env).resolve())
+    for candidate in (_PACKAGE_DIR / "_lib" / _LIB_NAME, _PACKAGE_DIR.parent / "runtime" / "build" / _LIB_NAME):
+        if candidate.is_file():
+            return str(candidate)
+    raise RuntimeLibraryError(
+        f"{_LIB_NAME} not found: build it with `make runtime` (or set ${LIBRARY_ENV})"
+    )
+
+
+class _BlobInfo(ctypes.Structure):
+    _fields_ = [
+        ("version", ctypes.c_uint32), ("quantizer", ctypes.c_uint32), ("coder", ctypes.c_uint32),
+        ("dtype", ctypes.c_uint32), ("ndim", ctypes.c_uint32), ("symbol_width", ctypes.c_uint32),
+        ("shape", ctypes.c_uint64 * 8), ("numel", ctypes.c_uint64), ("nbytes", ctypes.c_uint64),
+        ("step", ctypes.c_float), ("seed", ctypes.c_uint64), ("payload_len", ctypes.c_uint64),
+    ]
+
+
+def _raise_status(status: int, message: str) -> None:
+    name = STATUS_NAMES[status] if 0 <= status < len(STATUS_NAMES) else f"STATUS_{status}"
+    text = f"{message} [{name}]"
+    if name == "UNSUPPORTED_VERSION":
+        raise UnsupportedVersionError(text)
+    if name == "CHECKSUM_MISMATCH":
+        raise ChecksumError(text)
+    if name == "LIMIT_EXCEEDED":
+        raise LimitError(text)
+    raise FormatError(text, name)
+
+
+class NativeDecoder:
+    """ctypes binding of the library's C entry points (``udc_inspect``, ``udc_decode``)."""
+
+    def __init__(self, path: str | None = None):
+        path = path or library_path()
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
+        u8p = ctypes.POINTER(ctypes.c_uint8)
+        lib.udc_inspect.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(_BlobInfo), ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_inspect.restype = ctypes.c_int
+        lib.udc_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_decode.restype = ctypes.c_int
+        lib.udc_version.restype = ctypes.c_char_p
+        self._lib = lib
+        self.path = path
+        self.version = lib.udc_version().decode()
+
+    def _inspect(self, buf: np.ndarray) -> _BlobInfo:
+        info = _BlobInfo()
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_inspect(buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, ctypes.byref(info), err, 256)
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+        return info
+
+    def decode(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
+        """blob -> tensor [*shape], decoded by the C++ core."""
+        buf = np.frombuffer(blob, dtype=np.uint8) if not isinstance(blob, np.ndarray) else blob
+        info = self._inspect(buf)
+        try:
+            dtype = DType(info.dtype)
+        except ValueError:
+            raise FormatError(f"unsupported element type code {info.dtype}") from None
+        out = np.empty(tuple(info.shape[: info.ndim]), dtype=dtype.numpy)
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_decode(
+            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, out.ctypes.data, out.nbytes, err, 256
+        )
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+        return out
+
+
+_DECODER: NativeDecoder | None = None
+
+
+def native_decoder() -> NativeDecoder:
+    global _DECODER
+    if _DECODER is None:
+        _DECODER = NativeDecoder()
+    return _DECODER
+
+
+def session_options(options: ort.SessionOptions | None = None) -> ort.SessionOptions:
+    """Session options with the custom-op library registered (the portable path)."""
+    options = options or ort.SessionOptions()
+    options.register_custom_ops_library(library_path())
+    return options
+
+
+def _placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
+    """An initializer that names the tensor and its type; its data comes from an OrtValue."""
+    tensor = TensorProto(name=name, data_type=int(DType.from_numpy(array.dtype)), dims=array.shape)
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "onnx_udc.decoded"), ("offset", "0"), ("length", str(array.nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Decode every blob; return the model without decode nodes and the dense tensors.
+
+    Edits ``model`` in place: each decode node is removed and its blob initializer is
+    replaced by a placeholder that onnxruntime fills from the returned arrays.
+    """
+    decoder = decoder or native_decoder()
+    found = decode_nodes(model)
+    dense: dict[str, np.ndarray] = {}
+    position = {init.name: i for i, init in enumerate(model.graph.initializer)}
+    for node, init in found:
+        name = node.output[0]
+        array = decoder.decode(blob_bytes(init))
+        if array.dtype != DType.from_op_type(node.op_type).numpy:
+            raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs another type")
+        dense[name] = array
+        model.graph.initializer[position[init.name]].CopyFrom(_placeholder(name, array))
+    remove_decode_nodes(model, set(dense))
+    return model, dense
+
+
+class InferenceSession(ort.InferenceSession):
+    """An ``onnxruntime.InferenceSession`` for compressed (or plain) models.
+
+    fast=True (default): the zero-overhead loader described in the module docstring.
+    fast=False: the portable path, the custom-op library registered and the file run
+    as it is. Any other argument is passed to onnxruntime unchanged.
+    """
+
+    def __init__(
+        self,
+        path_or_model: str | os.PathLike | bytes | onnx.ModelProto,
+        sess_options: ort.SessionOptions | None = None,
+        providers=None,
+        provider_options=None,
+        *,
+        fast: bool = True,
+        **kwargs,
+    ):
+        model = _as_model(path_or_model)
+        options = sess_options or ort.SessionOptions()
+        if fast:
+            model, dense = prepare_fast(model)
+            names = list(dense)
+            values = [ort.OrtValue.ortvalue_from_numpy(dense[n]) for n in names]
+            if names:
+                options.add_external_initializers(names, values)
+            # onnxruntime reads these buffers in place: keep them alive with the session.
+            self._udc_dense = dense
+            self._udc_values = values
+        else:
+            options.register_custom_ops_library(library_path())
+        super().__init__(
+            model.SerializeToString(), sess_options=options, providers=providers or ["CPUExecutionProvider"],
+            provider_options=provider_options, **kwargs,
+        )
+
+
+def _as_model(path_or_model) -> onnx.ModelProto:
+    if isinstance(path_or_model, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(path_or_model)
+        return copy
+    if isinstance(path_or_model, (bytes, bytearray)):
+        model = onnx.ModelProto()
+        try:
+            model.ParseFromString(bytes(path_or_model))
+        except Exception:
+            raise ModelError("bytes are not a valid ONNX model") from None
+        return model
+    return load_model(path_or_model)

@@ -1,0 +1,85 @@
+"""Run an original and a compressed model on the same inputs and compare the outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ConfigError, ModelError
+
+_NUMPY_OF_ORT = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    name: str
+    max_abs_error: float
+    sqnr_db: float
+    top1_agreement: float | None  # None when the output has no class axis
+
+
+def random_feeds(session: ort.InferenceSession, batch: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs drawn from the session's input signature; symbolic dims become ``batch``/1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i, arg in enumerate(session.get_inputs()):
+        shape = [d if isinstance(d, int) and d > 0 else (batch if k == 0 else 1) for k, d in enumerate(arg.shape)]
+        dtype = _NUMPY_OF_ORT.get(arg.type)
+        if dtype is None:
+            raise ConfigError(f"input {arg.name} has type {arg.type}; pass --inputs with real data")
+        if np.issubdtype(dtype, np.floating):
+            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype is np.bool_:
+            feeds[arg.name] = rng.integers(0, 2, shape).astype(np.bool_)
+        else:
+            feeds[arg.name] = rng.integers(0, 2, shape).astype(dtype)
+    return feeds
+
+
+def load_feeds(path: str | Path, session: ort.InferenceSession) -> dict[str, np.ndarray]:
+    """Feeds from an .npz: keys are input names (a single input may use any key)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable .npz file ({exc})") from None
+    names = [arg.name for arg in session.get_inputs()]
+    if len(names) == 1 and len(arrays) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ConfigError(f"{path}: no array for input(s) {', '.join(missing)}; it has {', '.join(arrays)}")
+    return {n: arrays[n] for n in names}
+
+
+def compare(name: str, reference: np.ndarray, output: np.ndarray) -> OutputComparison:
+    ref = np.asarray(reference, dtype=np.float64)
+    out = np.asarray(output, dtype=np.float64)
+    err = out - ref
+    noise = float(np.sum(err * err))
+    signal = float(np.sum(ref * ref))
+    sqnr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
+    top1 = None
+    if ref.ndim >= 2 and ref.shape[-1] > 1:
+        top1 = float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
+    max_abs = float(np.max(np.abs(err))) if err.size else 0.0
+    return OutputComparison(name, max_abs, sqnr, top1)
+
+
+def compare_sessions(
+    original: ort.InferenceSession, compressed: ort.InferenceSession, feeds: dict[str, np.ndarray]
+) -> list[OutputComparison]:
+    names = [o.name for o in original.get_outputs()]
+    ref = original.run(names, feeds)
+    out = compressed.run(names, feeds)
+    return [compare(n, r, o) for n, r, o in zip(names, ref, out)]
