@@ -22,7 +22,9 @@ INTERNAL_ERROR = 70
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped or captured output is not wrapped at 80 columns.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -44,8 +46,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="compressed model to write")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="compressed model to write")
 @click.option("--step-rel", type=float, default=None, help="step as a fraction of each tensor's RMS (default 0.25)")
 @click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
@@ -92,7 +94,7 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
 
     table = Table(title="onnx-udc compress", title_justify="left")
     for col in ("tensor", "shape", "dtype", "original", "compressed", "ratio", "bits/w", "entropy", "SQNR dB"):
-        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype") else "right")
+        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype") else "right", overflow="fold")
     for t in report.tensors:
         table.add_row(
             t.name, "x".join(map(str, t.shape)), t.dtype, _fmt_bytes(t.original_bytes), _fmt_bytes(t.blob_bytes),
@@ -118,8 +120,8 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
 @click.option("--decoder", type=click.Choice(["python", "native"]), default="python", show_default=True,
               help="reference decoder or the C++ library (identical bytes)")
 def decompress(model, output, decoder):
@@ -138,7 +140,7 @@ def decompress(model, output, decoder):
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path))
 @click.option("--all", "show_all", is_flag=True, help="also list small initializers")
 def inspect(model, show_all):
     """Per-tensor table of MODEL: shape, dtype, bytes, bits per weight."""
@@ -150,7 +152,7 @@ def inspect(model, show_all):
     rows = inspect_model(load_model(model))
     table = Table(title=str(model), title_justify="left")
     for col in ("tensor", "shape", "dtype", "storage", "bytes", "bits/w", "step"):
-        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype", "storage") else "right")
+        table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype", "storage") else "right", overflow="fold")
     shown = [r for r in rows if show_all or r.compressed or r.numel >= 1024]
     for r in shown:
         table.add_row(r.name, "x".join(map(str, r.shape)) or "scalar", r.dtype, r.storage, f"{r.nbytes:,}",
@@ -164,9 +166,9 @@ def inspect(model, show_all):
 
 
 @cli.command()
-@click.argument("original", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("compressed", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.argument("original", type=click.Path(path_type=Path))
+@click.argument("compressed", type=click.Path(path_type=Path))
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
               help=".npz of input arrays (keys = input names); random inputs otherwise")
 @click.option("--path", "load_path", type=click.Choice(["fast", "custom-op"]), default="custom-op", show_default=True,
               help="run the compressed model through the fast loader or the registered custom op")
@@ -182,7 +184,7 @@ def verify(original, compressed, inputs, load_path):
 
     table = Table(title=f"{compressed} vs {original}", title_justify="left")
     for col in ("output", "max |error|", "SQNR dB", "top-1 agreement"):
-        table.add_column(col, justify="left" if col == "output" else "right")
+        table.add_column(col, justify="left" if col == "output" else "right", overflow="fold")
     for c in compare_sessions(ref, out, feeds):
         table.add_row(c.name, f"{c.max_abs_error:.3g}", _fmt_db(c.sqnr_db),
                       "" if c.top1_agreement is None else f"{100 * c.top1_agreement:.2f}%")

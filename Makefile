@@ -1,0 +1,48 @@
+# onnx-udc: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BUILD  := runtime/build
+LIB    := onnx_udc/_lib/libonnx_udc.so
+JOBS   ?= 2
+
+.PHONY: all setup runtime demo test test-all bench clean
+
+all: runtime
+
+setup: $(VENV)/.installed
+
+$(VENV)/.system:
+	bash tools/setup-system.sh
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt | $(VENV)/.system
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[test]'
+	touch $@
+
+# The custom-op library; CMake finds onnxruntime's headers or fetches Debian's
+# libonnxruntime-dev into the build folder (see runtime/README.md).
+runtime: setup
+	cmake -S runtime -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=$(abspath $(PY))
+	cmake --build $(BUILD) -j $(JOBS)
+	@mkdir -p onnx_udc/_lib
+	cp $(BUILD)/libonnx_udc.so $(LIB)
+
+demo: runtime
+	$(PY) tools/demo.py
+
+test: runtime
+	ctest --test-dir $(BUILD) --output-on-failure
+	$(PY) -m pytest -q
+
+# Slow benchmarks too (not run by CI).
+test-all: runtime
+	$(PY) -m pytest -q -m ''
+
+bench: runtime
+	$(PY) tools/bench_load.py
+
+clean:
+	rm -rf $(BUILD) onnx_udc/_lib
