@@ -209,10 +209,24 @@ class InferenceSession(ort.InferenceSession):
             self._udc_values = values
         else:
             options.register_custom_ops_library(library_path())
-        super().__init__(
-            model.SerializeToString(), sess_options=options, providers=providers or ["CPUExecutionProvider"],
-            provider_options=provider_options, **kwargs,
-        )
+        try:
+            super().__init__(
+                model.SerializeToString(), sess_options=options, providers=providers or ["CPUExecutionProvider"],
+                provider_options=provider_options, **kwargs,
+            )
+        except Exception as exc:  # onnxruntime raises its own Exception subclasses
+            raise _session_error(str(exc)) from None
+
+
+def _session_error(message: str) -> Exception:
+    """onnxruntime's exception -> a typed error; blob errors of the kernel keep their status."""
+    message = " ".join(message.split())
+    marker = "onnx_udc: "
+    if marker in message:
+        detail = message[message.index(marker) + len(marker):]
+        status = next((s for s in STATUS_NAMES if f": {s}: " in f": {detail}" or f"): {s}:" in detail), "BAD_HEADER")
+        return FormatError(f"custom op failed at session creation: {detail}", status)
+    return ModelError(f"onnxruntime cannot create a session: {message}")
 
 
 def _as_model(path_or_model) -> onnx.ModelProto:
