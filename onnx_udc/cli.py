@@ -57,7 +57,7 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
 def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, threads, quiet):
     """Replace every large weight of MODEL by a compressed decode node."""
-    from .graph import CompressConfig, compress_model
+    from .graph import Action, CompressConfig, compress_model, select
     from .modelio import load_model, save_model
     from .quantizers.scalar import ScalarConfig
 
@@ -72,7 +72,7 @@ def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, thr
     _check_writable(output)
     proto = load_model(model)
     original_file = model.stat().st_size
-    total = sum(math.prod(init.dims) for init in proto.graph.initializer)
+    total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
     if quiet:
         compressed, report = compress_model(proto, config, inplace=True)
     else:
