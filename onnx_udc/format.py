@@ -206,13 +206,12 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     if len(view) < shape_end:
         raise FormatError(f"blob has {len(view)} bytes, its shape needs {shape_end}", "TRUNCATED")
     shape = struct.unpack_from(f"<{ndim}Q", view, HEADER_SIZE)
-    numel = 1
     for axis, dim in enumerate(shape):
         if dim > MAX_DIM:
             raise LimitError(f"dimension {axis} is {dim}, above the limit 2^40")
-        numel *= dim
-        if numel > MAX_NUMEL:
-            raise LimitError(f"tensor has more than 2^34 elements")
+    numel = math.prod(shape)  # exact: Python integers do not overflow
+    if numel > MAX_NUMEL:
+        raise LimitError(f"tensor has {numel} elements, above the limit 2^34")
     if values["symbol_width"] not in (1, 2, 4):
         raise FormatError(f"symbol width {values['symbol_width']} is not 1, 2 or 4")
     if numel * values["symbol_width"] > MAX_SYMBOL_BYTES:

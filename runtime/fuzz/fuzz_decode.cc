@@ -1,0 +1,55 @@
+// fuzz_decode - libFuzzer target for the blob decoder (C API).
+//
+//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I runtime/include -I runtime/src
+//       runtime/fuzz/fuzz_decode.cc runtime/src/capi.cc runtime/src/core/*.cc
+//       runtime/src/core/quantizers/*.cc runtime/src/core/coders/*.cc -lbrotlidec -o fuzz_decode
+//
+// (or configure with -DUDC_BUILD_FUZZER=ON and CMAKE_CXX_COMPILER=clang++).
+// Each input is tried twice: as is (exercising the header checks and the checksum), and
+// with its checksum field recomputed so the fuzzer also reaches the coders and quantizers.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/format.h"
+#include "onnx_udc.h"
+
+namespace {
+
+constexpr uint64_t kMaxFuzzOutput = uint64_t{64} << 20;  // keep each run small
+
+void Try(const uint8_t* data, size_t size) {
+  udc_blob_info info;
+  char err[256];
+  const int rc = udc_inspect(data, size, &info, err, sizeof err);
+  if (rc < 0 || rc > UDC_INTERNAL || std::memchr(err, '\0', sizeof err) == nullptr) std::abort();
+  if (rc != UDC_OK || info.nbytes > kMaxFuzzOutput) {
+    // Decoding must fail with a status at least as early as inspect did.
+    if (rc != UDC_OK) {
+      uint8_t one = 0;
+      const int rc2 = udc_decode(data, size, &one, 1, nullptr, 0);
+      if (rc2 != rc) std::abort();
+    }
+    return;
+  }
+  std::vector<uint8_t> out(static_cast<size_t>(info.nbytes) + 1);
+  const int rc2 = udc_decode(data, size, out.data(), static_cast<size_t>(info.nbytes), err, sizeof err);
+  if (rc2 != UDC_OK && rc2 != UDC_CORRUPT_PAYLOAD && rc2 != UDC_OUT_OF_MEMORY) std::abort();
+  if (udc_decode(data, size, out.data(), static_cast<size_t>(info.nbytes) + 1, nullptr, 0) != UDC_BUFFER_SIZE) {
+    std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Try(data, size);
+  if (size >= udc::kFixedHeaderSize) {
+    std::vector<uint8_t> fixed(data, data + size);
+    const uint32_t crc = udc::BlobChecksum(fixed.data(), fixed.size());
+    for (int i = 0; i < 4; ++i) fixed[udc::kChecksumOffset + i] = static_cast<uint8_t>(crc >> (8 * i));
+    Try(fixed.data(), fixed.size());
+  }
+  return 0;
+}

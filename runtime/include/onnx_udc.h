@@ -1,0 +1,83 @@
+/* onnx_udc.h - C entry points of libonnx_udc.so (plain C, usable from ctypes).
+ *
+ * Decodes one onnx-udc blob (FORMAT.md, format version 1) into a caller buffer.
+ * Every blob is treated as untrusted: all lengths are bounds-checked, the limits of
+ * FORMAT.md are enforced before anything is allocated and the checksum is verified
+ * before the payload is decoded. No C++ exception crosses these functions.
+ *
+ * Every function returning int returns a udc_status value. `err`/`err_len` are optional
+ * (err may be NULL): on failure err receives a NUL-terminated one-line message naming
+ * the failing field and its values, truncated to err_len bytes; on success err[0] = 0.
+ */
+#ifndef ONNX_UDC_H_
+#define ONNX_UDC_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define UDC_API __declspec(dllexport)
+#else
+#define UDC_API __attribute__((visibility("default")))
+#endif
+
+/* Status codes. The numbers are part of the API: the Python side maps them to typed
+ * exceptions. */
+enum udc_status {
+  UDC_OK = 0,
+  UDC_TRUNCATED = 1,            /* shorter than 40 bytes or than declared, or trailing bytes */
+  UDC_BAD_MAGIC = 2,
+  UDC_UNSUPPORTED_VERSION = 3,
+  UDC_UNKNOWN_QUANTIZER = 4,
+  UDC_UNKNOWN_CODER = 5,
+  UDC_BAD_HEADER = 6,           /* flags, ndim, dtype / width / step / seed / params */
+  UDC_LIMIT_EXCEEDED = 7,
+  UDC_CHECKSUM_MISMATCH = 8,
+  UDC_CORRUPT_PAYLOAD = 9,      /* coder did not yield exactly numel*width bytes from all L */
+  UDC_BUFFER_SIZE = 10,         /* out_len != numel * element size */
+  UDC_INVALID_ARGUMENT = 11,    /* null pointer */
+  UDC_OUT_OF_MEMORY = 12,
+  UDC_INTERNAL = 13
+};
+
+#define UDC_MAX_NDIM 8
+
+typedef struct udc_blob_info {
+  uint32_t version;
+  uint32_t quantizer;
+  uint32_t coder;
+  uint32_t dtype;          /* ONNX TensorProto.DataType: 1 FLOAT, 2 UINT8, 3 INT8, 6 INT32, 10 FLOAT16 */
+  uint32_t ndim;
+  uint32_t symbol_width;
+  uint64_t shape[8];       /* shape[0..ndim-1]; the rest is 0 */
+  uint64_t numel;
+  uint64_t nbytes;         /* numel * element size: the out_len udc_decode expects */
+  float step;
+  uint64_t seed;
+  uint64_t payload_len;
+} udc_blob_info;
+
+/* Validates the header, all limits and the checksum; does not decode the payload. */
+UDC_API int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* info, char* err,
+                        size_t err_len);
+
+/* Full validation, then decodes into out; out_len must equal udc_blob_info.nbytes.
+ * out may be NULL only when out_len is 0. */
+UDC_API int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
+                       size_t err_len);
+
+/* "OK", "TRUNCATED", ...; "UNKNOWN_STATUS" for other values. Never NULL. */
+UDC_API const char* udc_status_name(int status);
+
+/* Library version, e.g. "0.1.0 (format 1)". */
+UDC_API const char* udc_version(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ONNX_UDC_H_ */

@@ -1,0 +1,92 @@
+// capi.cc - the C entry points of onnx_udc.h: thin shells on the core that turn every
+// C++ exception into a status code.
+#include "onnx_udc.h"
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "core/decode.h"
+#include "core/status.h"
+
+#ifndef UDC_VERSION_STRING
+#define UDC_VERSION_STRING "0.0.0"
+#endif
+
+static_assert(static_cast<int>(udc::Code::kOk) == UDC_OK, "status numbers");
+static_assert(static_cast<int>(udc::Code::kChecksumMismatch) == UDC_CHECKSUM_MISMATCH, "status numbers");
+static_assert(static_cast<int>(udc::Code::kInternal) == UDC_INTERNAL, "status numbers");
+static_assert(udc::kMaxNdim == UDC_MAX_NDIM, "ndim limit");
+
+namespace {
+
+int Report(const udc::Status& s, char* err, size_t err_len) {
+  if (err != nullptr && err_len > 0) {
+    const std::string& m = s.message();
+    const size_t n = m.size() < err_len - 1 ? m.size() : err_len - 1;
+    std::memcpy(err, m.data(), n);
+    err[n] = '\0';
+  }
+  return static_cast<int>(s.code());
+}
+
+int ReportRaw(int code, const char* message, char* err, size_t err_len) {
+  if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", message);
+  return code;
+}
+
+template <typename Fn>
+int Guard(char* err, size_t err_len, Fn&& fn) {
+  try {
+    return Report(fn(), err, err_len);
+  } catch (const std::bad_alloc&) {
+    return ReportRaw(UDC_OUT_OF_MEMORY, "out of memory while decoding the blob", err, err_len);
+  } catch (const std::exception& e) {
+    return ReportRaw(UDC_INTERNAL, e.what(), err, err_len);
+  } catch (...) {
+    return ReportRaw(UDC_INTERNAL, "unknown C++ exception", err, err_len);
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* info, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (info == nullptr) return udc::Status(udc::Code::kInvalidArgument, "info is NULL");
+    std::memset(info, 0, sizeof *info);
+    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
+    udc::BlobView view;
+    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
+    const udc::Header& h = view.header;
+    info->version = h.version;
+    info->quantizer = h.quantizer;
+    info->coder = h.coder;
+    info->dtype = h.dtype;
+    info->ndim = h.ndim;
+    info->symbol_width = h.symbol_width;
+    for (unsigned d = 0; d < h.ndim; ++d) info->shape[d] = h.shape[d];
+    info->numel = h.numel;
+    info->nbytes = view.nbytes();
+    info->step = h.step;
+    info->seed = h.seed;
+    info->payload_len = h.payload_len;
+    return udc::Status::Ok();
+  });
+}
+
+int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
+    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    return udc::Decode(blob, blob_len, out, out_len);
+  });
+}
+
+const char* udc_status_name(int status) { return udc::CodeName(status); }
+
+const char* udc_version(void) { return UDC_VERSION_STRING " (format 1)"; }
+
+}  // extern "C"

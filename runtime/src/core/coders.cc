@@ -1,0 +1,30 @@
+#include "core/coders.h"
+
+namespace udc {
+
+// One line per coder: its id (FORMAT.md section 5) and the function returning it.
+const Coder& StoreCoder();   // coders/store.cc
+const Coder& BrotliCoder();  // coders/brotli.cc
+
+namespace {
+
+struct Entry {
+  uint8_t id;
+  const Coder& (*get)();
+};
+
+constexpr Entry kCoders[] = {
+    {0, &StoreCoder},
+    {1, &BrotliCoder},
+};
+
+}  // namespace
+
+const Coder* FindCoder(uint8_t id) {
+  for (const Entry& e : kCoders) {
+    if (e.id == id) return &e.get();
+  }
+  return nullptr;
+}
+
+}  // namespace udc

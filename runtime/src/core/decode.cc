@@ -1,0 +1,74 @@
+#include "core/decode.h"
+
+#include <cstdio>
+#include <string>
+
+namespace udc {
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "onnx-udc writes little-endian element bytes; big-endian hosts are not supported"
+#endif
+
+Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
+  if (blob == nullptr && blob_len != 0) return Status(Code::kInvalidArgument, "blob is NULL");
+  if (view == nullptr) return Status(Code::kInvalidArgument, "view is NULL");
+  *view = BlobView();
+  Header& h = view->header;
+  UDC_RETURN_IF_ERROR(ParseHeader(blob, blob_len, &h));
+
+  view->quantizer = FindQuantizer(h.quantizer);
+  if (view->quantizer == nullptr) {
+    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar)");
+  }
+  view->coder = FindCoder(h.coder);
+  if (view->coder == nullptr) {
+    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli)");
+  }
+  UDC_RETURN_IF_ERROR(view->quantizer->Validate(h));
+  if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {  // every quantizer must ensure it
+    return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", must be 1, 2 or 4");
+  }
+  if (h.symbol_bytes() > kMaxSymbolBytes) {
+    return Status(Code::kLimitExceeded, "numel * symbol_width = " + std::to_string(h.symbol_bytes()) +
+                                            " bytes exceeds the limit 2^36");
+  }
+  if (h.symbol_bytes() > SIZE_MAX || h.element_bytes() > SIZE_MAX) {
+    return Status(Code::kLimitExceeded, "decoded size " + std::to_string(h.element_bytes()) +
+                                            " bytes does not fit this platform's address space");
+  }
+
+  const uint32_t crc = BlobChecksum(blob, blob_len);
+  if (crc != h.checksum) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "checksum field is 0x%08x but the blob's CRC-32 is 0x%08x", h.checksum, crc);
+    return Status(Code::kChecksumMismatch, buf);
+  }
+  return Status::Ok();
+}
+
+Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  const Header& h = view.header;
+  if (view.quantizer == nullptr || view.coder == nullptr) {
+    return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
+  }
+  if (uint64_t{out_len} != view.nbytes()) {
+    return Status(Code::kBufferSize, "output buffer has " + std::to_string(out_len) + " bytes, the tensor needs " +
+                                         std::to_string(view.nbytes()) + " (numel " + std::to_string(h.numel) +
+                                         " * " + std::to_string(DTypeSize(h.dtype)) + ")");
+  }
+  if (out == nullptr && out_len != 0) return Status(Code::kInvalidArgument, "output buffer is NULL");
+
+  ByteBuffer scratch;
+  const uint8_t* symbols = nullptr;
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, h.symbol_bytes(), &scratch, &symbols));
+  if (h.numel != 0) view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
+  return Status::Ok();
+}
+
+Status Decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, const DecodeOptions& opt) {
+  BlobView view;
+  UDC_RETURN_IF_ERROR(Inspect(blob, blob_len, &view));
+  return DecodeInto(view, out, out_len, opt);
+}
+
+}  // namespace udc

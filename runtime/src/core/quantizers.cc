@@ -1,0 +1,30 @@
+#include "core/quantizers.h"
+
+namespace udc {
+
+// One line per quantizer: its id (FORMAT.md section 4) and the function returning it.
+const Quantizer& RawQuantizer();             // quantizers/raw.cc
+const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
+
+namespace {
+
+struct Entry {
+  uint8_t id;
+  const Quantizer& (*get)();
+};
+
+constexpr Entry kQuantizers[] = {
+    {0, &RawQuantizer},
+    {1, &DitheredScalarQuantizer},
+};
+
+}  // namespace
+
+const Quantizer* FindQuantizer(uint8_t id) {
+  for (const Entry& e : kQuantizers) {
+    if (e.id == id) return &e.get();
+  }
+  return nullptr;
+}
+
+}  // namespace udc

@@ -1,0 +1,41 @@
+// quantizers.h - the quantizer strategy interface and its registry (FORMAT.md section 4).
+//
+// A quantizer turns the planar symbol bytes into elements of the blob's dtype. The
+// registry maps the header's quantizer id to one strategy object; adding a quantizer is
+// one new file under quantizers/ plus one line in the table of quantizers.cc.
+#ifndef UDC_CORE_QUANTIZERS_H_
+#define UDC_CORE_QUANTIZERS_H_
+
+#include <cstdint>
+
+#include "core/format.h"
+#include "core/status.h"
+
+namespace udc {
+
+struct DecodeOptions {
+  int max_threads = 0;  // <= 0: hardware concurrency, capped at 8; 1: single-threaded
+};
+
+class Quantizer {
+ public:
+  virtual ~Quantizer() = default;
+  virtual const char* name() const = 0;
+
+  // Checks the quantizer-specific header fields: dtype, symbol width, step, seed and
+  // params. Returns kBadHeader naming the field; called before any allocation.
+  virtual Status Validate(const Header& h) const = 0;
+
+  // symbols: h.numel * h.symbol_width planar bytes. out: h.numel elements of h.dtype
+  // (h.element_bytes() bytes, no alignment required). Only called after Validate
+  // succeeded; cannot fail. Bit-identical for any opt.max_threads.
+  virtual void Dequantize(const Header& h, const uint8_t* symbols, uint8_t* out,
+                          const DecodeOptions& opt) const = 0;
+};
+
+// The strategy registered for `id`, or nullptr for an unknown id.
+const Quantizer* FindQuantizer(uint8_t id);
+
+}  // namespace udc
+
+#endif  // UDC_CORE_QUANTIZERS_H_

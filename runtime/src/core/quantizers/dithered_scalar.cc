@@ -1,0 +1,94 @@
+// Quantizer 1, dithered uniform scalar on the lattice Z (FORMAT.md 4.1).
+//
+//   symbol s_i (u32, planar) -> q = zigzag^-1(s_i) (i32)
+//   d_i = Dither(seed, i)                         in [-0.5, 0.5)
+//   w_i = (float32(q) - d_i) * step               binary32, no FMA (-ffp-contract=off)
+//   FLOAT: w_i    FLOAT16: round-to-nearest-even binary16 of w_i
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/dither.h"
+#include "core/half.h"
+#include "core/parallel.h"
+#include "core/quantizers.h"
+#include "core/symbols.h"
+
+namespace udc {
+namespace {
+
+// Element i of the dequantized tensor, in binary32. Kept out of line of any fused
+// multiply-add: each operation rounds (the build sets -ffp-contract=off as well).
+inline float DequantizeOne(uint32_t symbol, uint64_t seed, uint64_t i, float step) {
+  const float a = static_cast<float>(ZigzagDecode(symbol));
+  const float t = a - Dither(seed, i);
+  return t * step;
+}
+
+template <int W, bool kHalf>
+void Run(const Header& h, const uint8_t* symbols, uint8_t* out, uint64_t begin, uint64_t end) {
+  const uint64_t n = h.numel;
+  const uint64_t seed = h.seed;
+  const float step = h.step;
+  for (uint64_t i = begin; i < end; ++i) {
+    const float w = DequantizeOne(PlanarSymbol<W>(symbols, n, i), seed, i, step);
+    if (kHalf) {
+      const uint16_t hbits = FloatToHalfBits(w);
+      std::memcpy(out + 2 * i, &hbits, 2);
+    } else {
+      std::memcpy(out + 4 * i, &w, 4);
+    }
+  }
+}
+
+template <bool kHalf>
+void Dispatch(const Header& h, const uint8_t* symbols, uint8_t* out, const DecodeOptions& opt) {
+  ParallelFor(h.numel, opt.max_threads, [&](uint64_t b, uint64_t e) {
+    switch (h.symbol_width) {
+      case 1: Run<1, kHalf>(h, symbols, out, b, e); break;
+      case 2: Run<2, kHalf>(h, symbols, out, b, e); break;
+      default: Run<4, kHalf>(h, symbols, out, b, e); break;
+    }
+  });
+}
+
+class DitheredScalar final : public Quantizer {
+ public:
+  const char* name() const override { return "dithered_scalar"; }
+
+  Status Validate(const Header& h) const override {
+    if (h.dtype != static_cast<uint8_t>(DType::kFloat) && h.dtype != static_cast<uint8_t>(DType::kFloat16)) {
+      return Status(Code::kBadHeader, "dtype " + std::to_string(h.dtype) + " (" + DTypeName(h.dtype) +
+                                          ") is not allowed by the dithered scalar quantizer (FLOAT(1), FLOAT16(10))");
+    }
+    if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {
+      return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", must be 1, 2 or 4");
+    }
+    if (!std::isfinite(h.step) || !(h.step > 0.0f)) {
+      return Status(Code::kBadHeader, "step is " + FloatString(h.step) +
+                                          ", the dithered scalar quantizer needs a finite step > 0");
+    }
+    if (h.params_len != 0) {
+      return Status(Code::kBadHeader,
+                    "params_len is " + std::to_string(h.params_len) + ", the dithered scalar quantizer needs 0");
+    }
+    return Status::Ok();
+  }
+
+  void Dequantize(const Header& h, const uint8_t* symbols, uint8_t* out, const DecodeOptions& opt) const override {
+    if (h.dtype == static_cast<uint8_t>(DType::kFloat16)) {
+      Dispatch<true>(h, symbols, out, opt);
+    } else {
+      Dispatch<false>(h, symbols, out, opt);
+    }
+  }
+};
+
+}  // namespace
+
+const Quantizer& DitheredScalarQuantizer() {
+  static const DitheredScalar kDitheredScalar;
+  return kDitheredScalar;
+}
+
+}  // namespace udc

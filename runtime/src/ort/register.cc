@@ -1,0 +1,58 @@
+// register.cc - RegisterCustomOps, the entry point onnxruntime calls when the library is
+// registered (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary).
+//
+// The domain "ai.onnx_udc" is created once per process and never freed: sessions keep raw
+// pointers to it and to its ops, and it must outlive all of them.
+#include <string>
+
+#include "ort/cpu_ops.h"
+
+#define UDC_EXPORT __attribute__((visibility("default")))
+
+namespace {
+
+constexpr const char* kDomain = "ai.onnx_udc";
+
+// The newest API table the host offers, down to version 1 (for an error status only).
+const OrtApi* AnyApi(const OrtApiBase* base) {
+  for (uint32_t v = ORT_API_VERSION; v >= 1; --v) {
+    if (const OrtApi* api = base->GetApi(v)) return api;
+  }
+  return nullptr;
+}
+
+Ort::CustomOpDomain* Domain() {
+  static Ort::CustomOpDomain* domain = [] {
+    auto* d = new Ort::CustomOpDomain(kDomain);  // intentionally leaked, see above
+    udc::ort::RegisterCpuOps(*d);
+    return d;
+  }();
+  return domain;
+}
+
+}  // namespace
+
+extern "C" UDC_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
+  if (api_base == nullptr) return nullptr;  // cannot even build an error status
+  const OrtApi* api = api_base->GetApi(ORT_API_VERSION);
+  if (api == nullptr) {
+    const OrtApi* old = AnyApi(api_base);
+    if (old == nullptr) return nullptr;
+    const std::string msg = std::string("onnx_udc: this onnxruntime (") + api_base->GetVersionString() +
+                            ") does not offer C API version " + std::to_string(ORT_API_VERSION) + ", which the library needs";
+    return old->CreateStatus(ORT_FAIL, msg.c_str());
+  }
+  static const bool api_ready = (Ort::InitApi(api), true);  // thread-safe static init, once
+  (void)api_ready;
+  try {
+    Ort::UnownedSessionOptions session_options(options);
+    session_options.Add(*Domain());
+    return nullptr;
+  } catch (const Ort::Exception& e) {
+    return api->CreateStatus(e.GetOrtErrorCode(), (std::string("onnx_udc: ") + e.what()).c_str());
+  } catch (const std::exception& e) {
+    return api->CreateStatus(ORT_FAIL, (std::string("onnx_udc: ") + e.what()).c_str());
+  } catch (...) {
+    return api->CreateStatus(ORT_FAIL, "onnx_udc: unknown C++ exception in RegisterCustomOps");
+  }
+}

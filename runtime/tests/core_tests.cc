@@ -1,0 +1,461 @@
+// udc_core_tests - unit tests of the decoding core and the C API (no onnxruntime, no Python).
+//
+// Expected numbers were computed independently with Python/numpy (SplitMix64 in Python
+// ints, numpy float32 arithmetic, numpy astype(float16), zlib.crc32, brotli.compress).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/decode.h"
+#include "core/dither.h"
+#include "core/format.h"
+#include "core/half.h"
+#include "onnx_udc.h"
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+
+#define CHECK(cond)                                                           \
+  do {                                                                        \
+    ++g_checks;                                                               \
+    if (!(cond)) {                                                            \
+      ++g_failures;                                                           \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_EQ_U(a, b)                                                                          \
+  do {                                                                                            \
+    ++g_checks;                                                                                   \
+    const unsigned long long va_ = static_cast<unsigned long long>(a);                            \
+    const unsigned long long vb_ = static_cast<unsigned long long>(b);                            \
+    if (va_ != vb_) {                                                                             \
+      ++g_failures;                                                                               \
+      std::fprintf(stderr, "%s:%d: %s == %s failed: 0x%llx vs 0x%llx\n", __FILE__, __LINE__, #a, #b, va_, vb_); \
+    }                                                                                             \
+  } while (0)
+
+uint32_t FloatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float BitsFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---- a tiny blob writer (tests only) -------------------------------------------------
+struct BlobSpec {
+  uint16_t version = 1;
+  uint8_t quantizer = 0, coder = 0, dtype = 2, symbol_width = 1, flags = 0;
+  std::vector<uint64_t> shape;
+  float step = 0.0f;
+  uint64_t seed = 0;
+  std::vector<uint8_t> params, payload;
+  int64_t ndim_override = -1;
+};
+
+void Put(std::vector<uint8_t>& b, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+void FixChecksum(std::vector<uint8_t>& b) {
+  const uint32_t crc = udc::BlobChecksum(b.data(), b.size());
+  for (int i = 0; i < 4; ++i) b[12 + i] = static_cast<uint8_t>(crc >> (8 * i));
+}
+
+std::vector<uint8_t> MakeBlob(const BlobSpec& s) {
+  std::vector<uint8_t> b = {0x55, 0x44, 0x43, 0x42};
+  Put(b, s.version, 2);
+  b.push_back(s.quantizer);
+  b.push_back(s.coder);
+  b.push_back(s.dtype);
+  b.push_back(static_cast<uint8_t>(s.ndim_override >= 0 ? s.ndim_override : static_cast<int64_t>(s.shape.size())));
+  b.push_back(s.symbol_width);
+  b.push_back(s.flags);
+  Put(b, 0, 4);
+  Put(b, FloatBits(s.step), 4);
+  Put(b, s.params.size(), 4);
+  Put(b, s.seed, 8);
+  Put(b, s.payload.size(), 8);
+  for (uint64_t d : s.shape) Put(b, d, 8);
+  b.insert(b.end(), s.params.begin(), s.params.end());
+  b.insert(b.end(), s.payload.begin(), s.payload.end());
+  FixChecksum(b);
+  return b;
+}
+
+udc::Code DecodeCode(const std::vector<uint8_t>& blob, size_t out_len, std::vector<uint8_t>* out = nullptr,
+                     int threads = 0) {
+  std::vector<uint8_t> local(out_len);
+  std::vector<uint8_t>& buf = out ? *out : local;
+  buf.assign(out_len, 0xAB);
+  udc::DecodeOptions opt;
+  opt.max_threads = threads;
+  return udc::Decode(blob.data(), blob.size(), buf.data(), out_len, opt).code();
+}
+
+// ---- tests ---------------------------------------------------------------------------
+void TestCrc32() {
+  const char* s = "123456789";
+  const auto* p = reinterpret_cast<const uint8_t*>(s);
+  CHECK_EQ_U(udc::Crc32(p, 9), 0xCBF43926u);
+  CHECK_EQ_U(udc::Crc32(p + 5, 4, udc::Crc32(p, 5)), 0xCBF43926u);
+  CHECK_EQ_U(udc::Crc32(p, 0), 0u);
+  std::vector<uint8_t> big(1000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7 + 3);
+  uint32_t chained = 0;
+  for (size_t i = 0; i < big.size(); i += 13) chained = udc::Crc32(big.data() + i, std::min<size_t>(13, big.size() - i), chained);
+  CHECK_EQ_U(chained, udc::Crc32(big.data(), big.size()));
+}
+
+void TestZigzag() {
+  const int32_t expect[] = {0, -1, 1, -2, 2, -3, 3};
+  for (uint32_t s = 0; s < 7; ++s) CHECK(udc::ZigzagDecode(s) == expect[s]);
+  CHECK(udc::ZigzagDecode(0xFFFFFFFFu) == std::numeric_limits<int32_t>::min());
+  CHECK(udc::ZigzagDecode(0xFFFFFFFEu) == std::numeric_limits<int32_t>::max());
+  for (int32_t q : {0, 1, -1, 127, -128, 32767, -32768, 123456789, std::numeric_limits<int32_t>::min()}) {
+    CHECK(udc::ZigzagDecode(udc::ZigzagEncode(q)) == q);
+  }
+}
+
+void TestDither() {
+  // numpy: d = np.float32(x >> 40) * np.float32(2**-24) - np.float32(0.5)
+  const uint64_t x0[] = {0xe220a8397b1dcdafull, 0x6e789e6aa1b965f4ull, 0x06c45d188009454full, 0xf88bb8a8724c81ecull};
+  const uint32_t d0[] = {0x3ec44150u, 0xbd8c3b10u, 0xbef27746u, 0x3ef11770u};  // 0.3833108 -0.06847203 -0.47356623 0.47088194
+  const uint32_t d12345[] = {0xbebbdcfcu, 0xbe972248u, 0xbec2cb52u, 0xbea5d3e4u};
+  for (uint64_t i = 0; i < 4; ++i) {
+    const float d = udc::Dither(0, i);
+    std::printf("dither seed=0 i=%llu: x=0x%016llx d=%.9g (0x%08x)\n", static_cast<unsigned long long>(i),
+                static_cast<unsigned long long>(udc::SplitMix64At(0, i)), static_cast<double>(d), FloatBits(d));
+    CHECK_EQ_U(udc::SplitMix64At(0, i), x0[i]);
+    CHECK_EQ_U(FloatBits(d), d0[i]);
+    CHECK_EQ_U(FloatBits(udc::Dither(12345, i)), d12345[i]);
+  }
+  // Range: [-0.5, 0.5).
+  for (uint64_t i = 0; i < 100000; ++i) {
+    const float d = udc::Dither(0xDEADBEEFull, i);
+    if (!(d >= -0.5f && d < 0.5f)) { CHECK(false); break; }
+  }
+}
+
+void TestHalf() {
+  struct Case { uint32_t f; uint16_t h; };
+  // Pairs (float32 bits, numpy astype(float16) bits).
+  const Case cases[] = {
+      {0x00000000, 0x0000}, {0x80000000, 0x8000}, {0x3f800000, 0x3c00}, {0xbf800000, 0xbc00},
+      {0x477fe000, 0x7bff},  // 65504, the largest half
+      {0x477feffd, 0x7bff},  // 65519.99 rounds down
+      {0x477ff000, 0x7c00},  // 65520: tie between 65504 (odd) and 65536 -> inf
+      {0xc77ff000, 0xfc00}, {0x501502f9, 0x7c00}, {0x7f800000, 0x7c00}, {0xff800000, 0xfc00},
+      {0x38800000, 0x0400},  // 2^-14, smallest normal
+      {0x33800000, 0x0001},  // 2^-24, smallest subnormal
+      {0x33000000, 0x0000},  // 2^-25: tie -> even (0)
+      {0x33000001, 0x0001},  // just above 2^-25
+      {0xb3000000, 0x8000},  // -2^-25 -> -0
+      {0x32800000, 0x0000}, {0x33c00000, 0x0002},  // 1.5 * 2^-24 -> tie -> 2
+      {0x34200000, 0x0002},  // 2.5 * 2^-24 -> tie -> 2
+      {0x3f801000, 0x3c00},  // 1 + 2^-11: tie -> even
+      {0x3f803000, 0x3c02},  // 1 + 3 * 2^-11: tie -> even (up)
+      {0x3f801008, 0x3c01},  // just above the tie
+      {0x3dcccccd, 0x2e66}, {0xbeaa7efa, 0xb554},
+      {0x387fda40, 0x03ff},  // 6.1e-05: largest subnormal
+      {0x3380d959, 0x0001}, {0x322bcc77, 0x0000}, {0x45001000, 0x6800}, {0x45003000, 0x6802},
+      {0x477fe100, 0x7bff}, {0x38000000, 0x0200},
+  };
+  for (const Case& c : cases) {
+    const uint16_t h = udc::FloatToHalfBits(BitsFloat(c.f));
+    if (h != c.h) std::fprintf(stderr, "half(0x%08x) = 0x%04x, numpy 0x%04x\n", c.f, h, c.h);
+    CHECK_EQ_U(h, c.h);
+  }
+  // NaNs as numpy: payload top bits kept, never turned into inf.
+  CHECK_EQ_U(udc::FloatToHalfBits(BitsFloat(0x7fc00000)), 0x7e00u);
+  CHECK_EQ_U(udc::FloatToHalfBits(BitsFloat(0x7f800001)), 0x7c01u);
+  CHECK_EQ_U(udc::FloatToHalfBits(BitsFloat(0xffa00000)), 0xfd00u);
+}
+
+void TestDecodeGood() {
+  // Raw INT8, store, shape [2, 3].
+  BlobSpec s;
+  s.dtype = 3;
+  s.shape = {2, 3};
+  s.payload = {1, 2, 3, 0xFF, 0x80, 0x7F};
+  std::vector<uint8_t> blob = MakeBlob(s), out;
+  CHECK(DecodeCode(blob, 6, &out) == udc::Code::kOk);
+  CHECK(out == s.payload);
+
+  // Raw FLOAT, store: planar bytes -> little-endian floats.
+  s = BlobSpec();
+  s.dtype = 1;
+  s.symbol_width = 4;
+  s.shape = {2};
+  const float vals[2] = {1.5f, -2.25f};
+  uint32_t u[2] = {FloatBits(vals[0]), FloatBits(vals[1])};
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 2; ++i) s.payload.push_back(static_cast<uint8_t>(u[i] >> (8 * k)));
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 8, &out) == udc::Code::kOk);
+  CHECK(std::memcmp(out.data(), vals, 8) == 0);
+
+  // Raw UINT8, brotli: payload = brotli.compress(bytes([0, 1, 2, 3, 4, 5])).
+  s = BlobSpec();
+  s.coder = 1;
+  s.shape = {6};
+  s.payload = {0x8b, 0x02, 0x80, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x03};
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 6, &out) == udc::Code::kOk);
+  CHECK((out == std::vector<uint8_t>{0, 1, 2, 3, 4, 5}));
+
+  // Raw UINT8, brotli, 64 zeros in 11 bytes.
+  s.shape = {64};
+  s.payload = {0x1b, 0x3f, 0x00, 0xf8, 0x27, 0x00, 0xe2, 0x8c, 0x00, 0xc0, 0x00};
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 64, &out) == udc::Code::kOk);
+  CHECK(out == std::vector<uint8_t>(64, 0));
+
+  // Dithered FLOAT and FLOAT16, width 1, seed 0, step 0.5, q = [0, -1, 1, -2] (numpy values).
+  for (uint8_t dtype : {uint8_t{1}, uint8_t{10}}) {
+    s = BlobSpec();
+    s.quantizer = 1;
+    s.dtype = dtype;
+    s.shape = {4};
+    s.step = 0.5f;
+    s.payload = {0, 1, 2, 3};
+    blob = MakeBlob(s);
+    if (dtype == 1) {
+      CHECK(DecodeCode(blob, 16, &out) == udc::Code::kOk);
+      const uint32_t expect[] = {0xbe444150u, 0xbeee789eu, 0x3f3c9dd2u, 0xbf9e22eeu};
+      CHECK(std::memcmp(out.data(), expect, 16) == 0);
+    } else {
+      CHECK(DecodeCode(blob, 8, &out) == udc::Code::kOk);
+      const uint16_t expect[] = {0xb222, 0xb774, 0x39e5, 0xbcf1};
+      CHECK(std::memcmp(out.data(), expect, 8) == 0);
+    }
+  }
+
+  // Dithered FLOAT, width 4, seed 12345, step float32(1e-3), q = [1000, -70000, 3, 0].
+  s = BlobSpec();
+  s.quantizer = 1;
+  s.dtype = 1;
+  s.symbol_width = 4;
+  s.shape = {2, 2};
+  s.step = BitsFloat(0x3a83126fu);
+  s.seed = 12345;
+  const int32_t q[] = {1000, -70000, 3, 0};
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 4; ++i) s.payload.push_back(static_cast<uint8_t>(udc::ZigzagEncode(q[i]) >> (8 * k)));
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 16, &out) == udc::Code::kOk);
+  const uint32_t expect4[] = {0x3f800c07u, 0xc28bffdau, 0x3b5d8aabu, 0x39a9cebdu};
+  CHECK(std::memcmp(out.data(), expect4, 16) == 0);
+
+  // Scalar (ndim 0): one element.
+  s = BlobSpec();
+  s.payload = {42};
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 1, &out) == udc::Code::kOk);
+  CHECK(out[0] == 42);
+
+  // Empty tensor (a zero dimension), store and brotli (brotli.compress(b"") = 3b).
+  s = BlobSpec();
+  s.shape = {3, 0, uint64_t{1} << 40};
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 0) == udc::Code::kOk);
+  s.coder = 1;
+  s.payload = {0x3b};
+  blob = MakeBlob(s);
+  CHECK(DecodeCode(blob, 0) == udc::Code::kOk);
+}
+
+void TestThreadsBitIdentical() {
+  // 3M elements, width 2, FLOAT and FLOAT16: 1 thread and 4 threads agree bit for bit.
+  const uint64_t n = 3000000;
+  for (uint8_t dtype : {uint8_t{1}, uint8_t{10}}) {
+    BlobSpec s;
+    s.quantizer = 1;
+    s.dtype = dtype;
+    s.symbol_width = 2;
+    s.shape = {n};
+    s.step = 0.0173f;
+    s.seed = 99;
+    s.payload.resize(2 * n);
+    for (uint64_t i = 0; i < 2 * n; ++i) s.payload[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+    const std::vector<uint8_t> blob = MakeBlob(s);
+    std::vector<uint8_t> a, b;
+    const size_t nbytes = n * (dtype == 1 ? 4 : 2);
+    CHECK(DecodeCode(blob, nbytes, &a, 1) == udc::Code::kOk);
+    CHECK(DecodeCode(blob, nbytes, &b, 4) == udc::Code::kOk);
+    CHECK(a == b);
+  }
+}
+
+void TestRejects() {
+  BlobSpec good;
+  good.dtype = 2;
+  good.shape = {4};
+  good.payload = {1, 2, 3, 4};
+  const std::vector<uint8_t> g = MakeBlob(good);
+  CHECK(DecodeCode(g, 4) == udc::Code::kOk);
+
+  // Truncation and trailing bytes.
+  for (size_t len : {size_t{0}, size_t{1}, size_t{39}, size_t{40}, size_t{47}, g.size() - 1}) {
+    std::vector<uint8_t> t(g.begin(), g.begin() + static_cast<long>(len));
+    CHECK(DecodeCode(t, 4) == udc::Code::kTruncated);
+  }
+  std::vector<uint8_t> t = g;
+  t.push_back(0);
+  FixChecksum(t);
+  CHECK(DecodeCode(t, 4) == udc::Code::kTruncated);
+  t = g;  // payload_len = 2^64 - 1: the declared length overflows
+  for (int i = 0; i < 8; ++i) t[32 + i] = 0xFF;
+  FixChecksum(t);
+  CHECK(DecodeCode(t, 4) == udc::Code::kTruncated);
+
+  auto with = [&](auto mutate) {
+    BlobSpec s = good;
+    mutate(s);
+    return MakeBlob(s);
+  };
+  t = g;
+  t[0] = 'X';
+  CHECK(DecodeCode(t, 4) == udc::Code::kBadMagic);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.version = 2; }), 4) == udc::Code::kUnsupportedVersion);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.version = 0; }), 4) == udc::Code::kUnsupportedVersion);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.quantizer = 7; }), 4) == udc::Code::kUnknownQuantizer);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.coder = 9; }), 4) == udc::Code::kUnknownCoder);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape.assign(9, 1); }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.symbol_width = 2; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.dtype = 7; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.step = 0.5f; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.seed = 1; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.params = {0, 0, 0, 0}; }), 4) == udc::Code::kBadHeader);
+  // Dithered: dtype, step, width.
+  auto dith = [&](auto mutate) {
+    return with([&](BlobSpec& s) {
+      s.quantizer = 1;
+      s.dtype = 1;
+      s.step = 0.1f;
+      mutate(s);
+    });
+  };
+  CHECK(DecodeCode(dith([](BlobSpec&) {}), 16) == udc::Code::kOk);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.dtype = 3; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.dtype = 6; }), 16) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.step = 0.0f; }), 16) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.step = -0.1f; }), 16) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.step = std::numeric_limits<float>::infinity(); }), 16) ==
+        udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.step = std::numeric_limits<float>::quiet_NaN(); }), 16) ==
+        udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.symbol_width = 3; s.payload.resize(12); }), 16) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(dith([](BlobSpec& s) { s.params = {1}; }), 16) == udc::Code::kBadHeader);
+
+  // Limits (checked before the payload is looked at).
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {(uint64_t{1} << 40) + 1}; }), 4) == udc::Code::kLimitExceeded);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 20, (uint64_t{1} << 14) + 1}; }), 4) ==
+        udc::Code::kLimitExceeded);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 40, uint64_t{1} << 40, uint64_t{1} << 40}; }),
+                   4) == udc::Code::kLimitExceeded);
+  // numel = 2^34 exactly is allowed by the limits: the store payload is then too short.
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 34}; }), 4) == udc::Code::kBufferSize);
+
+  // Checksum: flips in the shape, the checksum field and the payload.
+  for (size_t pos : {size_t{40}, size_t{12}, size_t{15}, g.size() - 1}) {
+    t = g;
+    t[pos] ^= 0x01;
+    CHECK(DecodeCode(t, 4) == udc::Code::kChecksumMismatch);
+  }
+
+  // Store payload of the wrong length.
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.payload = {1, 2, 3}; }), 4) == udc::Code::kCorruptPayload);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.payload = {1, 2, 3, 4, 5}; }), 4) == udc::Code::kCorruptPayload);
+
+  // Brotli: the 6-byte stream against wrong sizes, truncated, trailing bytes, garbage.
+  const std::vector<uint8_t> br6 = {0x8b, 0x02, 0x80, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x03};
+  auto brotli = [&](std::vector<uint8_t> payload, uint64_t n) {
+    return with([&](BlobSpec& s) {
+      s.coder = 1;
+      s.shape = {n};
+      s.payload = payload;
+    });
+  };
+  CHECK(DecodeCode(brotli(br6, 6), 6) == udc::Code::kOk);
+  CHECK(DecodeCode(brotli(br6, 5), 5) == udc::Code::kCorruptPayload);  // wants more output
+  CHECK(DecodeCode(brotli(br6, 7), 7) == udc::Code::kCorruptPayload);  // ends early
+  CHECK(DecodeCode(brotli(br6, 0), 0) == udc::Code::kCorruptPayload);
+  std::vector<uint8_t> p = br6;
+  p.pop_back();
+  CHECK(DecodeCode(brotli(p, 6), 6) == udc::Code::kCorruptPayload);  // truncated stream
+  p = br6;
+  p.push_back(0);
+  CHECK(DecodeCode(brotli(p, 6), 6) == udc::Code::kCorruptPayload);  // unused input
+  CHECK(DecodeCode(brotli({0xFF, 0xFF, 0xFF, 0xFF}, 6), 6) == udc::Code::kCorruptPayload);
+  CHECK(DecodeCode(brotli({}, 6), 6) == udc::Code::kCorruptPayload);
+  CHECK(DecodeCode(brotli({0x3b}, 1), 1) == udc::Code::kCorruptPayload);
+  CHECK(DecodeCode(brotli({0x3b, 0x3b}, 0), 0) == udc::Code::kCorruptPayload);
+
+  // Output buffer size.
+  CHECK(DecodeCode(g, 3) == udc::Code::kBufferSize);
+  CHECK(DecodeCode(g, 5) == udc::Code::kBufferSize);
+}
+
+void TestCApi() {
+  BlobSpec s;
+  s.quantizer = 1;
+  s.dtype = 10;
+  s.symbol_width = 2;
+  s.shape = {2, 3};
+  s.step = 0.25f;
+  s.seed = 7;
+  s.payload.assign(12, 1);
+  const std::vector<uint8_t> blob = MakeBlob(s);
+  udc_blob_info info;
+  char err[256];
+  CHECK(udc_inspect(blob.data(), blob.size(), &info, err, sizeof err) == UDC_OK);
+  CHECK(err[0] == '\0');
+  CHECK(info.version == 1 && info.quantizer == 1 && info.coder == 0 && info.dtype == 10 && info.ndim == 2);
+  CHECK(info.symbol_width == 2 && info.shape[0] == 2 && info.shape[1] == 3 && info.shape[2] == 0);
+  CHECK(info.numel == 6 && info.nbytes == 12 && info.step == 0.25f && info.seed == 7 && info.payload_len == 12);
+  std::vector<uint8_t> out(12);
+  CHECK(udc_decode(blob.data(), blob.size(), out.data(), out.size(), nullptr, 0) == UDC_OK);
+  CHECK(udc_decode(blob.data(), blob.size(), out.data(), 11, err, sizeof err) == UDC_BUFFER_SIZE);
+  std::printf("BUFFER_SIZE message: %s\n", err);
+  CHECK(std::string(err).find("11") != std::string::npos);
+  CHECK(udc_decode(blob.data(), blob.size() - 1, out.data(), 12, err, sizeof err) == UDC_TRUNCATED);
+  std::printf("TRUNCATED message: %s\n", err);
+  CHECK(std::string(err) == "blob declares 68 bytes but has 67 (40 + 8*ndim 2 + params_len 0 + payload_len 12)");
+  char tiny[8];
+  CHECK(udc_decode(blob.data(), 10, out.data(), 12, tiny, sizeof tiny) == UDC_TRUNCATED);
+  CHECK(std::strlen(tiny) == 7);
+  CHECK(udc_inspect(nullptr, 0, &info, err, sizeof err) == UDC_INVALID_ARGUMENT);
+  CHECK(udc_inspect(blob.data(), blob.size(), nullptr, err, sizeof err) == UDC_INVALID_ARGUMENT);
+  CHECK(udc_decode(blob.data(), blob.size(), nullptr, 12, err, sizeof err) == UDC_INVALID_ARGUMENT);
+  CHECK(std::string(udc_status_name(UDC_CHECKSUM_MISMATCH)) == "CHECKSUM_MISMATCH");
+  CHECK(std::string(udc_status_name(UDC_INTERNAL)) == "INTERNAL");
+  CHECK(std::string(udc_status_name(99)) == "UNKNOWN_STATUS");
+  CHECK(std::string(udc_version()).find("(format 1)") != std::string::npos);
+}
+
+}  // namespace
+
+int main() {
+  TestCrc32();
+  TestZigzag();
+  TestDither();
+  TestHalf();
+  TestDecodeGood();
+  TestThreadsBitIdentical();
+  TestRejects();
+  TestCApi();
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
