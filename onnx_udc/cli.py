@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from .errors import ConfigError, UdcError
+from .quantizers.scalar import DEFAULT_STEP_REL
 
 INTERNAL_ERROR = 70
 
@@ -48,7 +49,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="compressed model to write")
-@click.option("--step-rel", type=float, default=None, help="step as a fraction of each tensor's RMS (default 0.25)")
+@click.option("--step-rel", type=float, default=None, help=f"step as a fraction of each tensor's RMS (default {DEFAULT_STEP_REL})")
 @click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
@@ -67,7 +68,7 @@ def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, thr
         raise ConfigError("--min-elements must be at least 1")
     if not 0 <= seed < 2**64:
         raise ConfigError("--seed must lie in [0, 2^64)")
-    scalar = ScalarConfig(step_rel=0.25 if step_rel is None else step_rel, target_bpw=target_bpw)
+    scalar = ScalarConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
     config = CompressConfig(coder=coder, scalar=scalar, seed=seed, min_elements=min_elements, threads=threads)
     _check_writable(output)
     proto = load_model(model)

@@ -38,7 +38,7 @@ def compress_to(path: Path, **scalar) -> tuple[Path, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None, help="folder for the compressed files (default: temporary)")
-    parser.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.25, 0.5, 0.8, 1.2], help="step-rel values")
+    parser.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.4, 0.8, 1.2], help="step-rel values")
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     out = args.out or Path(tempfile.mkdtemp(prefix="onnx-udc-demo-"))
