@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +168,11 @@ def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -
     found = decode_nodes(model)
     dense: dict[str, np.ndarray] = {}
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    for node, init in found:
+    # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial).
+    with ThreadPoolExecutor(max_workers=min(len(found), os.cpu_count() or 1) or 1) as pool:
+        arrays = list(pool.map(lambda pair: decoder.decode(blob_bytes(pair[1])), found))
+    for (node, init), array in zip(found, arrays):
         name = node.output[0]
-        array = decoder.decode(blob_bytes(init))
         if array.dtype != DType.from_op_type(node.op_type).numpy:
             raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs another type")
         dense[name] = array

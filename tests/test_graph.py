@@ -146,3 +146,17 @@ def test_float16_model():
     assert report.tensors[0].dtype == "FLOAT16"
     assert decode_nodes(compressed)[0][0].op_type == "DecodeFloat16"
     onnx.checker.check_model(compressed, full_check=True)
+
+
+def test_large_models_are_saved_with_external_data(tmp_path, monkeypatch):
+    import onnx_udc.modelio as modelio
+
+    monkeypatch.setattr(modelio, "_PROTO_LIMIT", 1000)  # pretend the model is over 2 GB
+    model = modelzoo.cnn(channels=32)
+    save_model(model, tmp_path / "big.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+    again = load_model(tmp_path / "big.onnx")
+    assert [numpy_helper.to_array(i).tobytes() for i in again.graph.initializer] == [
+        numpy_helper.to_array(i).tobytes() for i in model.graph.initializer
+    ]
+    assert model.graph.initializer[0].HasField("raw_data")  # the caller's model is not emptied
