@@ -5,39 +5,14 @@ Adding a quantizer is one new module with a ``@register`` class plus its import 
 
 from __future__ import annotations
 
-from ..errors import ConfigError, FormatError
+from ..registry import Registry
 from .base import Encoded, Quantizer
 
-_BY_ID: dict[int, Quantizer] = {}
-_BY_NAME: dict[str, Quantizer] = {}
-
-
-def register(cls: type[Quantizer]) -> type[Quantizer]:
-    instance = cls()
-    if cls.id in _BY_ID or cls.name in _BY_NAME:
-        raise RuntimeError(f"quantizer {cls.name} (id {cls.id}) registered twice")
-    _BY_ID[cls.id] = instance
-    _BY_NAME[cls.name] = instance
-    return cls
-
-
-def by_id(quantizer_id: int) -> Quantizer:
-    try:
-        return _BY_ID[quantizer_id]
-    except KeyError:
-        raise FormatError(f"unknown quantizer id {quantizer_id}", "UNKNOWN_QUANTIZER") from None
-
-
-def by_name(name: str) -> Quantizer:
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ConfigError(f"unknown quantizer {name!r}; choose one of {sorted(_BY_NAME)}") from None
-
-
-def names() -> list[str]:
-    return sorted(_BY_NAME)
-
+REGISTRY: Registry[Quantizer] = Registry("quantizer", "UNKNOWN_QUANTIZER")
+register = REGISTRY.register
+by_id = REGISTRY.by_id
+by_name = REGISTRY.by_name
+names = REGISTRY.names
 
 from . import raw, scalar  # noqa: E402,F401  (registration)
 
