@@ -1,0 +1,129 @@
+"""The evaluation zoo: real models with real inputs and a fidelity metric each.
+
+Every entry is a ``ZooModel``. Building one (exporting to ONNX, preparing inputs) may
+need optional dependencies (``pip install -e '.[zoo]'``); a missing one raises
+``ZooUnavailable`` with a one-line message naming what to install, never a traceback.
+Exported files are cached under ``models/cache/<name>/`` (ignored by git).
+
+    model = get("fmnist")
+    path = model.onnx_path()            # builds once, then cached
+    batches = model.feeds()             # list of {input name: array}
+    metrics = model.fidelity(reference_outputs, outputs)
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(os.environ.get("ONNX_UDC_ZOO_CACHE", Path(__file__).resolve().parent / "cache"))
+
+Outputs = list[list[np.ndarray]]  # per batch, per model output
+
+
+class ZooUnavailable(Exception):
+    """An optional dependency or data file of a zoo model is missing."""
+
+
+class ZooModel(abc.ABC):
+    name: str  # registry key, also the cache folder
+    title: str  # for tables and plots
+    primary: str  # key of the headline fidelity metric (higher is better)
+
+    @abc.abstractmethod
+    def onnx_path(self) -> Path:
+        """The fp32 ONNX model; built and cached on first use."""
+
+    @abc.abstractmethod
+    def feeds(self, limit: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Real evaluation inputs, in batches; ``limit`` caps the number of samples."""
+
+    @abc.abstractmethod
+    def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
+        """Metrics of ``outputs`` against the original model's ``reference`` on ``feeds()``."""
+
+    def cache_dir(self) -> Path:
+        path = CACHE / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+_REGISTRY: dict[str, Callable[[], ZooModel]] = {}
+
+
+def register(name: str) -> Callable:
+    def wrap(factory: Callable[[], ZooModel]) -> Callable[[], ZooModel]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def names() -> list[str]:
+    _load_entries()
+    return list(_REGISTRY)
+
+
+def get(name: str) -> ZooModel:
+    _load_entries()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ZooUnavailable(f"unknown zoo model {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+
+
+def require(module: str, package: str | None = None):
+    """Import an optional dependency or raise ZooUnavailable naming the package."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ZooUnavailable(
+            f"{module} is not installed: pip install -e '.[zoo]' (or pip install {package or module})"
+        ) from None
+
+
+# ---- shared metrics -------------------------------------------------------------
+
+def logits_metrics(reference: Outputs, outputs: Outputs, labels: np.ndarray | None = None) -> dict[str, float]:
+    """Classification fidelity from the first output (logits [N, classes])."""
+    ref = np.concatenate([b[0] for b in reference]).astype(np.float64)
+    out = np.concatenate([b[0] for b in outputs]).astype(np.float64)
+    metrics = {
+        "top1_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))),
+        "logit_sqnr_db": _sqnr(ref, out),
+        "kl": float(np.mean(np.sum(_softmax(ref) * (_log_softmax(ref) - _log_softmax(out)), axis=1))),
+    }
+    if labels is not None:
+        metrics["accuracy"] = float(np.mean(out.argmax(1) == labels[: len(out)]))
+    return metrics
+
+
+def _sqnr(ref: np.ndarray, out: np.ndarray) -> float:
+    noise = float(np.sum((out - ref) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref**2)) / noise)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    return np.exp(_log_softmax(x))
+
+
+def _load_entries() -> None:
+    from . import fashion_mnist  # noqa: F401
+
+    for optional in ("efficientnet_lite0", "minilm", "shipped"):
+        try:
+            __import__(f"{__package__}.{optional}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{optional}":
+                raise
