@@ -192,6 +192,68 @@ def verify(original, compressed, inputs, load_path):
     _console().print(table)
 
 
+@cli.command()
+@click.option("--models", "model_names", default=None, help="comma-separated zoo models (default: all available)")
+@click.option("--quick", is_flag=True, help="smoke test: bundled model, two settings, few samples")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="folder for RESULTS.md, plots and JSON (default: docs/, or a temporary folder with --quick)")
+@click.option("--steps", default=None, help="comma-separated step-rel values of the onnx-udc sweep")
+@click.option("--limit", type=int, default=None, help="evaluation samples per model")
+@click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
+def bench(model_names, quick, out, steps, limit, no_memory):
+    """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
+    from dataclasses import replace
+
+    from . import benchmark
+
+    zoo = _zoo()
+    config = benchmark.BenchConfig()
+    if quick:
+        config = replace(config, steps=(0.1, 0.4), limit=500, repeat=1, runs=3)
+        model_names = model_names or "fmnist"
+    if steps:
+        try:
+            config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
+        except ValueError:
+            raise ConfigError(f"--steps must be comma-separated numbers, got {steps!r}") from None
+    if limit is not None:
+        config = replace(config, limit=limit)
+    if no_memory:
+        config = replace(config, memory=False)
+    names = model_names.split(",") if model_names else zoo.names()
+    out = out or (benchmark.default_workdir() if quick else Path(zoo.__file__).resolve().parents[1] / "docs")
+    work = benchmark.default_workdir()
+    results = []
+    for name in names:
+        try:
+            model = zoo.get(name)
+            click.echo(f"{name}: building / loading", err=True)
+            results.append(benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True)))
+        except zoo.ZooUnavailable as exc:
+            if model_names:
+                raise ConfigError(f"{name}: {exc}") from None
+            click.echo(f"{name}: skipped: {exc}", err=True)
+    command = "onnx-udc bench" + (" --quick" if quick else "") + (f" --models {model_names}" if model_names and not quick else "")
+    report = benchmark.write_report(results, out, command, config)
+    for res in results:
+        click.echo(f"\n## {res.title}\n")
+        click.echo(benchmark.markdown_table(res))
+        click.echo("\n".join(benchmark.best_matches(res)))
+    click.echo(f"\nreport: {report}")
+
+
+def _zoo():
+    """The evaluation zoo of a source checkout (models/zoo.py)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "models" / "zoo.py").is_file():
+        raise ConfigError("the benchmark needs the models/ folder of a source checkout of onnx-udc")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from models import zoo
+
+    return zoo
+
+
 def _check_writable(output: Path) -> None:
     """Fail before any work when the output cannot be written."""
     from .errors import OutputError

@@ -1,0 +1,403 @@
+"""Side-by-side benchmark: onnx-udc against the tools users pick today, in one run.
+
+For one model with real inputs and a fidelity metric (a zoo entry, ``models/zoo.py``):
+
+    original fp32 ─┬─ anchors: fp16, ORT int8 dynamic, ORT 4-bit MatMulNBits, brotli of the file
+                   └─ onnx-udc at a sweep of step sizes
+    each variant ─► file bytes, ratio, bits/weight, fidelity, session creation and run
+                    latency as ratios to the original (same process), peak load memory
+
+Anchors are small registered builders; one that cannot apply to a model (4-bit on a
+model without MatMul weights) says why instead of producing a row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import CompressConfig, ScalarConfig, compress_model
+from . import InferenceSession as UdcSession
+from .modelio import save_model
+
+
+class NotApplicable(Exception):
+    """An anchor that does not apply to this model; the message says why."""
+
+
+@dataclass
+class Variant:
+    name: str
+    kind: str  # "original" | "anchor" | "udc"
+    path: Path
+    loaders: tuple[str, ...] = ("ort",)  # how to load: "ort", "brotli", "udc-custom-op", "udc-fast"
+    setting: float | None = None  # step_rel of onnx-udc
+    compressed_weights: int = 0
+    compressed_bytes: int = 0
+    note: str = ""
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    kind: str
+    loader: str
+    file_bytes: int
+    ratio: float
+    bits_per_weight: float  # whole file, per weight of the original model
+    bits_per_compressed_weight: float | None
+    fidelity: dict[str, float]
+    create_ms: float
+    create_ratio: float
+    run_ms: float
+    run_ratio: float
+    peak_load_mb: float | None
+    setting: float | None = None
+    note: str = ""
+
+
+@dataclass
+class ModelResult:
+    model: str
+    title: str
+    primary: str
+    original_bytes: int
+    weights: int
+    rows: list[Row] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # anchor -> reason
+
+
+# ---- anchors -------------------------------------------------------------------
+
+AnchorBuilder = Callable[[Path, Path], Variant]
+ANCHORS: dict[str, AnchorBuilder] = {}
+
+
+def anchor(name: str) -> Callable[[AnchorBuilder], AnchorBuilder]:
+    def wrap(fn: AnchorBuilder) -> AnchorBuilder:
+        ANCHORS[name] = fn
+        return fn
+
+    return wrap
+
+
+@anchor("fp16")
+def _fp16(src: Path, out: Path) -> Variant:
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise NotApplicable("onnxconverter-common not installed (pip install onnxconverter-common)") from None
+    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    path = out / "fp16.onnx"
+    save_model(model, path)
+    return Variant("fp16", "anchor", path, note="onnxconverter-common, keep_io_types")
+
+
+@anchor("int8-dynamic")
+def _int8(src: Path, out: Path) -> Variant:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = out / "int8_dynamic.onnx"
+    quantize_dynamic(str(src), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    return Variant("ORT int8 dynamic", "anchor", path, note="quantize_dynamic, QInt8, per-channel")
+
+
+@anchor("int4-matmulnbits")
+def _int4(src: Path, out: Path) -> Variant:
+    model = onnx.load(str(src))
+    inits = {i.name for i in model.graph.initializer}
+    if not any(n.op_type == "MatMul" and n.input[1] in inits for n in model.graph.node):
+        ops = sorted({n.op_type for n in model.graph.node if any(i in inits for i in n.input[1:2])})
+        raise NotApplicable(f"no MatMul with a constant weight (weights feed {', '.join(ops[:4])}): "
+                            "MatMulNBits quantizes MatMul only")
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as exc:
+        raise NotApplicable(f"onnxruntime's 4-bit quantizer cannot be imported ({exc.name} missing)") from None
+    quant = MatMulNBitsQuantizer(model, block_size=32, is_symmetric=True)
+    quant.process()
+    path = out / "int4_matmulnbits.onnx"
+    save_model(quant.model.model, path)
+    return Variant("ORT 4-bit MatMulNBits", "anchor", path, note="block 32, symmetric, MatMul only")
+
+
+@anchor("brotli-file")
+def _brotli_file(src: Path, out: Path) -> Variant:
+    import brotli
+
+    path = out / "model.onnx.br"
+    path.write_bytes(brotli.compress(src.read_bytes(), quality=11, lgwin=24))
+    return Variant("brotli of the file", "anchor", path, loaders=("brotli",), note="lossless, quality 11")
+
+
+# ---- loading and timing ------------------------------------------------------------
+
+def open_session(loader: str, path: Path) -> ort.InferenceSession:
+    providers = ["CPUExecutionProvider"]
+    if loader == "ort":
+        return ort.InferenceSession(str(path), providers=providers)
+    if loader == "brotli":
+        import brotli
+
+        return ort.InferenceSession(brotli.decompress(path.read_bytes()), providers=providers)
+    if loader in ("udc-custom-op", "udc-fast"):
+        return UdcSession(path, fast=(loader == "udc-fast"))
+    raise ValueError(f"unknown loader {loader!r}")
+
+
+def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_load_mb(loader: str, path: Path) -> float | None:
+    """Peak resident memory added by creating the session, in a fresh process."""
+    code = (
+        "import resource, sys, json; import onnxruntime, onnx_udc.benchmark as b;"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "s = b.open_session(sys.argv[1], __import__('pathlib').Path(sys.argv[2]));"
+        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", code, loader, str(path)], capture_output=True, text=True,
+                              timeout=600, check=True)
+        return float(done.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def run_all(session: ort.InferenceSession, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+    return [session.run(None, f) for f in feeds]
+
+
+# ---- the benchmark ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BenchConfig:
+    steps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+    anchors: tuple[str, ...] = tuple(ANCHORS)
+    repeat: int = 5  # session creations per variant and loader
+    runs: int = 20  # timed runs per variant and loader
+    limit: int | None = None  # evaluation samples
+    memory: bool = True
+    seed: int = 0
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the anchors' own warnings and log lines (fp16 truncation, pre-processing advice)."""
+    import logging
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def count_weights(path: Path) -> int:
+    model = onnx.load(str(path), load_external_data=False)
+    return sum(math.prod(i.dims) for i in model.graph.initializer)
+
+
+def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable[[str], None] = print) -> ModelResult:
+    src = zoo_model.onnx_path()
+    original_bytes = src.stat().st_size
+    weights = count_weights(src)
+    feeds = zoo_model.feeds(config.limit)
+    result = ModelResult(zoo_model.name, zoo_model.title, zoo_model.primary, original_bytes, weights)
+    out = workdir / zoo_model.name
+    out.mkdir(parents=True, exist_ok=True)
+
+    variants = [Variant("original fp32", "original", src)]
+    for name in config.anchors:
+        try:
+            with _quiet():
+                variants.append(ANCHORS[name](src, out))
+        except NotApplicable as exc:
+            result.skipped[name] = str(exc)
+            log(f"  {name}: not applicable: {exc}")
+    for step in config.steps:
+        log(f"  onnx-udc step-rel {step}: compressing")
+        model, report = compress_model(onnx.load(str(src)), CompressConfig(scalar=ScalarConfig(step_rel=step), seed=config.seed),
+                                       inplace=True)
+        path = out / f"udc_s{step}.onnx"
+        save_model(model, path)
+        variants.append(Variant(f"onnx-udc s={step:g}", "udc", path, loaders=("udc-custom-op", "udc-fast"), setting=step,
+                                compressed_weights=sum(math.prod(t.shape) for t in report.tensors),
+                                compressed_bytes=sum(t.blob_bytes for t in report.tensors)))
+
+    base_create = base_run = None
+    reference = None
+    for variant in variants:
+        for loader in variant.loaders:
+            log(f"  {variant.name} [{loader}]")
+            create = _median_seconds(lambda: open_session(loader, variant.path), config.repeat)
+            session = open_session(loader, variant.path)
+            outputs = run_all(session, feeds)
+            if reference is None:
+                reference = outputs
+            for _ in range(3):
+                session.run(None, feeds[0])
+            latency = _median_seconds(lambda: session.run(None, feeds[0]), config.runs)
+            del session
+            if base_create is None:
+                base_create, base_run = create, latency
+            size = variant.path.stat().st_size
+            result.rows.append(Row(
+                model=zoo_model.name, variant=variant.name, kind=variant.kind, loader=loader, file_bytes=size,
+                ratio=original_bytes / size, bits_per_weight=8 * size / max(weights, 1),
+                bits_per_compressed_weight=(8 * variant.compressed_bytes / variant.compressed_weights
+                                            if variant.compressed_weights else None),
+                fidelity=zoo_model.fidelity(reference, outputs),
+                create_ms=1e3 * create, create_ratio=create / base_create,
+                run_ms=1e3 * latency, run_ratio=latency / base_run,
+                peak_load_mb=peak_load_mb(loader, variant.path) if config.memory else None,
+                setting=variant.setting, note=variant.note,
+            ))
+    return result
+
+
+# ---- reporting --------------------------------------------------------------------
+
+def _fmt(x: float | None, spec: str) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return format(x, spec)
+
+
+def markdown_table(result: ModelResult) -> str:
+    metrics = list(result.rows[0].fidelity) if result.rows else []
+    metrics = [result.primary] + [m for m in metrics if m != result.primary]
+    head = ["variant", "load path", "bytes", "ratio", "bits/w (file)", "bits/w (compressed)", *metrics,
+            "create", "run", "peak load MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result.rows:
+        cells = [r.variant, r.loader, f"{r.file_bytes:,}", f"{r.ratio:.2f}x", f"{r.bits_per_weight:.2f}",
+                 _fmt(r.bits_per_compressed_weight, ".2f")]
+        cells += [_fmt(r.fidelity.get(m), ".4f") for m in metrics]
+        cells += [f"{r.create_ratio:.2f}x", f"{r.run_ratio:.2f}x", _fmt(r.peak_load_mb, ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, reason in result.skipped.items():
+        lines.append(f"\n{name}: not applicable: {reason}")
+    return "\n".join(lines)
+
+
+def best_matches(result: ModelResult) -> list[str]:
+    """For each lossy anchor, the smallest onnx-udc file at least as faithful, and the size ratio."""
+    fast = [r for r in result.rows if r.kind == "udc" and r.loader == "udc-fast"]
+    lines = []
+    for a in (r for r in result.rows if r.kind == "anchor"):
+        target = a.fidelity[result.primary]
+        good = [r for r in fast if r.fidelity[result.primary] >= target]
+        if a.variant == "brotli of the file":
+            continue
+        if not good:
+            best = max(fast, key=lambda r: r.fidelity[result.primary], default=None)
+            lines.append(f"- vs {a.variant} ({result.primary} {target:.4f}, {a.file_bytes:,} B): no onnx-udc setting "
+                         f"in the sweep reaches it (best {best.fidelity[result.primary]:.4f} at {best.variant})"
+                         if best else f"- vs {a.variant}: no onnx-udc rows")
+            continue
+        r = min(good, key=lambda r: r.file_bytes)
+        lines.append(f"- vs {a.variant} ({result.primary} {target:.4f}, {a.file_bytes:,} B): {r.variant} "
+                     f"({r.fidelity[result.primary]:.4f}, {r.file_bytes:,} B) is {a.file_bytes / r.file_bytes:.2f}x smaller")
+    return lines
+
+
+def plot(result: ModelResult, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    udc = sorted((r for r in result.rows if r.kind == "udc" and r.loader == "udc-fast"), key=lambda r: r.file_bytes)
+    if udc:
+        ax.plot([r.file_bytes / 1e6 for r in udc], [r.fidelity[result.primary] for r in udc], "o-", label="onnx-udc (step sweep)")
+        for r in udc:
+            ax.annotate(f"{r.setting:g}", (r.file_bytes / 1e6, r.fidelity[result.primary]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    markers = iter("s^vDP*X")
+    for r in result.rows:
+        if r.kind in ("anchor", "original"):
+            ax.plot([r.file_bytes / 1e6], [r.fidelity[result.primary]], next(markers, "x"), label=r.variant, markersize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("file size (MB, log scale)")
+    ax.set_ylabel(result.primary)
+    ax.set_title(result.title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def machine_summary() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}, "
+            f"onnx {onnx.__version__}")
+
+
+def write_report(results: list[ModelResult], out: Path, command: str, config: BenchConfig) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Benchmark results", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.", "",
+             f"Machine: {machine_summary()}.", "",
+             f"Session creation and run latency are medians ({config.repeat} creations, {config.runs} runs of the first "
+             "input batch) as ratios to the original fp32 model measured in the same run; peak load memory is the "
+             "resident memory a fresh process adds while creating the session. onnx-udc rows give both load paths: "
+             "the registered custom op (portable) and the fast loader. Bits per weight (file) = file bytes x 8 / "
+             "weights of the original model; bits per compressed weight counts only the blobs.", ""]
+    for res in results:
+        lines += [f"## {res.title}", "", f"Original: {res.original_bytes:,} bytes, {res.weights:,} weights; "
+                  f"headline metric `{res.primary}`.", ""]
+        png = out / f"bench_{res.model}.png"
+        if plot(res, png):
+            lines += [f"![{res.title}]({png.name})", ""]
+        lines += [markdown_table(res), "", "Smallest onnx-udc file at least as faithful as each anchor:", ""]
+        lines += best_matches(res) + [""]
+        (out / f"bench_{res.model}.json").write_text(json.dumps(asdict(res), indent=1, default=str) + "\n")
+    report = out / "RESULTS.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def default_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="onnx-udc-bench-"))
