@@ -302,7 +302,7 @@ def markdown_table(result: ModelResult) -> str:
         cells = [r.variant, r.loader, f"{r.file_bytes:,}", f"{r.ratio:.2f}x", f"{r.bits_per_weight:.2f}",
                  _fmt(r.bits_per_compressed_weight, ".2f")]
         cells += [_fmt(r.fidelity.get(m), ".4f") for m in metrics]
-        cells += [f"{r.create_ratio:.2f}x", f"{r.run_ratio:.2f}x", _fmt(r.peak_load_mb, ".0f")]
+        cells += [f"{r.create_ratio:.2f}x", f"{r.run_ratio:.2f}x", _fmt(r.peak_load_mb, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     for name, reason in result.skipped.items():
         lines.append(f"\n{name}: not applicable: {reason}")
@@ -350,6 +350,10 @@ def plot(result: ModelResult, path: Path) -> bool:
         if r.kind in ("anchor", "original"):
             ax.plot([r.file_bytes / 1e6], [r.fidelity[result.primary]], next(markers, "x"), label=r.variant, markersize=7)
     ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel("file size (MB, log scale)")
     ax.set_ylabel(result.primary)
     ax.set_title(result.title)
