@@ -116,7 +116,7 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
     console.print(
         f"file: {_fmt_bytes(original_file)} -> {_fmt_bytes(compressed_file)} "
         f"([b]{original_file / max(compressed_file, 1):.2f}x[/b]); "
-        f"{len(report.kept)} initializers kept dense"
+        f"{len(report.kept)} tensors kept dense"
     )
 
 
@@ -160,7 +160,7 @@ def inspect(model, show_all):
                       f"{r.bits_per_weight:.2f}", f"{r.step:.3g}" if r.step else "")
     total_bytes = sum(r.nbytes for r in rows)
     total_w = sum(r.numel for r in rows)
-    table.add_row(f"[b]{len(rows)} initializers[/b]" + ("" if len(shown) == len(rows) else f" ({len(rows) - len(shown)} small hidden)"),
+    table.add_row(f"[b]{len(rows)} tensors[/b]" + ("" if len(shown) == len(rows) else f" ({len(rows) - len(shown)} small hidden)"),
                   "", "", "", f"{total_bytes:,}", f"{8 * total_bytes / max(total_w, 1):.2f}", "")
     _console().print(table)
     _console().print(f"file size: {model.stat().st_size:,} bytes")

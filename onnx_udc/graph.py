@@ -66,6 +66,7 @@ class Candidate:
     shape: tuple[int, ...]
     action: Action
     reason: str
+    kind: str = "initializer"  # or "constant" (a Constant node, in any graph)
 
     @property
     def numel(self) -> int:
@@ -102,60 +103,119 @@ class CompressReport:
         return self.original_model_bytes / max(1, self.compressed_model_bytes)
 
 
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """A graph and, recursively, every subgraph of its nodes."""
+    yield graph
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            yield from iter_graphs(sub)
+
+
 def _iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
     """Every node of a graph and, recursively, of its subgraphs."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _iter_nodes(sub)
+    for g in iter_graphs(graph):
+        yield from g.node
 
 
-def consumers(model: onnx.ModelProto) -> dict[str, list[tuple[str, str, int]]]:
-    """name -> [(domain, op_type, input index)] over the graph and all subgraphs."""
-    uses: dict[str, list[tuple[str, str, int]]] = {}
+@dataclass(frozen=True)
+class Source:
+    """Where a weight lives: an initializer of the main graph, or a Constant node anywhere."""
+
+    name: str
+    tensor: TensorProto
+    graph: onnx.GraphProto | None = None  # the Constant node's graph; None for an initializer
+    node: onnx.NodeProto | None = None
+    in_subgraph: bool = False
+
+
+def weight_sources(model: onnx.ModelProto) -> list[Source]:
+    sources = [Source(init.name, init) for init in model.graph.initializer]
+    for depth, graph in enumerate(iter_graphs(model.graph)):
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
+                value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+                if value is not None:
+                    sources.append(Source(node.output[0], value, graph, node, in_subgraph=depth > 0))
+    return sources
+
+
+def consumers(model: onnx.ModelProto) -> dict[str, list[tuple[onnx.NodeProto, int]]]:
+    """name -> [(node, input index)] over the graph and all subgraphs."""
+    uses: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     for node in _iter_nodes(model.graph):
         for index, name in enumerate(node.input):
             if name:
-                uses.setdefault(name, []).append((node.domain, node.op_type, index))
+                uses.setdefault(name, []).append((node, index))
     return uses
+
+
+def effective_roles(name: str, uses: dict, graph_outputs: set[str], seen: set[str] | None = None) -> dict[Role, set[str]]:
+    """Role -> op types, for every use of ``name``, looking through layout ops."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return {}
+    seen.add(name)
+    roles: dict[Role, set[str]] = {}
+    if name in graph_outputs:
+        roles.setdefault(Role.OTHER, set()).add("graph output")
+    for node, index in uses.get(name, []):
+        role = role_of(node.domain, node.op_type, index)
+        if role is Role.THROUGH:
+            for out in node.output:
+                for r, ops in effective_roles(out, uses, graph_outputs, seen).items():
+                    roles.setdefault(r, set()).update(ops)
+        else:
+            roles.setdefault(role, set()).add(node.op_type)
+    return roles
 
 
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
 _INT_TYPES = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32}
 
 
-def select(model: onnx.ModelProto, min_elements: int = 1024) -> list[Candidate]:
-    """Decide, for every initializer of the main graph, what to do with it. Pure."""
+def _classify(source: Source, roles: dict[Role, set[str]], graph_io: set[str], min_elements: int) -> tuple[Action, str]:
+    tensor = source.tensor
+    if source.node is None and source.name in graph_io:
+        return Action.KEEP, "is a graph input or output"
+    if not roles:
+        return Action.KEEP, "unused"
+    if math.prod(tensor.dims) < min_elements:
+        return Action.KEEP, f"fewer than {min_elements} elements"
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return Action.KEEP, "external data not loaded"
+    kinds = set(roles)
+    if tensor.data_type in _FLOAT_TYPES and kinds == {Role.WEIGHT}:
+        return Action.QUANTIZE, "float weight"
+    if tensor.data_type in _INT_TYPES and kinds == {Role.INT_WEIGHT}:
+        return Action.LOSSLESS, "already-quantized integer weight"
+    if Role.OTHER in kinds:
+        return Action.KEEP, f"not a weight input of {', '.join(sorted(roles[Role.OTHER]))}"
+    return Action.KEEP, f"element type {TensorProto.DataType.Name(tensor.data_type)} not compressed"
+
+
+def _select_sources(model: onnx.ModelProto, min_elements: int) -> list[tuple[Source, Candidate]]:
     uses = consumers(model)
     graph_io = {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
-    out = []
-    for init in model.graph.initializer:
-        shape = tuple(int(d) for d in init.dims)
-        roles = {role_of(d, op, i) for d, op, i in uses.get(init.name, [])}
+    outputs = {v.name for g in iter_graphs(model.graph) for v in g.output}
+    pairs = []
+    for source in weight_sources(model):
+        action, reason = _classify(source, effective_roles(source.name, uses, outputs), graph_io, min_elements)
+        pairs.append((source, Candidate(source.name, source.tensor.data_type, tuple(int(d) for d in source.tensor.dims),
+                                        action, reason, "constant" if source.node is not None else "initializer")))
+    return pairs
 
-        def verdict(action: Action, reason: str) -> Candidate:
-            return Candidate(init.name, init.data_type, shape, action, reason)
 
-        if init.name in graph_io:
-            out.append(verdict(Action.KEEP, "is a graph input or output"))
-        elif not roles:
-            out.append(verdict(Action.KEEP, "unused"))
-        elif math.prod(shape) < min_elements:
-            out.append(verdict(Action.KEEP, f"fewer than {min_elements} elements"))
-        elif init.data_type in _FLOAT_TYPES and roles == {Role.WEIGHT}:
-            out.append(verdict(Action.QUANTIZE, "float weight"))
-        elif init.data_type in _INT_TYPES and roles == {Role.INT_WEIGHT}:
-            out.append(verdict(Action.LOSSLESS, "already-quantized integer weight"))
-        elif Role.OTHER in roles:
-            ops = sorted({op for d, op, i in uses[init.name] if role_of(d, op, i) is Role.OTHER})
-            out.append(verdict(Action.KEEP, f"not a weight input of {', '.join(ops)}"))
-        else:
-            out.append(verdict(Action.KEEP, f"element type {TensorProto.DataType.Name(init.data_type)} not compressed"))
-    return out
+def select(model: onnx.ModelProto, min_elements: int = 1024) -> list[Candidate]:
+    """Decide, for every initializer and Constant node, what to do with it. Pure."""
+    return [cand for _, cand in _select_sources(model, min_elements)]
 
 
 def _unique_name(base: str, taken: set[str]) -> str:
@@ -205,9 +265,13 @@ def compress_model(
     inplace: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> tuple[onnx.ModelProto, CompressReport]:
-    """Replace every selected initializer by a decode node; return the model and a report.
+    """Replace every selected weight by a decode node; return the model and a report.
 
-    ``progress(n)`` is called with the number of weights done after each tensor.
+    An initializer W of the main graph becomes a blob initializer plus a decode node at
+    the head of the graph; a main-graph Constant node becomes a decode node in place; a
+    Constant node inside a subgraph moves to the head of the main graph as a decode node
+    (the subgraph reads it from the outer scope). Every blob is a main-graph initializer. ``progress(n)`` is called with the number of
+    weights done after each tensor.
     """
     config = config or CompressConfig()
     if not inplace:
@@ -215,95 +279,102 @@ def compress_model(
         copy.CopyFrom(model)
         model = copy
     original_bytes = model.ByteSize()
-    candidates = select(model, config.min_elements)
-    chosen = [c for c in candidates if c.action is not Action.KEEP]
-    by_name = {init.name: i for i, init in enumerate(model.graph.initializer)}
+    pairs = _select_sources(model, config.min_elements)
+    chosen = [(src, cand) for src, cand in pairs if cand.action is not Action.KEEP]
     taken = _all_names(model)
 
-    def work(cand: Candidate):
-        init = model.graph.initializer[by_name[cand.name]]
-        if init.data_location == TensorProto.EXTERNAL:
-            raise ModelError(f"initializer {cand.name}: external data not loaded")
-        array = numpy_helper.to_array(init)
+    def work(pair: tuple[Source, Candidate]):
+        src, cand = pair
         try:
-            return _encode_one(array, cand, config)
+            return _encode_one(numpy_helper.to_array(src.tensor), cand, config)
         except UdcError as exc:
             raise type(exc)(f"{cand.name}: {exc}") from None
 
-    threads = config.threads or os.cpu_count() or 1
-    reports: list[TensorReport] = []
-    new_nodes = []
-    value_infos = []
     results = []
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=config.threads or os.cpu_count() or 1) as pool:
         # Workers only read the proto; every edit happens below, on this thread.
-        for cand, outcome in zip(chosen, pool.map(work, chosen)):
-            results.append((cand, *outcome))
+        for pair, outcome in zip(chosen, pool.map(work, chosen)):
+            results.append((*pair, *outcome))
             if progress:
-                progress(cand.numel)
+                progress(pair[1].numel)
 
-    kept_late = []
-    for cand, result, action, sqnr in results:
+    reports: list[TensorReport] = []
+    kept_late: list[Candidate] = []
+    head_nodes: list[onnx.NodeProto] = []  # decode nodes of main-graph initializers
+    for src, cand, result, action, sqnr in results:
         dtype = result.header.dtype
         if action is Action.LOSSLESS and len(result.blob) >= cand.numel * dtype.numpy.itemsize:
-            kept_late.append(Candidate(cand.name, cand.elem_type, cand.shape, Action.KEEP, "incompressible"))
+            kept_late.append(Candidate(cand.name, cand.elem_type, cand.shape, Action.KEEP, "incompressible", cand.kind))
             continue
-        index = by_name[cand.name]
-        old = model.graph.initializer[index]
-        blob_name = _unique_name(cand.name + BLOB_SUFFIX, taken)
-        reports.append(
-            TensorReport(
-                name=cand.name, shape=cand.shape, dtype=dtype.name, action=action,
-                original_bytes=cand.numel * dtype.numpy.itemsize,
-                blob_bytes=len(result.blob), entropy_bits=result.entropy_bits,
-                step=result.header.step, sqnr_db=sqnr,
-            )
-        )
-        old.CopyFrom(numpy_helper.from_array(np.frombuffer(result.blob, dtype=np.uint8), blob_name))
-        new_nodes.append(
-            helper.make_node(
-                dtype.op_type, [blob_name], [cand.name], name=_unique_name(f"udc_decode/{cand.name}", taken),
-                domain=DOMAIN,
-            )
-        )
-        value_infos.append(helper.make_tensor_value_info(cand.name, int(dtype), list(cand.shape)))
+        reports.append(TensorReport(
+            name=cand.name, shape=cand.shape, dtype=dtype.name, action=action,
+            original_bytes=cand.numel * dtype.numpy.itemsize, blob_bytes=len(result.blob),
+            entropy_bits=result.entropy_bits, step=result.header.step, sqnr_db=sqnr,
+        ))
+        blob = numpy_helper.from_array(np.frombuffer(result.blob, dtype=np.uint8), _unique_name(cand.name + BLOB_SUFFIX, taken))
+        decode = helper.make_node(dtype.op_type, [blob.name], [cand.name], domain=DOMAIN,
+                                  name=(src.node.name if src.node is not None and src.node.name else
+                                        _unique_name(f"udc_decode/{cand.name}", taken)))
+        if src.node is None:
+            src.tensor.CopyFrom(blob)  # the initializer becomes the blob, in place
+            head_nodes.append(decode)
+        elif not src.in_subgraph:
+            src.node.CopyFrom(decode)  # a main-graph Constant becomes the decode node, in place
+            model.graph.initializer.append(blob)
+        else:
+            # A Constant inside a subgraph is hoisted: decoded once in the main graph and read
+            # from the outer scope (onnxruntime cannot type-infer custom ops inside If/Loop bodies).
+            kept = [n for n in src.graph.node if not (n.op_type == "Constant" and list(n.output) == [cand.name])]
+            del src.graph.node[:]
+            src.graph.node.extend(kept)
+            model.graph.initializer.append(blob)
+            head_nodes.append(decode)
+        _set_value_info(model.graph, helper.make_tensor_value_info(cand.name, int(dtype), list(cand.shape)))
 
-    if new_nodes:
-        nodes = new_nodes + list(model.graph.node)
+    if head_nodes:
+        nodes = head_nodes + list(model.graph.node)
         del model.graph.node[:]
         model.graph.node.extend(nodes)
-        decoded = {v.name for v in value_infos}
-        kept_vi = [v for v in model.graph.value_info if v.name not in decoded]
-        del model.graph.value_info[:]
-        model.graph.value_info.extend(kept_vi + value_infos)
-        if not any(op.domain == DOMAIN for op in model.opset_import):
-            model.opset_import.append(helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
+    if reports and not any(op.domain == DOMAIN for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
     report = CompressReport(
         tensors=reports,
-        kept=[c for c in candidates if c.action is Action.KEEP] + kept_late,
+        kept=[c for _, c in pairs if c.action is Action.KEEP] + kept_late,
         original_model_bytes=original_bytes,
         compressed_model_bytes=model.ByteSize(),
     )
     return model, report
 
 
-def decode_nodes(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, onnx.TensorProto]]:
-    """The main graph's decode nodes whose blob is an initializer, with that initializer."""
-    inits = {init.name: init for init in model.graph.initializer}
+def _set_value_info(graph: onnx.GraphProto, info: onnx.ValueInfoProto) -> None:
+    kept = [v for v in graph.value_info if v.name != info.name]
+    del graph.value_info[:]
+    graph.value_info.extend(kept + [info])
+
+
+def decode_nodes(model: onnx.ModelProto | onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.TensorProto]]:
+    """A graph's own decode nodes (the main graph's for a model), each with its blob initializer."""
+    graph = model.graph if isinstance(model, onnx.ModelProto) else model
+    inits = {init.name: init for init in graph.initializer}
     found = []
-    for node in model.graph.node:
+    for node in graph.node:
         if node.domain == DOMAIN and node.op_type in DECODE_OP_TYPES:
             if len(node.input) != 1 or node.input[0] not in inits:
-                raise ModelError(f"decode node {node.name or node.output[0]} has no blob initializer")
+                raise ModelError(f"decode node {node.name or node.output[0]} has no blob initializer in its graph")
             found.append((node, inits[node.input[0]]))
     return found
 
 
-def remove_decode_nodes(model: onnx.ModelProto, outputs: set[str]) -> None:
-    """Delete the main graph's decode nodes that produce ``outputs``."""
-    keep = [n for n in model.graph.node if not (n.domain == DOMAIN and n.output and n.output[0] in outputs)]
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
+def has_decode_nodes(model: onnx.ModelProto) -> bool:
+    return any(n.domain == DOMAIN for n in _iter_nodes(model.graph))
+
+
+def remove_decode_nodes(graph: onnx.ModelProto | onnx.GraphProto, outputs: set[str]) -> None:
+    """Delete a graph's decode nodes that produce ``outputs``."""
+    graph = graph.graph if isinstance(graph, onnx.ModelProto) else graph
+    keep = [n for n in graph.node if not (n.domain == DOMAIN and n.output and n.output[0] in outputs)]
+    del graph.node[:]
+    graph.node.extend(keep)
 
 
 def blob_bytes(init: onnx.TensorProto) -> bytes:
@@ -318,29 +389,46 @@ def decompress_model(
     inplace: bool = False,
     decoder: Callable[[bytes], np.ndarray] = decode_blob,
 ) -> onnx.ModelProto:
-    """Turn every decode node back into a dense initializer: a plain ONNX model."""
+    """Turn every decode node back into dense data: a plain ONNX model.
+
+    In the main graph the blob initializer becomes the dense initializer; in a subgraph
+    the decode node becomes a Constant node (where compress found it).
+    """
     if not inplace:
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
-    found = decode_nodes(model)
-    dense_names = set()
-    position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    for node, init in found:
-        try:
-            array = decoder(blob_bytes(init))
-        except UdcError as exc:
-            raise type(exc)(f"{node.output[0]}: {exc}") from None
-        expected = DType.from_op_type(node.op_type)
-        if DType.from_numpy(array.dtype) is not expected:
-            raise ModelError(f"{node.output[0]}: blob holds {array.dtype}, op {node.op_type} outputs {expected.name}")
-        model.graph.initializer[position[init.name]].CopyFrom(numpy_helper.from_array(array, node.output[0]))
-        dense_names.add(node.output[0])
-    remove_decode_nodes(model, dense_names)
-    vi = [v for v in model.graph.value_info if v.name not in dense_names]
-    del model.graph.value_info[:]
-    model.graph.value_info.extend(vi)
-    if not any(n.domain == DOMAIN for n in _iter_nodes(model.graph)):
+    for depth, graph in enumerate(list(iter_graphs(model.graph))):
+        main = depth == 0
+        dense_names = set()
+        blob_names = set()
+        position = {init.name: i for i, init in enumerate(graph.initializer)}
+        for node, init in decode_nodes(graph):
+            name = node.output[0]
+            try:
+                array = decoder(blob_bytes(init))
+            except UdcError as exc:
+                raise type(exc)(f"{name}: {exc}") from None
+            expected = DType.from_op_type(node.op_type)
+            if DType.from_numpy(array.dtype) is not expected:
+                raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs {expected.name}")
+            dense = numpy_helper.from_array(array, name)
+            if main:
+                graph.initializer[position[init.name]].CopyFrom(dense)
+                dense_names.add(name)
+            else:
+                node.CopyFrom(helper.make_node("Constant", [], [name], name=node.name, value=dense))
+                blob_names.add(init.name)
+        remove_decode_nodes(graph, dense_names)
+        if dense_names:
+            vi = [v for v in graph.value_info if v.name not in dense_names]
+            del graph.value_info[:]
+            graph.value_info.extend(vi)
+        if blob_names:
+            inits = [i for i in graph.initializer if i.name not in blob_names]
+            del graph.initializer[:]
+            graph.initializer.extend(inits)
+    if not has_decode_nodes(model):
         ops = [op for op in model.opset_import if op.domain != DOMAIN]
         del model.opset_import[:]
         model.opset_import.extend(ops)

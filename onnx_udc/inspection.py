@@ -10,7 +10,7 @@ from onnx import TensorProto
 
 from . import coders, quantizers
 from .codec import inspect_blob
-from .graph import blob_bytes, decode_nodes
+from .graph import blob_bytes, decode_nodes, weight_sources
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TensorRow:
 
     @property
     def compressed(self) -> bool:
-        return self.storage != "dense"
+        return not self.storage.startswith("dense")
 
     @property
     def bits_per_weight(self) -> float:
@@ -58,4 +58,8 @@ def inspect_model(model: onnx.ModelProto) -> list[TensorRow]:
         header = inspect_blob(data)
         storage = f"{quantizers.by_id(header.quantizer).name}+{coders.by_id(header.coder).name}"
         rows.append(TensorRow(node.output[0], header.shape, header.dtype.name, storage, len(data), header.step))
+    for src in weight_sources(model):
+        if src.node is not None:
+            rows.append(TensorRow(src.name, tuple(src.tensor.dims), TensorProto.DataType.Name(src.tensor.data_type),
+                                  "dense (Constant node)", _stored_bytes(src.tensor)))
     return rows

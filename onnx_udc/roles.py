@@ -16,6 +16,7 @@ class Role(enum.Enum):
     WEIGHT = "weight"  # float weight: may be quantized
     INT_WEIGHT = "int_weight"  # already-quantized integer weight: coded losslessly
     OTHER = "other"  # never touched
+    THROUGH = "through"  # layout op (Transpose, Reshape, Slice ...): the role is that of its outputs' uses
 
 
 Handler = Callable[[int], Role]
@@ -50,6 +51,10 @@ register("LayerNormalization", "InstanceNormalization", "GroupNormalization")(_s
 # BatchNormalization's variance (4) must stay positive: never perturb it.
 register("BatchNormalization")(_slots(Role.WEIGHT, 1, 2, 3))
 register("PRelu")(_slots(Role.WEIGHT, 1))
+# Layout ops pass a weight on unchanged in value: look at what reads their output.
+register("Transpose", "Reshape", "Slice", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Split", "Expand",
+         "Tile", "Cast")(_slots(Role.THROUGH, 0))
+register("Concat")(lambda i: Role.THROUGH)
 register("DequantizeLinear")(_slots(Role.INT_WEIGHT, 0))
 register("MatMulInteger", "ConvInteger")(_slots(Role.INT_WEIGHT, 0, 1))
 register("QLinearMatMul")(_slots(Role.INT_WEIGHT, 0, 3))

@@ -32,7 +32,7 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .format import DType
-from .graph import blob_bytes, decode_nodes, remove_decode_nodes
+from .graph import blob_bytes, decode_nodes, has_decode_nodes, remove_decode_nodes
 from .modelio import load_model
 
 LIBRARY_ENV = "ONNX_UDC_LIBRARY"
@@ -207,6 +207,8 @@ class InferenceSession(ort.InferenceSession):
             values = [ort.OrtValue.ortvalue_from_numpy(dense[n]) for n in names]
             if names:
                 options.add_external_initializers(names, values)
+            if has_decode_nodes(model):  # decode nodes inside subgraphs run as custom ops
+                options.register_custom_ops_library(library_path())
             # onnxruntime reads these buffers in place: keep them alive with the session.
             self._udc_dense = dense
             self._udc_values = values

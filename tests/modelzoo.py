@@ -103,3 +103,34 @@ def with_if(seed: int = 0, dim: int = 64) -> onnx.ModelProto:
         [nh.from_array(w, "W")],
     )
     return _model(graph)
+
+
+def constants(seed: int = 0, dim: int = 64) -> onnx.ModelProto:
+    """Weights as Constant nodes (main graph and inside an If branch) and behind Transpose.
+
+    This is how paddle2onnx or spox exports store weights (PP-OCR, Silero VAD).
+    """
+    rng = np.random.default_rng(seed)
+
+    def weight(name):
+        return nh.from_array((rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32), name)
+
+    then_g = h.make_graph(
+        [h.make_node("Constant", [], ["W2"], value=weight("W2")), h.make_node("MatMul", ["h", "W2"], ["t"])],
+        "then", [], [h.make_tensor_value_info("t", T.FLOAT, None)],
+    )
+    else_g = h.make_graph([h.make_node("Identity", ["h"], ["e"])], "else", [], [h.make_tensor_value_info("e", T.FLOAT, None)])
+    nodes = [
+        h.make_node("Constant", [], ["W1"], value=weight("W1"), name="const_w1"),
+        h.make_node("MatMul", ["x", "W1"], ["m"]),
+        h.make_node("Transpose", ["W3"], ["W3t"], perm=[1, 0]),
+        h.make_node("MatMul", ["m", "W3t"], ["h"]),
+        h.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g),
+    ]
+    graph = h.make_graph(
+        nodes, "constants",
+        [h.make_tensor_value_info("cond", T.BOOL, []), h.make_tensor_value_info("x", T.FLOAT, ["N", dim])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["N", dim])],
+        [weight("W3")],
+    )
+    return _model(graph)

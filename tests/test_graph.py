@@ -160,3 +160,31 @@ def test_large_models_are_saved_with_external_data(tmp_path, monkeypatch):
         numpy_helper.to_array(i).tobytes() for i in model.graph.initializer
     ]
     assert model.graph.initializer[0].HasField("raw_data")  # the caller's model is not emptied
+
+
+def test_constant_nodes_and_layout_ops_are_weights_too():
+    model = modelzoo.constants()
+    got = {c.name: (c.action, c.kind) for c in select(model)}
+    assert got == {"W3": (Action.QUANTIZE, "initializer"), "W1": (Action.QUANTIZE, "constant"),
+                   "W2": (Action.QUANTIZE, "constant")}
+    compressed, report = compress_model(model)
+    assert sorted(t.name for t in report.tensors) == ["W1", "W2", "W3"]
+    onnx.checker.check_model(compressed, full_check=True)
+    assert not any(n.op_type == "Constant" for n in compressed.graph.node)
+    # the branch's Constant is hoisted: decoded in the main graph, read from the outer scope
+    then_branch = next(a.g for a in compressed.graph.node[-1].attribute if a.name == "then_branch")
+    assert [n.op_type for n in then_branch.node] == ["MatMul"] and not then_branch.initializer
+    assert {n.output[0] for n, _ in decode_nodes(compressed)} == {"W1", "W2", "W3"}
+    dense = decompress_model(compressed)
+    onnx.checker.check_model(dense, full_check=True)
+    assert {i.name for i in dense.graph.initializer} == {"W1", "W2", "W3"}
+    assert not any(n.domain == DOMAIN for n in dense.graph.node)
+
+
+def test_weight_read_as_a_shape_is_never_touched():
+    model = modelzoo.mlp()
+    # W also feeds a Shape-like use through a Transpose: Transpose -> Reshape's shape slot
+    model.graph.node.append(onnx.helper.make_node("Transpose", ["W"], ["Wt"]))
+    model.graph.node.append(onnx.helper.make_node("Reshape", ["x", "Wt"], ["z"]))
+    got = {c.name: c for c in select(model)}
+    assert got["W"].action is Action.KEEP and "Reshape" in got["W"].reason

@@ -51,6 +51,7 @@ MODELS = {
     "mlp16": lambda: modelzoo.mlp(dtype=np.float16),
     "qdq": modelzoo.qdq,
     "if": modelzoo.with_if,
+    "constants": modelzoo.constants,
 }
 
 
@@ -167,3 +168,17 @@ def test_edge_check_program_runs_without_python(tmp_path):
     args[-1] = str(tmp_path / "wrong.f32")
     bad = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0
+
+
+def test_constant_node_weights_run_in_both_paths():
+    model = modelzoo.constants()
+    compressed, report = compress_model(model)
+    assert len(report.tensors) == 3
+    dense = decompress_model(compressed)
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    for cond in (True, False):
+        feeds = {"cond": np.array(cond), "x": x}
+        want = ort.InferenceSession(dense.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        for fast in (True, False):
+            got = InferenceSession(compressed, fast=fast).run(None, feeds)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
