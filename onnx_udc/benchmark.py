@@ -147,26 +147,36 @@ def _brotli_file(src: Path, out: Path) -> Variant:
 
 # ---- loading and timing ------------------------------------------------------------
 
+def session_options() -> ort.SessionOptions:
+    """Default options, without spin-waiting so sessions measured in turn do not disturb each other."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 def open_session(loader: str, path: Path) -> ort.InferenceSession:
     providers = ["CPUExecutionProvider"]
     if loader == "ort":
-        return ort.InferenceSession(str(path), providers=providers)
+        return ort.InferenceSession(str(path), session_options(), providers=providers)
     if loader == "brotli":
         import brotli
 
-        return ort.InferenceSession(brotli.decompress(path.read_bytes()), providers=providers)
+        return ort.InferenceSession(brotli.decompress(path.read_bytes()), session_options(), providers=providers)
     if loader in ("udc-custom-op", "udc-fast"):
-        return UdcSession(path, fast=(loader == "udc-fast"))
+        return UdcSession(path, session_options(), fast=(loader == "udc-fast"))
     raise ValueError(f"unknown loader {loader!r}")
 
 
-def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def _paired_medians(baseline: Callable[[], object], candidate: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median seconds of two callables timed alternately."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in ((baseline, times[0]), (candidate, times[1])):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def peak_load_mb(loader: str, path: Path) -> float | None:
@@ -193,7 +203,7 @@ def run_all(session: ort.InferenceSession, feeds: list[dict[str, np.ndarray]]) -
 
 @dataclass(frozen=True)
 class BenchConfig:
-    steps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+    steps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
     anchors: tuple[str, ...] = tuple(ANCHORS)
     repeat: int = 5  # session creations per variant and loader
     runs: int = 20  # timed runs per variant and loader
@@ -251,22 +261,21 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                                 compressed_weights=sum(math.prod(t.shape) for t in report.tensors),
                                 compressed_bytes=sum(t.blob_bytes for t in report.tensors)))
 
-    base_create = base_run = None
-    reference = None
+    # The original is re-timed beside every variant (interleaved), so each ratio compares
+    # two measurements taken under the same machine load.
+    base = open_session("ort", src)
+    reference = run_all(base, feeds)
     for variant in variants:
         for loader in variant.loaders:
             log(f"  {variant.name} [{loader}]")
-            create = _median_seconds(lambda: open_session(loader, variant.path), config.repeat)
+            create = _paired_medians(lambda: open_session("ort", src), lambda: open_session(loader, variant.path),
+                                     config.repeat)
             session = open_session(loader, variant.path)
             outputs = run_all(session, feeds)
-            if reference is None:
-                reference = outputs
             for _ in range(3):
                 session.run(None, feeds[0])
-            latency = _median_seconds(lambda: session.run(None, feeds[0]), config.runs)
+            latency = _paired_medians(lambda: base.run(None, feeds[0]), lambda: session.run(None, feeds[0]), config.runs)
             del session
-            if base_create is None:
-                base_create, base_run = create, latency
             size = variant.path.stat().st_size
             result.rows.append(Row(
                 model=zoo_model.name, variant=variant.name, kind=variant.kind, loader=loader, file_bytes=size,
@@ -274,8 +283,8 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                 bits_per_compressed_weight=(8 * variant.compressed_bytes / variant.compressed_weights
                                             if variant.compressed_weights else None),
                 fidelity=zoo_model.fidelity(reference, outputs),
-                create_ms=1e3 * create, create_ratio=create / base_create,
-                run_ms=1e3 * latency, run_ratio=latency / base_run,
+                create_ms=1e3 * create[1], create_ratio=create[1] / create[0],
+                run_ms=1e3 * latency[1], run_ratio=latency[1] / latency[0],
                 peak_load_mb=peak_load_mb(loader, variant.path) if config.memory else None,
                 setting=variant.setting, note=variant.note,
             ))
@@ -385,7 +394,8 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
     lines = ["# Benchmark results", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.", "",
              f"Machine: {machine_summary()}.", "",
              f"Session creation and run latency are medians ({config.repeat} creations, {config.runs} runs of the first "
-             "input batch) as ratios to the original fp32 model measured in the same run; peak load memory is the "
+             "input batch) as ratios to the original fp32 model, timed alternately with each variant in the same "
+             "process (no thread spin-waiting, so sessions do not disturb each other); peak load memory is the "
              "resident memory a fresh process adds while creating the session. onnx-udc rows give both load paths: "
              "the registered custom op (portable) and the fast loader. Bits per weight (file) = file bytes x 8 / "
              "weights of the original model; bits per compressed weight counts only the blobs.", ""]

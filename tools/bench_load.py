@@ -49,35 +49,42 @@ def big_mlp(dim: int = 2048, layers: int = 4) -> onnx.ModelProto:
     return model
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
+def quiet_options() -> ort.SessionOptions:
+    """No spin-waiting: an idle session's threads must not steal the cores of the one being timed."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def interleaved_medians(fns: dict[str, object], repeat: int) -> dict[str, float]:
+    """Median seconds of each callable, measured round-robin so machine noise hits all alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench(name: str, original: Path, compressed: Path, feeds: dict, repeat: int, runs: int) -> list[dict]:
-    so = ort.SessionOptions
     makers = {
-        "original": lambda: ort.InferenceSession(str(original), so(), providers=["CPUExecutionProvider"]),
-        "custom op": lambda: onnx_udc.InferenceSession(compressed, fast=False),
-        "fast loader": lambda: onnx_udc.InferenceSession(compressed, fast=True),
+        "original": lambda: ort.InferenceSession(str(original), quiet_options(), providers=["CPUExecutionProvider"]),
+        "custom op": lambda: onnx_udc.InferenceSession(compressed, quiet_options(), fast=False),
+        "fast loader": lambda: onnx_udc.InferenceSession(compressed, quiet_options(), fast=True),
     }
-    rows = []
-    for label, make in makers.items():
-        create = median_time(make, repeat)
-        session = make()
+    create = interleaved_medians(makers, repeat)
+    sessions = {k: make() for k, make in makers.items()}
+    for session in sessions.values():
         for _ in range(5):
             session.run(None, feeds)
-        latency = median_time(lambda: session.run(None, feeds), runs)
-        rows.append({"model": name, "path": label, "create_s": create, "run_s": latency})
-    base = rows[0]
-    for row in rows:
-        row["create_ratio"] = row["create_s"] / base["create_s"]
-        row["run_ratio"] = row["run_s"] / base["run_s"]
-    return rows
+    latency = interleaved_medians({k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()}, runs)
+    return [
+        {"model": name, "path": k, "create_s": create[k], "run_s": latency[k],
+         "create_ratio": create[k] / create["original"], "run_ratio": latency[k] / latency["original"]}
+        for k in makers
+    ]
 
 
 def main(argv=None) -> int:
