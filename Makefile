@@ -6,7 +6,7 @@ BUILD  := runtime/build
 LIB    := onnx_udc/_lib/libonnx_udc.so
 JOBS   ?= 2
 
-.PHONY: all setup runtime demo test test-all bench clean
+.PHONY: all setup runtime demo test test-all bench bench-load zoo clean
 
 all: runtime
 
@@ -41,8 +41,17 @@ test: runtime
 test-all: runtime
 	$(PY) -m pytest -q -m ''
 
-bench: runtime
-	$(PY) tools/bench_load.py
+# Loader benchmark: session creation and latency of both load paths, as ratios.
+bench-load: runtime
+	$(PY) tools/bench_load.py --markdown docs/bench_load.md
+
+# The evaluation zoo needs torch and the model packages (several GB of downloads).
+zoo: runtime
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[test,zoo,plot]'
+
+# Full side-by-side benchmark on every zoo model: rewrites docs/RESULTS.md and the plots.
+bench: zoo
+	$(PY) -m onnx_udc.cli bench --out docs
 
 clean:
 	rm -rf $(BUILD) onnx_udc/_lib
