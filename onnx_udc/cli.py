@@ -200,7 +200,9 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--steps", default=None, help="comma-separated step-rel values of the onnx-udc sweep")
 @click.option("--limit", type=int, default=None, help="evaluation samples per model")
 @click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
-def bench(model_names, quick, out, steps, limit, no_memory):
+@click.option("--repeat", type=int, default=None, help="session creations timed per variant (default 5)")
+@click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -220,10 +222,15 @@ def bench(model_names, quick, out, steps, limit, no_memory):
         config = replace(config, limit=limit)
     if no_memory:
         config = replace(config, memory=False)
+    if repeat is not None:
+        config = replace(config, repeat=max(1, repeat))
+    if runs is not None:
+        config = replace(config, runs=max(1, runs))
     names = model_names.split(",") if model_names else zoo.names()
     out = out or (benchmark.default_workdir() if quick else Path(zoo.__file__).resolve().parents[1] / "docs")
     work = benchmark.default_workdir()
     results = []
+    command = "onnx-udc " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else ["bench"])
     for name in names:
         try:
             model = zoo.get(name)
@@ -233,8 +240,8 @@ def bench(model_names, quick, out, steps, limit, no_memory):
             if model_names:
                 raise ConfigError(f"{name}: {exc}") from None
             click.echo(f"{name}: skipped: {exc}", err=True)
-    command = "onnx-udc bench" + (" --quick" if quick else "") + (f" --models {model_names}" if model_names and not quick else "")
-    report = benchmark.write_report(results, out, command, config)
+        # Written after every model, so a long run that stops keeps what it measured.
+        report = benchmark.write_report(results, out, command, config)
     for res in results:
         click.echo(f"\n## {res.title}\n")
         click.echo(benchmark.markdown_table(res))
