@@ -230,7 +230,7 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs):
     out = out or (benchmark.default_workdir() if quick else Path(zoo.__file__).resolve().parents[1] / "docs")
     work = benchmark.default_workdir()
     results = []
-    command = "onnx-udc " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else ["bench"])
+    command = "onnx-udc bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
     for name in names:
         try:
             model = zoo.get(name)
