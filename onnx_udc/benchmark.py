@@ -181,9 +181,10 @@ def _paired_medians(baseline: Callable[[], object], candidate: Callable[[], obje
 
 def peak_load_mb(loader: str, path: Path) -> float | None:
     """Peak resident memory added by creating the session, in a fresh process."""
+    # peak resident set (ru_maxrss, KiB) after loading minus the resident set just before it
     code = (
-        "import resource, sys, json; import onnxruntime, onnx_udc.benchmark as b;"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "import os, resource, sys, json; import onnxruntime, onnx_udc.benchmark as b;"
+        "base = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1024;"
         "s = b.open_session(sys.argv[1], __import__('pathlib').Path(sys.argv[2]));"
         "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))"
     )
