@@ -252,6 +252,9 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
         except NotApplicable as exc:
             result.skipped[name] = str(exc)
             log(f"  {name}: not applicable: {exc}")
+        except Exception as exc:  # the anchor tool itself fails on this model: that is a result too
+            result.skipped[name] = f"the tool fails on this model: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            log(f"  {name}: fails: {exc}")
     for step in config.steps:
         log(f"  onnx-udc step-rel {step}: compressing")
         model, report = compress_model(onnx.load(str(src)), CompressConfig(scalar=ScalarConfig(step_rel=step), seed=config.seed),
@@ -396,8 +399,20 @@ def machine_summary() -> str:
             f"onnx {onnx.__version__}")
 
 
+def load_result(path: Path) -> ModelResult:
+    data = json.loads(path.read_text())
+    rows = [Row(**r) for r in data.pop("rows")]
+    return ModelResult(**data, rows=rows)
+
+
 def write_report(results: list[ModelResult], out: Path, command: str, config: BenchConfig) -> Path:
+    """RESULTS.md for ``results`` plus, after them, any other model measured earlier into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    fresh = {r.model for r in results}
+    earlier = [load_result(p) for p in sorted(out.glob("bench_*.json")) if p.stem[len("bench_"):] not in fresh]
+    for res in results:
+        (out / f"bench_{res.model}.json").write_text(json.dumps(asdict(res), indent=1, default=str) + "\n")
+    results = list(results) + earlier
     lines = ["# Benchmark results", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.", "",
              f"Machine: {machine_summary()}.", "",
              f"Session creation and run latency are medians ({config.repeat} creations, {config.runs} runs of the first "
@@ -414,7 +429,6 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
             lines += [f"![{res.title}]({png.name})", ""]
         lines += [markdown_table(res), "", "Smallest onnx-udc file at least as faithful as each anchor:", ""]
         lines += best_matches(res) + [""]
-        (out / f"bench_{res.model}.json").write_text(json.dumps(asdict(res), indent=1, default=str) + "\n")
     report = out / "RESULTS.md"
     report.write_text("\n".join(lines) + "\n")
     return report
