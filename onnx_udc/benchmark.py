@@ -123,8 +123,8 @@ def _int4(src: Path, out: Path) -> Variant:
     inits = {i.name for i in model.graph.initializer}
     if not any(n.op_type == "MatMul" and n.input[1] in inits for n in model.graph.node):
         ops = sorted({n.op_type for n in model.graph.node if any(i in inits for i in n.input[1:2])})
-        raise NotApplicable(f"no MatMul with a constant weight (weights feed {', '.join(ops[:4])}): "
-                            "MatMulNBits quantizes MatMul only")
+        where = f"weights feed {', '.join(ops[:4])}" if ops else "no weight initializers: weights are Constant nodes"
+        raise NotApplicable(f"no MatMul with a constant initializer weight ({where}); MatMulNBits quantizes MatMul only")
     try:
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     except ImportError as exc:
