@@ -202,7 +202,8 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
 @click.option("--repeat", type=int, default=None, help="session creations timed per variant (default 5)")
 @click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs):
+@click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -242,6 +243,12 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs):
             click.echo(f"{name}: skipped: {exc}", err=True)
         # Written after every model, so a long run that stops keeps what it measured.
         report = benchmark.write_report(results, out, command, config)
+    if keep_work:
+        click.echo(f"compressed variants kept in {work}", err=True)
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     for res in results:
         click.echo(f"\n## {res.title}\n")
         click.echo(benchmark.markdown_table(res))
