@@ -231,8 +231,11 @@ def _quiet():
 
 
 def count_weights(path: Path) -> int:
+    """Elements of every initializer and Constant-node tensor of the model."""
+    from .graph import weight_sources
+
     model = onnx.load(str(path), load_external_data=False)
-    return sum(math.prod(i.dims) for i in model.graph.initializer)
+    return sum(math.prod(src.tensor.dims) for src in weight_sources(model))
 
 
 def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable[[str], None] = print) -> ModelResult:
