@@ -181,12 +181,14 @@ def _paired_medians(baseline: Callable[[], object], candidate: Callable[[], obje
 
 def peak_load_mb(loader: str, path: Path) -> float | None:
     """Peak resident memory added by creating the session, in a fresh process."""
-    # peak resident set (ru_maxrss, KiB) after loading minus the resident set just before it
+    # VmHWM (peak RSS of this process image; unlike ru_maxrss it does not inherit the
+    # parent's size across fork/exec) after loading, minus VmRSS just before it, in KiB.
     code = (
-        "import os, resource, sys, json; import onnxruntime, onnx_udc.benchmark as b;"
-        "base = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1024;"
+        "import sys, json; import onnxruntime, onnx_udc.benchmark as b;"
+        "kib = lambda key: int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith(key)));"
+        "base = kib('VmRSS:');"
         "s = b.open_session(sys.argv[1], __import__('pathlib').Path(sys.argv[2]));"
-        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))"
+        "print(json.dumps((kib('VmHWM:') - base) / 1024))"
     )
     try:
         done = subprocess.run([sys.executable, "-c", code, loader, str(path)], capture_output=True, text=True,
