@@ -290,7 +290,7 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
             for _ in range(3):
                 session.run(None, feeds[0])
             latency = _paired_medians(lambda: base.run(None, feeds[0]), lambda: session.run(None, feeds[0]), config.runs)
-            del session
+            session = None  # free it before the next variant
             size = variant.path.stat().st_size
             result.rows.append(Row(
                 model=zoo_model.name, variant=variant.name, kind=variant.kind, loader=loader, file_bytes=size,

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from .errors import ConfigError, UdcError
 from .quantizers.scalar import DEFAULT_STEP_REL

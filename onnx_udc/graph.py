@@ -383,6 +383,19 @@ def blob_bytes(init: onnx.TensorProto) -> bytes:
     return init.raw_data if init.HasField("raw_data") else bytes(numpy_helper.to_array(init).tobytes())
 
 
+def decode_node(node: onnx.NodeProto, blob: onnx.TensorProto, decoder: Callable[[bytes], np.ndarray]) -> np.ndarray:
+    """Decode one decode node's blob; errors name the tensor, and the type must match the op."""
+    name = node.output[0]
+    try:
+        array = decoder(blob_bytes(blob))
+    except UdcError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    expected = DType.from_op_type(node.op_type)
+    if DType.from_numpy(array.dtype) is not expected:
+        raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs {expected.name}")
+    return array
+
+
 def decompress_model(
     model: onnx.ModelProto,
     *,
@@ -405,14 +418,7 @@ def decompress_model(
         position = {init.name: i for i, init in enumerate(graph.initializer)}
         for node, init in decode_nodes(graph):
             name = node.output[0]
-            try:
-                array = decoder(blob_bytes(init))
-            except UdcError as exc:
-                raise type(exc)(f"{name}: {exc}") from None
-            expected = DType.from_op_type(node.op_type)
-            if DType.from_numpy(array.dtype) is not expected:
-                raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs {expected.name}")
-            dense = numpy_helper.from_array(array, name)
+            dense = numpy_helper.from_array(decode_node(node, init, decoder), name)
             if main:
                 graph.initializer[position[init.name]].CopyFrom(dense)
                 dense_names.add(name)

@@ -32,7 +32,7 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .format import DType
-from .graph import blob_bytes, decode_nodes, has_decode_nodes, remove_decode_nodes
+from .graph import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
 from .modelio import load_model
 
 LIBRARY_ENV = "ONNX_UDC_LIBRARY"
@@ -170,11 +170,9 @@ def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
     # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial).
     with ThreadPoolExecutor(max_workers=min(len(found), os.cpu_count() or 1) or 1) as pool:
-        arrays = list(pool.map(lambda pair: decoder.decode(blob_bytes(pair[1])), found))
+        arrays = list(pool.map(lambda pair: decode_node(*pair, decoder.decode), found))
     for (node, init), array in zip(found, arrays):
         name = node.output[0]
-        if array.dtype != DType.from_op_type(node.op_type).numpy:
-            raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs another type")
         dense[name] = array
         model.graph.initializer[position[init.name]].CopyFrom(_placeholder(name, array))
     remove_decode_nodes(model, set(dense))
