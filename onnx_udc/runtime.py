@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -227,7 +228,8 @@ def _session_error(message: str) -> Exception:
     marker = "onnx_udc: "
     if marker in message:
         detail = message[message.index(marker) + len(marker):]
-        status = next((s for s in STATUS_NAMES if f": {s}: " in f": {detail}" or f"): {s}:" in detail), "BAD_HEADER")
+        found = re.search(r"\b(" + "|".join(STATUS_NAMES[1:]) + r"):", detail)
+        status = found.group(1) if found else "BAD_HEADER"
         return FormatError(f"custom op failed at session creation: {detail}", status)
     return ModelError(f"onnxruntime cannot create a session: {message}")
 

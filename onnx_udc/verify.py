@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import ConfigError, ModelError
+from .graph import sqnr_db
 
 _NUMPY_OF_ORT = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -66,9 +66,7 @@ def compare(name: str, reference: np.ndarray, output: np.ndarray) -> OutputCompa
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(output, dtype=np.float64)
     err = out - ref
-    noise = float(np.sum(err * err))
-    signal = float(np.sum(ref * ref))
-    sqnr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
+    sqnr = sqnr_db(ref, out)
     top1 = None
     if ref.ndim >= 2 and ref.shape[-1] > 1:
         top1 = float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
