@@ -21,6 +21,7 @@ from .errors import (
 )
 from .format import DOMAIN, FORMAT_VERSION
 from .graph import CompressConfig, CompressReport, compress_model, decompress_model, select
+from .quantizers.base import StepConfig
 from .quantizers.scalar import ScalarConfig
 from .runtime import InferenceSession, NativeDecoder, library_path, session_options
 
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ChecksumError", "CompressConfig", "CompressReport", "ConfigError", "DOMAIN", "FORMAT_VERSION",
     "FormatError", "InferenceSession", "LimitError", "ModelError", "NativeDecoder", "OutputError",
-    "RuntimeLibraryError", "ScalarConfig", "UdcError", "UnsupportedVersionError", "compress_model",
+    "RuntimeLibraryError", "ScalarConfig", "StepConfig", "UdcError", "UnsupportedVersionError", "compress_model",
     "decode_blob", "decompress_model", "encode_tensor", "inspect_blob", "library_path", "select",
     "session_options",
 ]

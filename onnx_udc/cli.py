@@ -13,8 +13,11 @@ from pathlib import Path
 
 import click
 
+from . import coders, quantizers
 from .errors import ConfigError, UdcError
-from .quantizers.scalar import DEFAULT_STEP_REL
+from .quantizers.base import DEFAULT_STEP_REL
+
+_LOSSY = [n for n in quantizers.names() if not quantizers.by_name(n).lossless]
 
 INTERNAL_ERROR = 70
 
@@ -48,18 +51,20 @@ def cli() -> None:
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="compressed model to write")
+@click.option("--quantizer", type=click.Choice(_LOSSY), default="scalar", show_default=True,
+              help="quantizer of float weights (scalar is the lattice Z)")
 @click.option("--step-rel", type=float, default=None, help=f"step as a fraction of each tensor's RMS (default {DEFAULT_STEP_REL})")
 @click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
-@click.option("--coder", type=click.Choice(["brotli", "store"]), default="brotli", show_default=True)
+@click.option("--coder", type=click.Choice(coders.names()), default="brotli", show_default=True)
 @click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
-def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, threads, quiet):
+def compress(model, output, quantizer, step_rel, target_bpw, seed, min_elements, coder, threads, quiet):
     """Replace every large weight of MODEL by a compressed decode node."""
     from .graph import Action, CompressConfig, compress_model, select
     from .modelio import load_model, save_model
-    from .quantizers.scalar import ScalarConfig
+    from .quantizers.base import StepConfig
 
     if step_rel is not None and target_bpw is not None:
         raise ConfigError("give either --step-rel or --target-bpw, not both")
@@ -67,8 +72,8 @@ def compress(model, output, step_rel, target_bpw, seed, min_elements, coder, thr
         raise ConfigError("--min-elements must be at least 1")
     if not 0 <= seed < 2**64:
         raise ConfigError("--seed must lie in [0, 2^64)")
-    scalar = ScalarConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
-    config = CompressConfig(coder=coder, scalar=scalar, seed=seed, min_elements=min_elements, threads=threads)
+    steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
+    config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements, threads=threads)
     _check_writable(output)
     proto = load_model(model)
     original_file = model.stat().st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -9,6 +10,39 @@ from typing import ClassVar
 import numpy as np
 
 from ..format import BlobHeader, DType
+
+
+# Bundled example: 6.7x at unchanged accuracy (91.74-91.79% over 3 seeds vs 91.77%).
+DEFAULT_STEP_REL = 0.2
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """The step of a step-based quantizer (scalar, lattices), first match wins:
+
+    step:       an absolute step (what rate allocation hands each tensor).
+    target_bpw: solve the step per tensor so that the empirical (order-0) entropy of
+                the indices is this many bits per weight.
+    step_rel:   step = step_rel * RMS(w).
+
+    For a lattice the step is the n-th root of the Voronoi cell's volume, so at high
+    rate every quantizer spends about h(W) - log2(step) bits per weight and they differ
+    only in the error power noise_power(step) = G(L) * step^2.
+    """
+
+    step_rel: float = DEFAULT_STEP_REL
+    target_bpw: float | None = None
+    step: float | None = None
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if not (self.step_rel > 0 and math.isfinite(self.step_rel)):
+            raise ConfigError(f"step_rel must be a positive number, got {self.step_rel}")
+        if self.target_bpw is not None and not (0.05 <= self.target_bpw <= 24):
+            raise ConfigError(f"target_bpw must lie in [0.05, 24], got {self.target_bpw}")
+        if self.step is not None and not (self.step > 0 and math.isfinite(self.step)):
+            raise ConfigError(f"step must be a positive number, got {self.step}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +75,11 @@ class Quantizer(ABC):
     @abstractmethod
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         """symbols uint [numel] -> elements [numel] of ``header.dtype`` (reference decoder)."""
+
+    def noise_power(self, step: float) -> float:
+        """Mean squared error per weight at this step (exact for subtractive dither:
+        the error is uniform over the scaled Voronoi cell, independent of the weights)."""
+        raise NotImplementedError(f"quantizer {self.name} has no step")
 
     def check_dtype_and_width(self, header: BlobHeader, widths: tuple[int, ...]) -> None:
         from ..errors import FormatError
