@@ -54,6 +54,7 @@ class Encoded:
     step: float = 0.0
     seed: int = 0
     params: bytes = b""
+    period: int = 1  # symbols form vectors of this many consecutive symbols (coders may use it as context)
 
 
 class Quantizer(ABC):
