@@ -55,17 +55,41 @@ def cli() -> None:
               help="quantizer of float weights (scalar is the lattice Z)")
 @click.option("--step-rel", type=float, default=None, help=f"step as a fraction of each tensor's RMS (default {DEFAULT_STEP_REL})")
 @click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
+@click.option("--target-ratio", type=float, default=None, help="rate allocation: the best fidelity at this file-size ratio")
+@click.option("--target-size", type=int, default=None, help="rate allocation: the best fidelity within this many bytes")
+@click.option("--min-sqnr", type=float, default=None, help="rate allocation: the smallest file whose output SQNR (dB) stays above this")
+@click.option("--min-agreement", type=float, default=None, help="rate allocation: the smallest file keeping this top-1 agreement (0-1)")
+@click.option("--min-cosine", type=float, default=None, help="rate allocation: the smallest file keeping this mean output cosine")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="calibration inputs for rate allocation: .npz with one array per model input (samples on axis 0)")
+@click.option("--calib-samples", type=int, default=64, show_default=True, help="calibration samples used")
+@click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
 @click.option("--coder", type=click.Choice(coders.names()), default="brotli", show_default=True)
 @click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
-def compress(model, output, quantizer, step_rel, target_bpw, seed, min_elements, coder, threads, quiet):
-    """Replace every large weight of MODEL by a compressed decode node."""
+def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
+             calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet):
+    """Replace every large weight of MODEL by a compressed decode node.
+
+    With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
+    --min-cosine) the step of every tensor is allocated from its measured sensitivity on
+    calibration inputs (--calib); without a target one step rule holds for all tensors.
+    """
     from .graph import Action, CompressConfig, compress_model, select
     from .modelio import load_model, save_model
     from .quantizers.base import StepConfig
 
+    targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
+               "cosine": min_cosine}
+    targets = {k: v for k, v in targets.items() if v is not None}
+    if len(targets) > 1:
+        raise ConfigError("give one target: --target-ratio, --target-size, --min-sqnr, --min-agreement or --min-cosine")
+    if targets and (step_rel is not None or target_bpw is not None):
+        raise ConfigError("a rate-allocation target replaces --step-rel / --target-bpw: give one or the other")
+    if not targets and (calib is not None or plan_out is not None):
+        raise ConfigError("--calib and --plan-out need a rate-allocation target (e.g. --min-sqnr 30)")
     if step_rel is not None and target_bpw is not None:
         raise ConfigError("give either --step-rel or --target-bpw, not both")
     if min_elements < 1:
@@ -75,8 +99,14 @@ def compress(model, output, quantizer, step_rel, target_bpw, seed, min_elements,
     steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
     config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements, threads=threads)
     _check_writable(output)
+    if plan_out is not None:
+        _check_writable(plan_out)
     proto = load_model(model)
     original_file = model.stat().st_size
+    if targets:
+        (kind, value), = targets.items()
+        _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet)
+        return
     total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
     if quiet:
         compressed, report = compress_model(proto, config, inplace=True)
@@ -92,6 +122,49 @@ def compress(model, output, quantizer, step_rel, target_bpw, seed, min_elements,
     save_model(compressed, output)
     if not quiet:
         _print_report(report, original_file, output.stat().st_size)
+
+
+def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet):
+    import json
+
+    from .allocate import Target, allocate
+    from .modelio import save_model
+
+    target = Target(kind, float(value))
+    if calib is None:
+        click.echo("onnx-udc: warning: no --calib given: the allocation runs on inputs synthesized from the model's "
+                   "input specification, which exercise it like noise does. Real in-domain inputs are strongly "
+                   "preferred.", err=True)
+    err = _console(stderr=True)
+    alloc = allocate(proto, target, calib=calib, config=config, samples=calib_samples,
+                     log=None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]")))
+    save_model(alloc.model, output)
+    if plan_out is not None:
+        plan_out.write_text(json.dumps(alloc.to_dict(), indent=1))
+    if not quiet:
+        _print_allocation(alloc)
+        _print_report(alloc.report, original_file, output.stat().st_size)
+
+
+def _print_allocation(alloc) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"rate allocation: {alloc.target.describe()}", title_justify="left")
+    for col in ("tensor", "weights", "sensitivity", "step/RMS", "bits/w", "share of D"):
+        table.add_column(col, justify="left" if col == "tensor" else "right", overflow="fold")
+    total = max(alloc.predicted_distortion, 1e-300)
+    for t in alloc.tensors:
+        table.add_row(t.name, f"{t.numel:,}", f"{t.sensitivity:.3g}", "exact" if t.step is None else f"{t.step_rel:.4f}",
+                      f"{t.bits:.2f}", f"{100 * t.distortion / total:.1f}%")
+    console = _console()
+    console.print(table)
+    db = lambda d: _fmt_db(-10 * math.log10(d)) if d > 0 else "inf"  # noqa: E731
+    console.print(
+        f"calibration: {alloc.samples} samples ({alloc.calibration}{', SYNTHETIC' if alloc.synthetic else ''}); "
+        f"output distortion predicted {db(alloc.predicted_distortion)} dB, measured {db(alloc.measured_distortion)} dB; "
+        f"{alloc.metric} on the calibration inputs {alloc.measured_metric:.4g}; "
+        f"allocation took {sum(alloc.seconds.values()):.1f} s"
+    )
 
 
 def _print_report(report, original_file: int, compressed_file: int) -> None:
@@ -135,6 +208,8 @@ def decompress(model, output, decoder):
     from .modelio import load_model, save_model
 
     _check_writable(output)
+    if plan_out is not None:
+        _check_writable(plan_out)
     proto = load_model(model)
     kwargs = {}
     if decoder == "native":

@@ -17,9 +17,9 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
@@ -29,6 +29,7 @@ from .codec import EncodeResult, decode_blob, encode_tensor
 from .dither import derive_seed
 from .errors import ModelError, UdcError
 from .format import BLOB_SUFFIX, DECODE_OP_TYPES, DOMAIN, DOMAIN_VERSION, DType
+from .quantizers.base import StepConfig
 from .quantizers.scalar import ScalarConfig
 from .roles import Role, role_of
 
@@ -49,6 +50,8 @@ class CompressConfig:
     seed:         model seed; each tensor's dither seed derives from it and its name
     min_elements: initializers with fewer elements stay dense
     threads:      parallel encoders (default: CPU count)
+    steps:        per-tensor plan (rate allocation): name -> absolute step, or None to
+                  code that tensor losslessly; tensors not listed use ``scalar``
     """
 
     quantizer: str = "scalar"
@@ -57,6 +60,14 @@ class CompressConfig:
     seed: int = 0
     min_elements: int = 1024
     threads: int | None = None
+    steps: Mapping[str, float | None] | None = None
+
+    def step_config(self, name: str) -> StepConfig | None:
+        """The step configuration of one tensor; None means: code it losslessly."""
+        if self.steps is None or name not in self.steps:
+            return self.scalar
+        step = self.steps[name]
+        return None if step is None else replace(self.scalar, step=float(step), target_bpw=None)
 
 
 @dataclass(frozen=True)
@@ -248,13 +259,14 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
 def _encode_one(array: np.ndarray, cand: Candidate, config: CompressConfig) -> tuple[EncodeResult, Action, float]:
     """Encode one initializer; returns the result, the action taken and the SQNR."""
     action = cand.action
-    if action is Action.QUANTIZE and (not np.all(np.isfinite(array)) or not np.any(array)):
-        action = Action.LOSSLESS  # all-zero or non-finite tensors stay exact
+    step_config = config.step_config(cand.name)
+    if action is Action.QUANTIZE and (step_config is None or not np.all(np.isfinite(array)) or not np.any(array)):
+        action = Action.LOSSLESS  # planned exact, all-zero or non-finite tensors stay exact
     if action is Action.LOSSLESS:
         result = encode_tensor(array, quantizer="raw", coder=config.coder)
         return result, action, math.inf
     seed = derive_seed(config.seed, cand.name)
-    result = encode_tensor(array, quantizer=config.quantizer, coder=config.coder, config=config.scalar, seed=seed)
+    result = encode_tensor(array, quantizer=config.quantizer, coder=config.coder, config=step_config, seed=seed)
     return result, action, sqnr_db(array, decode_blob(result.blob))
 
 

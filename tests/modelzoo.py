@@ -134,3 +134,27 @@ def constants(seed: int = 0, dim: int = 64) -> onnx.ModelProto:
         [weight("W3")],
     )
     return _model(graph)
+
+
+def two_branch(seed: int = 0, dim: int = 64, quiet: float = 0.01) -> onnx.ModelProto:
+    """y = Relu(x @ A) @ B + quiet * (x @ C): C matters ``quiet`` times less than A and B."""
+    rng = np.random.default_rng(seed)
+
+    def weight(name):
+        return nh.from_array((rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32), name)
+
+    nodes = [
+        h.make_node("MatMul", ["x", "A"], ["a"]),
+        h.make_node("Relu", ["a"], ["r"]),
+        h.make_node("MatMul", ["r", "B"], ["main"]),
+        h.make_node("MatMul", ["x", "C"], ["c"]),
+        h.make_node("Mul", ["c", "quiet"], ["side"]),
+        h.make_node("Add", ["main", "side"], ["y"]),
+    ]
+    graph = h.make_graph(
+        nodes, "two_branch",
+        [h.make_tensor_value_info("x", T.FLOAT, ["N", dim])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["N", dim])],
+        [weight("A"), weight("B"), weight("C"), nh.from_array(np.array(quiet, np.float32), "quiet")],
+    )
+    return _model(graph)

@@ -1,0 +1,430 @@
+"""Sensitivity-aware rate allocation: one target, the best step for every tensor.
+
+Dithered quantization adds to tensor l a noise independent of the weights, of known
+power P_l(step) = quantizer.noise_power(step). At small noise the model's relative
+output distortion is additive over tensors,
+
+    D ~ sum_l a_l * P_l(step_l)                      (a_l: sensitivity of tensor l)
+
+and tensor l costs R_l(step_l) bits (n_l weights times the entropy of its indices,
+measured on the weights over a grid of steps). The allocation minimises
+sum_l R_l + lambda * D tensor by tensor for a Lagrange multiplier lambda, with "keep
+exact" (zero noise, raw cost) as one more choice per tensor, and searches lambda:
+
+    calibration inputs --probe (noise of known power into one tensor at a time)--> a_l
+    weights --quantizer at each grid step--> R_l(step)
+    target --budget--> lambda* (bisection on the predicted size or distortion)
+           --real measurements--> lambda (real compressed sizes, real metric on the
+                                  calibration inputs with the exactly decoded weights)
+
+Targets: a size (``ratio`` or ``size`` in bytes: maximise fidelity) or a fidelity floor
+(``sqnr`` dB, ``agreement``, ``cosine``: minimise size).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from . import fidelity, quantizers
+from .calib import CalibrationSet, calibration_set
+from .codec import decode_blob, encode_tensor, symbol_entropy
+from .dither import derive_seed
+from .errors import ConfigError
+from .graph import Action, CompressConfig, CompressReport, _select_sources, compress_model
+from .probe import WeightProbe
+from .quantizers.base import StepConfig
+
+# Steps per tensor: step_rel = step / RMS from 2^-14 to 2^1 in quarter octaves. Coarser
+# steps put more noise than signal into a tensor, outside any small-noise model.
+GRID_REL = 2.0 ** (np.arange(-56, 5) / 4.0)  # [K]
+RATE_SAMPLE = 1 << 17  # weights per tensor used to tabulate the rate
+PROBE_SNR_DB = 30.0  # noise power injected to measure a sensitivity, relative to the tensor's
+BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, names, node
+MAX_MEASUREMENTS = 10
+SIZE_TARGETS = ("ratio", "size")
+FIDELITY_TARGETS = ("sqnr", "agreement", "cosine")
+
+
+@dataclass(frozen=True)
+class Target:
+    """kind: ratio | size | sqnr | agreement | cosine."""
+
+    kind: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in SIZE_TARGETS + FIDELITY_TARGETS:
+            raise ConfigError(f"unknown target {self.kind!r}; choose one of {SIZE_TARGETS + FIDELITY_TARGETS}")
+        if not math.isfinite(self.value):
+            raise ConfigError(f"target {self.kind} must be a finite number")
+        if self.kind == "ratio" and self.value <= 1.0:
+            raise ConfigError(f"--target-ratio must be above 1, got {self.value}")
+        if self.kind == "size" and self.value <= 0:
+            raise ConfigError(f"--target-size must be positive, got {self.value}")
+        if self.kind in FIDELITY_TARGETS:
+            fidelity.get(self.kind).check_target(self.value)
+
+    @property
+    def is_size(self) -> bool:
+        return self.kind in SIZE_TARGETS
+
+    def describe(self) -> str:
+        return {"ratio": f"ratio {self.value:g}x", "size": f"size {int(self.value)} B", "sqnr": f"output SQNR >= {self.value:g} dB",
+                "agreement": f"top-1 agreement >= {self.value:g}", "cosine": f"mean cosine >= {self.value:g}"}[self.kind]
+
+
+@dataclass
+class TensorPlan:
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    itemsize: int
+    rms: float
+    sensitivity: float  # a_l: relative output distortion per unit noise power
+    step: float | None  # None: kept exact (lossless)
+    bits: float  # predicted bits per weight
+    distortion: float  # predicted share of D
+
+    @property
+    def step_rel(self) -> float | None:
+        return None if self.step is None else self.step / self.rms
+
+
+@dataclass
+class Allocation:
+    target: Target
+    quantizer: str
+    metric: str
+    tensors: list[TensorPlan]
+    lam: float
+    predicted_distortion: float
+    measured_distortion: float
+    measured_metric: float  # counted on the calibration inputs
+    smoothed_metric: float  # what the search compared with the target (see Metric.smooth)
+    predicted_bytes: int
+    model_bytes: int
+    original_bytes: int
+    calibration: str
+    synthetic: bool
+    samples: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    measurements: int = 0
+    model: onnx.ModelProto | None = None
+    report: CompressReport | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.original_bytes / max(1, self.model_bytes)
+
+    def steps(self) -> dict[str, float | None]:
+        return {t.name: t.step for t in self.tensors}
+
+    def to_dict(self) -> dict:
+        return {
+            "target": {"kind": self.target.kind, "value": self.target.value}, "quantizer": self.quantizer,
+            "metric": self.metric, "lambda": self.lam, "predicted_distortion": self.predicted_distortion,
+            "measured_distortion": self.measured_distortion, "measured_metric": self.measured_metric,
+            "smoothed_metric": self.smoothed_metric,
+            "predicted_bytes": self.predicted_bytes, "model_bytes": self.model_bytes, "original_bytes": self.original_bytes,
+            "ratio": self.ratio, "calibration": self.calibration, "synthetic": self.synthetic, "samples": self.samples,
+            "seconds": self.seconds, "measurements": self.measurements,
+            "tensors": [{"name": t.name, "shape": list(t.shape), "sensitivity": t.sensitivity, "step": t.step,
+                         "step_rel": t.step_rel, "bits": t.bits, "distortion": t.distortion} for t in self.tensors],
+        }
+
+
+# ---- rate and distortion tables -------------------------------------------------------
+
+
+def rate_curve(quantizer: quantizers.Quantizer, w: np.ndarray, steps: np.ndarray, seed: int) -> np.ndarray:
+    """w float32 [numel], steps [K] -> bits per weight [K]: order-0 entropy of the indices.
+
+    Measured on a strided sample of at most RATE_SAMPLE weights. Where the sample has too
+    few weights to estimate a large alphabet's entropy (above log2(sample) - 5 bits), the
+    high-rate law R(step) = R(step0) + log2(step0 / step) takes over from the finest
+    reliable step0.
+    """
+    sample = w if w.size <= RATE_SAMPLE else w[:: w.size // RATE_SAMPLE][:RATE_SAMPLE]  # [S]
+    reliable = math.log2(sample.size) - 5.0
+    bits = np.empty(len(steps))
+    anchor = None  # (step, bits) of the finest reliable measurement
+    for k in range(len(steps) - 1, -1, -1):  # coarse to fine
+        if anchor is not None and anchor[1] > reliable:
+            bits[k] = anchor[1] + math.log2(anchor[0] / steps[k])
+            continue
+        encoded = quantizer.encode(sample, StepConfig(step=float(steps[k])), seed)
+        bits[k] = symbol_entropy(encoded.symbols) * encoded.symbols.size / max(1, sample.size)
+        anchor = (float(steps[k]), float(bits[k]))
+    return bits
+
+
+def measure_sensitivities(probe: WeightProbe, batches: list, reference: fidelity.Outputs, metric: fidelity.Metric,
+                          names: list[str], seed: int = 0,
+                          progress: Callable[[str], object] | None = None) -> dict[str, float]:
+    """name -> a_l = D / P: relative output distortion per unit of uniform noise power
+    injected into that tensor alone, at PROBE_SNR_DB below the tensor's power."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in names:
+        w = probe.base[name].astype(np.float64)
+        power = float(np.mean(w * w))
+        p = power * 10.0 ** (-PROBE_SNR_DB / 10.0)
+        half = math.sqrt(3.0 * p)  # uniform on [-half, half) has variance p
+        noisy = w + rng.uniform(-half, half, size=w.shape)
+        d = metric.distortion(reference, probe.run(batches, {name: noisy}))
+        out[name] = d / p if p > 0 else 0.0
+        if progress:
+            progress(name)
+    return out
+
+
+@dataclass
+class _Tables:
+    names: list[str]
+    numel: np.ndarray  # [L]
+    itemsize: np.ndarray  # [L]
+    rms: np.ndarray  # [L]
+    sens: np.ndarray  # [L]
+    steps: np.ndarray  # [L, K] absolute steps; column K is "exact"
+    bits: np.ndarray  # [L, K+1] bits per weight
+    noise: np.ndarray  # [L, K+1] predicted distortion a_l * P_l
+
+    def choose(self, lam: float) -> np.ndarray:
+        """-> [L] option index minimising n*bits + lam*noise per tensor."""
+        cost = self.numel[:, None] * self.bits + lam * self.noise
+        return np.argmin(cost, axis=1)
+
+    def totals(self, choice: np.ndarray) -> tuple[float, float]:
+        """-> (payload bytes, predicted D) of a choice."""
+        rows = np.arange(len(choice))
+        return float(np.sum(self.numel * self.bits[rows, choice]) / 8.0), float(np.sum(self.noise[rows, choice]))
+
+
+def _search(f: Callable[[float], bool], lo: float = -8.0, hi: float = 30.0) -> float:
+    """Smallest log10 lambda in [lo, hi] with f true (f monotone false -> true)."""
+    if f(10.0**lo):
+        return 10.0**lo
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if f(10.0**mid):
+            hi = mid
+        else:
+            lo = mid
+    return 10.0**hi
+
+
+# ---- the allocation -------------------------------------------------------------------
+
+
+def allocate(
+    model: onnx.ModelProto,
+    target: Target,
+    calib: str | Iterable[Mapping[str, object]] | CalibrationSet | None = None,
+    config: CompressConfig | None = None,
+    *,
+    samples: int = 64,
+    sensitivity_samples: int = 32,
+    metric: str | None = None,
+    log: Callable[[str], object] | None = None,
+) -> Allocation:
+    """Find every tensor's step for ``target``, compress with it, return the result.
+
+    ``calib``: an .npz path, an iterable of feed dicts, a CalibrationSet, or None to
+    synthesize inputs from the model's input specification (flagged ``synthetic``).
+    ``metric``: fidelity metric measured and reported (default: the target's own for
+    fidelity targets, output SQNR for size targets).
+    """
+    config = config or CompressConfig()
+    say = log or (lambda _msg: None)
+    metric_obj = fidelity.get(metric or (target.kind if not target.is_size else "sqnr"))
+    quantizer = quantizers.by_name(config.quantizer)
+    if quantizer.lossless:
+        raise ConfigError(f"rate allocation needs a lossy quantizer, not {config.quantizer}")
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    calib_set = calibration_set(model, calib, samples)
+    pairs = _select_sources(model, config.min_elements)
+    chosen = [(src, cand) for src, cand in pairs if cand.action is Action.QUANTIZE and not src.in_subgraph]
+    arrays = {cand.name: numpy_helper.to_array(src.tensor) for src, cand in chosen}
+    arrays = {n: a for n, a in arrays.items() if np.all(np.isfinite(a)) and np.any(a)}
+    unprobed = [cand.name for src, cand in pairs if cand.action is Action.QUANTIZE and src.in_subgraph]
+    names = sorted(arrays)
+    if not names:
+        raise ConfigError("the model has no float weights to allocate a rate to")
+
+    probe = WeightProbe(model, names, threads=config.threads)
+    reference = probe.run(calib_set.batches)
+    sens_batches = _first_samples(calib_set.batches, sensitivity_samples)
+    sens_reference = reference[: len(sens_batches)]
+    seconds["setup"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    say(f"measuring the sensitivity of {len(names)} tensors on {sum(_rows(b) for b in sens_batches)} calibration samples")
+    sens = measure_sensitivities(probe, sens_batches, sens_reference, metric_obj, names, seed=config.seed)
+    seconds["sensitivity"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    tables = _tables(quantizer, arrays, sens, config)
+    seconds["rates"] = time.perf_counter() - clock
+
+    original_bytes = model.ByteSize()
+    fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
+
+    cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def decoded(l: int, k: int) -> np.ndarray:
+        name = names[l]
+        if k == tables.steps.shape[1]:
+            return arrays[name]
+        key = (name, int(k))
+        if key not in cache:
+            cfg = replace(config.scalar, step=float(tables.steps[l, k]), target_bpw=None)
+            blob = encode_tensor(arrays[name], quantizer=config.quantizer, coder="store", config=cfg,
+                                 seed=derive_seed(config.seed, name)).blob
+            cache[key] = decode_blob(blob)
+            if sum(a.nbytes for a in cache.values()) > 4 * sum(a.nbytes for a in arrays.values()):
+                cache.clear()
+                cache[key] = decode_blob(blob)
+        return cache[key]
+
+    measured: dict[tuple, tuple[float, float, float]] = {}
+
+    def measure(choice: np.ndarray) -> tuple[float, float, float]:
+        """-> (metric, D, smoothed metric) of the really quantized weights on the calibration inputs."""
+        key = tuple(int(c) for c in choice)
+        if key not in measured:
+            overrides = {names[l]: decoded(l, int(k)) for l, k in enumerate(choice) if k != tables.steps.shape[1]}
+            outputs = probe.run(calib_set.batches, overrides)
+            measured[key] = (metric_obj.measure(reference, outputs), metric_obj.distortion(reference, outputs),
+                             metric_obj.smooth(reference, outputs))
+        return measured[key]
+
+    def realize(choice: np.ndarray) -> tuple[onnx.ModelProto, CompressReport]:
+        plan = {names[l]: (None if k == tables.steps.shape[1] else float(tables.steps[l, k])) for l, k in enumerate(choice)}
+        return compress_model(model, replace(config, steps=plan))
+
+    clock = time.perf_counter()
+    if target.is_size:
+        goal = target.value if target.kind == "size" else original_bytes / target.value
+        budget = goal - fixed
+        final = None
+        for _ in range(4):
+            lam = _search(lambda x: tables.totals(tables.choose(x))[0] > budget) if budget > 0 else 1e-8
+            lam = lam / 1.0001
+            choice = tables.choose(lam)
+            model_out, report = realize(choice)
+            real = model_out.ByteSize()
+            say(f"lambda {lam:.3g}: predicted {fixed + tables.totals(choice)[0]:,.0f} B, real {real:,} B (target {goal:,.0f})")
+            if real <= goal and (final is None or real > final[2]):
+                final = (lam, choice, real, model_out, report)
+            if real <= goal and real >= 0.985 * goal:
+                break
+            budget *= goal / real
+        if final is None:
+            raise ConfigError(f"cannot reach {target.describe()}: the smallest model found has {real:,} bytes")
+        lam, choice, real, model_out, report = final
+        metric_value, d_meas, smoothed = measure(choice)
+    else:
+        d_star = metric_obj.budget(target.value, reference)
+        lam = _search(lambda x: tables.totals(tables.choose(x))[1] <= d_star)
+        say(f"predicted budget D = {d_star:.3g} ({-10 * math.log10(max(d_star, 1e-300)):.1f} dB): lambda {lam:.3g}")
+        lo_fail = hi_pass = None
+        best = None
+        for _ in range(MAX_MEASUREMENTS):
+            choice = tables.choose(lam)
+            raw, d, value = measure(choice)
+            ok = value >= target.value
+            size = tables.totals(choice)[0]
+            say(f"lambda {lam:.3g}: predicted {fixed + size:,.0f} B, D {tables.totals(choice)[1]:.3g} predicted / {d:.3g} "
+                f"measured, {metric_obj.name} {metric_obj.format(value)} {'ok' if ok else 'below target'}")
+            if ok:
+                hi_pass = lam if hi_pass is None else min(hi_pass, lam)
+                if best is None or size < best[1]:
+                    best = (lam, size, choice)
+            else:
+                lo_fail = lam if lo_fail is None else max(lo_fail, lam)
+            # The noise falls about as 1/lambda: step by the measured over the allowed deficit.
+            ratio = metric_obj.deficit(value) / metric_obj.deficit(target.value)
+            if hi_pass is None:
+                lam *= float(np.clip(ratio * 1.05, 1.1, 16.0))
+            elif lo_fail is None:
+                lam *= float(np.clip(ratio * 1.05, 1.0 / 16.0, 1.0 / 1.1))
+            elif hi_pass / lo_fail < 1.15:
+                break
+            else:
+                lam = math.sqrt(hi_pass * lo_fail)
+        if best is None:
+            choice = np.full(len(names), tables.steps.shape[1])  # everything exact
+            lam = math.inf
+        else:
+            lam, _, choice = best
+        metric_value, d_meas, smoothed = measure(choice)
+        model_out, report = realize(choice)
+        real = model_out.ByteSize()
+    seconds["search"] = time.perf_counter() - clock
+
+    rows = np.arange(len(names))
+    plans = [
+        TensorPlan(name=n, shape=tuple(arrays[n].shape), numel=int(tables.numel[l]), itemsize=int(tables.itemsize[l]),
+                   rms=float(tables.rms[l]), sensitivity=float(tables.sens[l]),
+                   step=None if choice[l] == tables.steps.shape[1] else float(tables.steps[l, choice[l]]),
+                   bits=float(tables.bits[l, choice[l]]), distortion=float(tables.noise[l, choice[l]]))
+        for l, n in enumerate(names)
+    ]
+    payload, d_pred = tables.totals(choice)
+    del rows
+    if unprobed:
+        say(f"{len(unprobed)} tensors inside subgraphs were not probed; they use the default step")
+    return Allocation(
+        target=target, quantizer=config.quantizer, metric=metric_obj.name, tensors=plans, lam=float(lam),
+        predicted_distortion=d_pred, measured_distortion=d_meas, measured_metric=metric_value, smoothed_metric=smoothed,
+        predicted_bytes=int(fixed + payload), model_bytes=int(real), original_bytes=original_bytes,
+        calibration=calib_set.source, synthetic=calib_set.synthetic, samples=calib_set.samples, seconds=seconds,
+        measurements=len(measured), model=model_out, report=report,
+    )
+
+
+def _rows(batch: Mapping[str, np.ndarray]) -> int:
+    first = next(iter(batch.values()))
+    return int(first.shape[0]) if first.ndim else 1
+
+
+def _first_samples(batches: list, n: int) -> list:
+    out, taken = [], 0
+    for b in batches:
+        if taken >= n:
+            break
+        out.append(b)
+        taken += _rows(b)
+    return out
+
+
+def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],
+            config: CompressConfig) -> _Tables:
+    names = sorted(arrays)
+    L, K = len(names), len(GRID_REL)
+    numel = np.array([arrays[n].size for n in names], dtype=np.float64)
+    itemsize = np.array([arrays[n].dtype.itemsize for n in names], dtype=np.float64)
+    rms = np.array([math.sqrt(float(np.mean(arrays[n].astype(np.float64) ** 2))) for n in names])
+    a = np.array([max(sens[n], 0.0) for n in names])
+    floor = 1e-9 * float(a.max()) if a.max() > 0 else 1e-30
+    a = np.maximum(a, floor)  # an insensitive tensor still must not go to infinite noise
+    steps = rms[:, None] * GRID_REL[None, :]  # [L, K]
+    bits = np.empty((L, K + 1))
+    noise = np.empty((L, K + 1))
+    for l, n in enumerate(names):
+        steps[l] = np.array([float(np.float32(s)) for s in steps[l]])
+        w = arrays[n].reshape(-1).astype(np.float32)
+        bits[l, :K] = rate_curve(quantizer, w, steps[l], derive_seed(config.seed, n))
+        bits[l, K] = 8.0 * itemsize[l]  # exact: raw bits (the lossless coder may do a little better)
+        noise[l, :K] = a[l] * np.array([quantizer.noise_power(float(s)) for s in steps[l]])
+        noise[l, K] = 0.0
+    return _Tables(names, numel, itemsize, rms, a, steps, bits, noise)

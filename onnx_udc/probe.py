@@ -1,0 +1,87 @@
+"""Run a model with some of its weights replaced, without rebuilding the session.
+
+    model --(chosen weights become graph inputs with their values as defaults)--> session
+    run(batches, {name: array})  -> outputs with those weights overridden, per batch
+
+onnxruntime lets a feed override an initializer that is also a graph input, so one
+session serves every noise-injection and every candidate allocation. Constant nodes of
+the main graph are turned into such initializers first. Weights inside subgraphs are
+not probed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+from .calib import Feeds
+from .errors import ModelError
+from .fidelity import Outputs
+
+_PROTO_LIMIT = 1_900_000_000  # serialize through a file above this
+
+
+class WeightProbe:
+    """The model with ``names`` overridable; ``base[name]`` holds each original value."""
+
+    def __init__(self, model: onnx.ModelProto, names: Iterable[str], threads: int | None = None):
+        wanted = set(names)
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        graph = probe.graph
+        self.base: dict[str, np.ndarray] = {}
+        inits = {i.name: i for i in graph.initializer}
+        kept_nodes = []
+        for node in graph.node:
+            if node.op_type == "Constant" and len(node.output) == 1 and node.output[0] in wanted and node.output[0] not in inits:
+                value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+                if value is not None:
+                    tensor = onnx.TensorProto()
+                    tensor.CopyFrom(value)
+                    tensor.name = node.output[0]
+                    graph.initializer.append(tensor)
+                    inits[tensor.name] = graph.initializer[-1]
+                    continue
+            kept_nodes.append(node)
+        del graph.node[:]
+        graph.node.extend(kept_nodes)
+        existing_inputs = {v.name for v in graph.input}
+        for name in sorted(wanted & set(inits)):
+            tensor = inits[name]
+            self.base[name] = numpy_helper.to_array(tensor)
+            if name not in existing_inputs:
+                graph.input.append(helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
+        self.names = sorted(self.base)
+        self.output_names = [o.name for o in graph.output]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            if probe.ByteSize() < _PROTO_LIMIT:
+                self.session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            else:
+                with tempfile.TemporaryDirectory(prefix="udc-probe-") as tmp:
+                    path = Path(tmp) / "probe.onnx"
+                    onnx.save_model(probe, os.fspath(path), save_as_external_data=True, location="probe.data")
+                    self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"onnxruntime cannot run the model for calibration: {exc}") from None
+
+    def run(self, batches: list[Feeds], overrides: Mapping[str, np.ndarray] | None = None) -> Outputs:
+        feeds_w = {name: np.ascontiguousarray(value, dtype=self.base[name].dtype).reshape(self.base[name].shape)
+                   for name, value in (overrides or {}).items()}
+        outputs: Outputs = []
+        for batch in batches:
+            try:
+                outputs.append(self.session.run(self.output_names, {**batch, **feeds_w}))
+            except Exception as exc:
+                raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
+        return outputs

@@ -1,0 +1,205 @@
+"""Rate allocation: targets are met, sensitive tensors get finer steps, the noise model holds."""
+
+import json
+import math
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import modelzoo
+from onnx_udc import calib as calib_mod
+from onnx_udc import fidelity
+from onnx_udc.allocate import Target, allocate
+from onnx_udc.cli import main
+from onnx_udc.errors import ConfigError
+from onnx_udc.graph import CompressConfig, decompress_model
+
+
+def feeds(n=64, dim=64, seed=1):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.standard_normal((16, dim)).astype(np.float32)} for _ in range(n // 16)]
+
+
+def cnn_feeds(n=64, seed=1):
+    rng = np.random.default_rng(seed)
+    return [{"input": rng.standard_normal((16, 1, 28, 28)).astype(np.float32)} for _ in range(n // 16)]
+
+
+def run_model(model, batches):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [sess.run(None, b) for b in batches]
+
+
+def real_outputs(alloc, batches):
+    """Outputs of the compressed model after a full decode (Python reference decoder)."""
+    return run_model(decompress_model(alloc.model), batches)
+
+
+def test_min_sqnr_is_met_and_predicted():
+    model = modelzoo.two_branch()
+    batches = feeds()
+    alloc = allocate(model, Target("sqnr", 30.0), calib=batches)
+    ref = run_model(model, batches)
+    measured = fidelity.get("sqnr").measure(ref, real_outputs(alloc, batches))
+    assert measured >= 30.0
+    assert measured == pytest.approx(alloc.measured_metric, abs=1e-6)  # the search saw the real decoded weights
+    # The additive noise model predicts the real distortion within a factor of 1.5.
+    assert 1 / 1.5 < alloc.predicted_distortion / alloc.measured_distortion < 1.5
+    assert alloc.model_bytes < model.ByteSize()
+
+
+def test_quiet_branch_gets_a_coarser_step():
+    alloc = allocate(modelzoo.two_branch(quiet=0.01), Target("sqnr", 35.0), calib=feeds())
+    plan = {t.name: t for t in alloc.tensors}
+    assert plan["C"].sensitivity < plan["A"].sensitivity / 100
+    assert plan["C"].step_rel > 4 * plan["A"].step_rel
+    assert plan["C"].bits < plan["A"].bits - 2
+
+
+def test_target_ratio_is_met_with_best_effort():
+    model = modelzoo.cnn(channels=32)
+    alloc = allocate(model, Target("ratio", 6.0), calib=cnn_feeds())
+    assert alloc.ratio >= 6.0
+    assert alloc.model.ByteSize() == alloc.model_bytes
+    # Close to the budget: a size target spends what it is given.
+    assert alloc.ratio < 6.0 * 1.15
+
+
+def test_target_size_unreachable_is_a_config_error():
+    model = modelzoo.cnn(channels=32)
+    with pytest.raises(ConfigError, match="cannot reach"):
+        allocate(model, Target("size", 200), calib=cnn_feeds())
+
+
+def test_agreement_and_cosine_targets():
+    model = modelzoo.cnn(channels=32)
+    batches = cnn_feeds(128)
+    alloc = allocate(model, Target("agreement", 0.95), calib=batches)
+    assert alloc.smoothed_metric >= 0.95
+    assert alloc.model_bytes < model.ByteSize() / 3
+    mlp = modelzoo.two_branch()
+    alloc = allocate(mlp, Target("cosine", 0.999), calib=feeds())
+    ref = run_model(mlp, feeds())
+    assert fidelity.get("cosine").measure(ref, real_outputs(alloc, feeds())) >= 0.999
+
+
+def test_a_stricter_target_costs_more_bytes():
+    model = modelzoo.two_branch()
+    sizes = [allocate(model, Target("sqnr", db), calib=feeds()).model_bytes for db in (20.0, 30.0, 40.0)]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_constants_and_subgraphs_are_handled():
+    model = modelzoo.constants()
+    rng = np.random.default_rng(0)
+    batches = [{"cond": np.array(True), "x": rng.standard_normal((8, 64)).astype(np.float32)} for _ in range(4)]
+    alloc = allocate(model, Target("sqnr", 30.0), calib=batches)
+    assert {t.name for t in alloc.tensors} == {"W1", "W3"}  # W2 lives in the If branch: default step
+    assert alloc.measured_metric >= 30.0
+
+
+def test_bad_targets():
+    for kind, value in [("ratio", 0.5), ("size", -1), ("agreement", 1.5), ("cosine", 2.0), ("psnr", 3.0)]:
+        with pytest.raises(ConfigError):
+            Target(kind, value)
+
+
+# ---- calibration inputs -------------------------------------------------------------
+
+
+def test_synthesized_inputs_follow_the_spec():
+    model = modelzoo.cnn()
+    cs = calib_mod.synthesize(model, samples=20, batch=8)
+    assert cs.synthetic and cs.samples == 20
+    assert [b["input"].shape for b in cs.batches] == [(8, 1, 28, 28), (8, 1, 28, 28), (4, 1, 28, 28)]
+
+
+def test_synthesized_token_ids_stay_inside_the_vocabulary():
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    table = nh.from_array(np.ones((50, 8), np.float32), "emb")
+    graph = h.make_graph([h.make_node("Gather", ["emb", "ids"], ["y"])], "g",
+                         [h.make_tensor_value_info("ids", T.INT64, ["N", "T"]),
+                          h.make_tensor_value_info("attention_mask", T.INT64, ["N", "T"])],
+                         [h.make_tensor_value_info("y", T.FLOAT, None)], [table])
+    cs = calib_mod.synthesize(h.make_model(graph), samples=4)
+    ids = cs.batches[0]["ids"]
+    assert ids.shape == (4, calib_mod.SYNTHETIC_SEQUENCE) and ids.min() >= 0 and ids.max() < 50
+    assert np.all(cs.batches[0]["attention_mask"] == 1)
+
+
+def test_npz_calibration(tmp_path):
+    model = modelzoo.two_branch()
+    path = tmp_path / "calib.npz"
+    np.savez(path, x=np.random.default_rng(0).standard_normal((40, 64)).astype(np.float64))
+    cs = calib_mod.calibration_set(model, path, samples=32)
+    assert not cs.synthetic and cs.samples == 32 and cs.batches[0]["x"].dtype == np.float32
+    np.savez(tmp_path / "wrong.npz", y=np.zeros((4, 64), np.float32))
+    with pytest.raises(ConfigError, match="lack model input"):
+        calib_mod.calibration_set(model, tmp_path / "wrong.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ConfigError, match="not a readable"):
+        calib_mod.calibration_set(model, tmp_path / "text.npz")
+
+
+def test_reader_calibration_checks_batches():
+    model = modelzoo.two_branch()
+    with pytest.raises(ConfigError, match="dict"):
+        calib_mod.calibration_set(model, [np.zeros(3)])
+    with pytest.raises(ConfigError, match="yielded no batches"):
+        calib_mod.calibration_set(model, [])
+
+
+# ---- the command line ---------------------------------------------------------------
+
+
+def test_cli_allocation(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(modelzoo.two_branch(), str(src))
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32))
+    out, plan = tmp_path / "m.udc.onnx", tmp_path / "plan.json"
+    code = main(["compress", str(src), "-o", str(out), "--min-sqnr", "30", "--calib", str(tmp_path / "calib.npz"),
+                 "--plan-out", str(plan)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "rate allocation" in captured.out and "warning" not in captured.err
+    data = json.loads(plan.read_text())
+    assert data["target"] == {"kind": "sqnr", "value": 30.0} and len(data["tensors"]) == 3
+    assert data["measured_metric"] >= 30.0 and out.stat().st_size == data["model_bytes"]
+
+
+def test_cli_allocation_without_calibration_warns(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(modelzoo.two_branch(), str(src))
+    code = main(["compress", str(src), "-o", str(tmp_path / "o.onnx"), "--target-ratio", "4", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0 and "synthesized" in err
+
+
+@pytest.mark.parametrize("extra", [
+    ["--min-sqnr", "30", "--target-ratio", "4"],
+    ["--min-sqnr", "30", "--step-rel", "0.1"],
+    ["--calib", "c.npz"],
+    ["--min-agreement", "3"],
+])
+def test_cli_rejects_bad_combinations(tmp_path, capsys, extra):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(modelzoo.two_branch(), str(src))
+    code = main(["compress", str(src), "-o", str(tmp_path / "o.onnx"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("onnx-udc: error:"), err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_cli_bad_calibration_file(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(modelzoo.two_branch(), str(src))
+    np.savez(tmp_path / "c.npz", nope=np.zeros((4, 64), np.float32))
+    code = main(["compress", str(src), "-o", str(tmp_path / "o.onnx"), "--min-sqnr", "30", "--calib", str(tmp_path / "c.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "lack model input" in err
+    assert not (tmp_path / "o.onnx").exists()
