@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,22 @@ class ZooUnavailable(Exception):
     """An optional dependency or data file of a zoo model is missing."""
 
 
+@dataclass(frozen=True)
+class FidelityTarget:
+    """What the zoo benchmark asks of a compressed model, measured on ``feeds()``:
+    ``metric >= threshold``. ``allocations`` are the rate-allocation targets tried
+    for it on the calibration inputs, as (kind, value) of ``onnx_udc.allocate.Target``."""
+
+    metric: str
+    threshold: float
+    allocations: tuple[tuple[str, float], ...]
+
+
 class ZooModel(abc.ABC):
     name: str  # registry key, also the cache folder
     title: str  # for tables and plots
     primary: str  # key of the headline fidelity metric (higher is better)
+    target: FidelityTarget | None = None
 
     @abc.abstractmethod
     def onnx_path(self) -> Path:
@@ -45,6 +58,24 @@ class ZooModel(abc.ABC):
     @abc.abstractmethod
     def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
         """Metrics of ``outputs`` against the original model's ``reference`` on ``feeds()``."""
+
+    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
+        """Unlabelled calibration inputs for rate allocation, in batches.
+
+        Default: the last ``samples`` samples of ``feeds()`` (a small overlap with the
+        evaluation set, said in RESULTS.md); entries with a generator of inputs override it
+        with inputs the evaluation never sees.
+        """
+        batches = self.feeds()
+        out, left = [], samples
+        for feed in reversed(batches):
+            if left <= 0:
+                break
+            n = len(next(iter(feed.values())))
+            take = min(n, left)
+            out.append({k: v[n - take :] for k, v in feed.items()})
+            left -= take
+        return out[::-1]
 
     def cache_dir(self) -> Path:
         path = CACHE / self.name

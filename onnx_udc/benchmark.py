@@ -42,13 +42,14 @@ class NotApplicable(Exception):
 @dataclass
 class Variant:
     name: str
-    kind: str  # "original" | "anchor" | "udc"
+    kind: str  # "original" | "anchor" | "udc" | "alloc"
     path: Path
     loaders: tuple[str, ...] = ("ort",)  # how to load: "ort", "brotli", "udc-custom-op", "udc-fast"
     setting: float | None = None  # step_rel of onnx-udc
     compressed_weights: int = 0
     compressed_bytes: int = 0
     note: str = ""
+    allocation: dict | None = None  # Allocation.to_dict() of a rate-allocated variant
 
 
 @dataclass
@@ -80,6 +81,8 @@ class ModelResult:
     weights: int
     rows: list[Row] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # anchor -> reason
+    target: dict | None = None  # the zoo's FidelityTarget: metric, threshold
+    allocations: dict[str, dict] = field(default_factory=dict)  # variant -> Allocation.to_dict()
 
 
 # ---- anchors -------------------------------------------------------------------
@@ -213,6 +216,9 @@ class BenchConfig:
     limit: int | None = None  # evaluation samples
     memory: bool = True
     seed: int = 0
+    allocate: bool = True  # rate-allocated variants at the zoo model's targets
+    calib_samples: int = 64
+    max_allocations: int | None = None  # first N allocation targets of each model
 
 
 @contextlib.contextmanager
@@ -270,6 +276,9 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                                 compressed_weights=sum(math.prod(t.shape) for t in report.tensors),
                                 compressed_bytes=sum(t.blob_bytes for t in report.tensors)))
 
+    if config.allocate and getattr(zoo_model, "target", None) is not None:
+        variants += _allocated_variants(zoo_model, src, out, config, result, log)
+
     # The original is re-timed beside every variant (interleaved), so each ratio compares
     # two measurements taken under the same machine load.
     base = open_session("ort", src)
@@ -306,6 +315,32 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
     return result
 
 
+def _allocated_variants(zoo_model, src: Path, out: Path, config: BenchConfig, result: ModelResult,
+                        log: Callable[[str], None]) -> list[Variant]:
+    """One rate-allocated onnx-udc file per allocation target of the zoo model."""
+    from .allocate import Target, allocate
+
+    spec = zoo_model.target
+    result.target = {"metric": spec.metric, "threshold": spec.threshold}
+    calib = zoo_model.calibration(config.calib_samples)
+    variants = []
+    for kind, value in spec.allocations[: config.max_allocations]:
+        target = Target(kind, value)
+        log(f"  onnx-udc allocation, {target.describe()} on {config.calib_samples} calibration samples")
+        alloc = allocate(onnx.load(str(src)), target, calib=calib, config=CompressConfig(seed=config.seed),
+                         samples=config.calib_samples)
+        name = f"onnx-udc alloc {kind} {value:g}"
+        path = out / f"udc_alloc_{kind}_{value:g}.onnx"
+        save_model(alloc.model, path)
+        info = alloc.to_dict()
+        result.allocations[name] = info
+        variants.append(Variant(name, "alloc", path, loaders=("udc-fast",),
+                                compressed_weights=sum(math.prod(t.shape) for t in alloc.report.tensors),
+                                compressed_bytes=sum(t.blob_bytes for t in alloc.report.tensors),
+                                note=f"{target.describe()} on calibration inputs", allocation=info))
+    return variants
+
+
 # ---- reporting --------------------------------------------------------------------
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -335,7 +370,7 @@ def markdown_table(result: ModelResult) -> str:
 
 def best_matches(result: ModelResult) -> list[str]:
     """For each lossy anchor, the smallest onnx-udc file at least as faithful, and the size ratio."""
-    fast = [r for r in result.rows if r.kind == "udc" and r.loader == "udc-fast"]
+    fast = [r for r in result.rows if r.kind in ("udc", "alloc") and r.loader == "udc-fast"]
     lines = []
     for a in (r for r in result.rows if r.kind == "anchor"):
         target = a.fidelity[result.primary]
@@ -354,6 +389,66 @@ def best_matches(result: ModelResult) -> list[str]:
     return lines
 
 
+def allocation_summary(result: ModelResult) -> dict | None:
+    """At the zoo target: the smallest global-step file and the smallest allocated file meeting it."""
+    if not result.target:
+        return None
+    metric, threshold = result.target["metric"], result.target["threshold"]
+    rows = [r for r in result.rows if r.loader == "udc-fast" and metric in r.fidelity]
+    best = {}
+    for kind in ("udc", "alloc"):
+        good = [r for r in rows if r.kind == kind and r.fidelity[metric] >= threshold]
+        best[kind] = min(good, key=lambda r: r.file_bytes) if good else None
+    return {"metric": metric, "threshold": threshold, **best}
+
+
+def allocation_section(result: ModelResult) -> list[str]:
+    summary = allocation_summary(result)
+    if not summary or not result.allocations:
+        return []
+    metric, threshold = summary["metric"], summary["threshold"]
+    lines = [f"Rate allocation vs one global step, at `{metric}` >= {threshold:g} on the evaluation inputs:", ""]
+    g, a = summary["udc"], summary["alloc"]
+    cell = lambda r: f"{r.variant}: {r.ratio:.2f}x, {r.fidelity[metric]:.4f}" if r else "none in the sweep reaches it"  # noqa: E731
+    lines += [f"- one global step-rel: {cell(g)}", f"- rate allocation: {cell(a)}"]
+    if g and a:
+        lines.append(f"- allocation file is {g.file_bytes / a.file_bytes:.2f}x smaller")
+    lines += ["", "| allocation target (calibration) | bytes | ratio | " + metric +
+              " (evaluation) | D predicted | D measured | calibration metric | allocation time |", "|---|---|---|---|---|---|---|---|"]
+    for r in result.rows:
+        info = result.allocations.get(r.variant)
+        if r.kind != "alloc" or info is None:
+            continue
+        db = lambda d: f"{-10 * math.log10(d):.2f} dB" if d and d > 0 else "inf"  # noqa: E731
+        lines.append(f"| {r.note.replace(' on calibration inputs', '')} | {r.file_bytes:,} | {r.ratio:.2f}x | "
+                     f"{r.fidelity.get(metric, float('nan')):.4f} | {db(info['predicted_distortion'])} | "
+                     f"{db(info['measured_distortion'])} | {info['metric']} {info['measured_metric']:.4f} | "
+                     f"{sum(info['seconds'].values()):.0f} s |")
+    return lines + ["", "D is the relative output noise power on the calibration inputs, as SQNR; predicted by "
+                    "the additive model sum a_l P_l, measured with the exactly decoded weights.", ""]
+
+
+def allocation_plan_markdown(result: ModelResult) -> str | None:
+    """The per-tensor plan of the smallest allocated file that meets the zoo target."""
+    summary = allocation_summary(result)
+    row = summary and summary["alloc"]
+    if not row:
+        return None
+    info = result.allocations[row.variant]
+    lines = [f"# Allocation chosen for {result.title}", "",
+             f"Variant `{row.variant}`: {row.file_bytes:,} bytes ({row.ratio:.2f}x), {summary['metric']} "
+             f"{row.fidelity[summary['metric']]:.4f} on the evaluation inputs. Calibration: {info['samples']} samples "
+             f"({info['calibration']}); quantizer {info['quantizer']}; allocation time "
+             f"{sum(info['seconds'].values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in info['seconds'].items())}).", "",
+             "| tensor | shape | sensitivity a_l | step / RMS | bits/w (predicted) | share of D |", "|---|---|---|---|---|---|"]
+    total = max(info["predicted_distortion"], 1e-300)
+    for t in info["tensors"]:
+        step = "exact" if t["step"] is None else f"{t['step_rel']:.4f}"
+        lines.append(f"| {t['name']} | {'x'.join(map(str, t['shape']))} | {t['sensitivity']:.3g} | {step} | "
+                     f"{t['bits']:.2f} | {100 * t['distortion'] / total:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(result: ModelResult, path: Path) -> bool:
     try:
         import matplotlib
@@ -369,6 +464,12 @@ def plot(result: ModelResult, path: Path) -> bool:
         for r in udc:
             ax.annotate(f"{r.setting:g}", (r.file_bytes / 1e6, r.fidelity[result.primary]), fontsize=7,
                         textcoords="offset points", xytext=(3, 3))
+    alloc = sorted((r for r in result.rows if r.kind == "alloc"), key=lambda r: r.file_bytes)
+    if alloc:
+        ax.plot([r.file_bytes / 1e6 for r in alloc], [r.fidelity[result.primary] for r in alloc], "D--", color="tab:red",
+                label="onnx-udc rate allocation")
+    if result.target and result.target["metric"] == result.primary:
+        ax.axhline(result.target["threshold"], color="gray", lw=0.8, ls=":", label="benchmark target")
     markers = iter("s^vDP*X")
     for r in result.rows:
         if r.kind in ("anchor", "original"):
@@ -417,6 +518,9 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
     earlier = [load_result(p) for p in sorted(out.glob("bench_*.json")) if p.stem[len("bench_"):] not in fresh]
     for res in results:
         (out / f"bench_{res.model}.json").write_text(json.dumps(asdict(res), indent=1, default=str) + "\n")
+        plan = allocation_plan_markdown(res)
+        if plan:
+            (out / f"allocation_{res.model}.md").write_text(plan)
     results = list(results) + earlier
     lines = ["# Benchmark results", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.", "",
              f"Machine: {machine_summary()}.", "",
@@ -434,6 +538,7 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
             lines += [f"![{res.title}]({png.name})", ""]
         lines += [markdown_table(res), "", "Smallest onnx-udc file at least as faithful as each anchor:", ""]
         lines += best_matches(res) + [""]
+        lines += allocation_section(res)
     report = out / "RESULTS.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -282,7 +282,8 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--repeat", type=int, default=None, help="session creations timed per variant (default 5)")
 @click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
 @click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work):
+@click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -291,8 +292,10 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
     zoo = _zoo()
     config = benchmark.BenchConfig()
     if quick:
-        config = replace(config, steps=(0.1, 0.4), limit=500, repeat=1, runs=3)
+        config = replace(config, steps=(0.1, 0.4), limit=500, repeat=1, runs=3, calib_samples=32, max_allocations=1)
         model_names = model_names or "fmnist"
+    if no_allocation:
+        config = replace(config, allocate=False)
     if steps:
         try:
             config = replace(config, steps=tuple(float(s) for s in steps.split(",")))

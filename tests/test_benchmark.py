@@ -11,7 +11,7 @@ from onnx_udc.cli import _zoo
 def test_quick_benchmark_on_the_bundled_model(tmp_path, library):
     zoo = _zoo()
     config = benchmark.BenchConfig(steps=(0.3,), anchors=("fp16", "int8-dynamic", "int4-matmulnbits", "brotli-file"),
-                                   repeat=1, runs=2, limit=200, memory=False)
+                                   repeat=1, runs=2, limit=200, memory=False, calib_samples=32, max_allocations=1)
     result = benchmark.benchmark_model(zoo.get("fmnist"), config, tmp_path / "work", log=lambda m: None)
     kinds = [(r.kind, r.loader) for r in result.rows]
     assert kinds[0] == ("original", "ort")
@@ -23,9 +23,14 @@ def test_quick_benchmark_on_the_bundled_model(tmp_path, library):
     udc = by_name[("onnx-udc s=0.3", "udc-fast")]
     assert udc.ratio > 6 and udc.bits_per_compressed_weight < 5 and udc.fidelity["accuracy"] > 0.85
     assert by_name[("brotli of the file", "brotli")].fidelity["logit_sqnr_db"] == float("inf")
+    alloc = [r for r in result.rows if r.kind == "alloc"]
+    assert len(alloc) == 1 and alloc[0].loader == "udc-fast" and alloc[0].fidelity["accuracy"] > 0.85
+    info = result.allocations[alloc[0].variant]
+    assert info["target"]["kind"] == "agreement" and info["smoothed_metric"] >= info["target"]["value"]
     report = benchmark.write_report([result], tmp_path / "docs", "pytest", config)
     text = report.read_text()
     assert "| onnx-udc s=0.3 | udc-fast |" in text and "not applicable" in text
+    assert "Rate allocation vs one global step" in text
     assert json.loads((tmp_path / "docs" / "bench_fmnist.json").read_text())["model"] == "fmnist"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..zoo import Outputs, ZooModel, logits_metrics, register
+from ..zoo import FidelityTarget, Outputs, ZooModel, logits_metrics, register
 
 BATCH = 32
 
@@ -21,6 +21,7 @@ class EfficientNetLite0(ZooModel):
     name = "efficientnet_lite0"
     title = "EfficientNet-Lite0 (ImageNet)"
     primary = "top1_agreement"
+    target = FidelityTarget("top1_agreement", 0.97, (("agreement", 0.985), ("agreement", 0.98), ("agreement", 0.975)))
 
     def onnx_path(self) -> Path:
         path = self.cache_dir() / "model.onnx"
@@ -43,6 +44,16 @@ class EfficientNetLite0(ZooModel):
             {"input": images[i : i + BATCH].astype(np.float32) / np.float32(255)}
             for i in range(0, len(images), BATCH)
         ]
+
+    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
+        """Other views of the same photos (another seed): never part of the evaluation set."""
+        from .data import SEED, make_inputs
+
+        path = self.cache_dir() / f"calib_{samples}.npz"
+        if not path.exists():
+            np.savez_compressed(path, images=make_inputs(samples, SEED + 1)["images"])
+        images = np.load(path)["images"]
+        return [{"input": images[i : i + BATCH].astype(np.float32) / np.float32(255)} for i in range(0, len(images), BATCH)]
 
     def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
         return logits_metrics(reference, outputs)

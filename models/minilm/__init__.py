@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..zoo import Outputs, ZooModel, register
+from ..zoo import FidelityTarget, Outputs, ZooModel, register
 
 
 @register("minilm")
@@ -20,6 +20,7 @@ class MiniLM(ZooModel):
     name = "minilm"
     title = "all-MiniLM-L6-v2 (sentence embeddings)"
     primary = "mean_cosine"
+    target = FidelityTarget("mean_cosine", 0.99, (("cosine", 0.995), ("cosine", 0.99)))
 
     def onnx_path(self) -> Path:
         path = self.cache_dir() / "model.onnx"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..zoo import Outputs, ZooModel, ZooUnavailable, register, require
+from ..zoo import FidelityTarget, Outputs, ZooModel, ZooUnavailable, register, require
 
 RAPIDOCR = ("rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4")
 DET_THRESH = 0.3  # RapidOCR's DBPostProcess thresh (config.yaml Det.thresh)
@@ -68,6 +68,7 @@ class PpOcrDet(_RapidOcrModel):
     name = "ppocr_det"
     title = "PP-OCRv4 text detection (RapidOCR)"
     primary = "mask_iou"
+    target = FidelityTarget("mask_iou", 0.97, (("sqnr", 30.0), ("sqnr", 25.0)))
     relpath = "models/ch_PP-OCRv4_det_infer.onnx"
 
     def inputs(self) -> dict[str, np.ndarray]:
@@ -96,6 +97,7 @@ class PpOcrRec(_RapidOcrModel):
     name = "ppocr_rec"
     title = "PP-OCRv4 text recognition (RapidOCR)"
     primary = "char_agreement"
+    target = FidelityTarget("char_agreement", 0.97, (("sqnr", 30.0), ("sqnr", 25.0)))
     relpath = "models/ch_PP-OCRv4_rec_infer.onnx"
 
     def inputs(self) -> dict[str, np.ndarray]:
