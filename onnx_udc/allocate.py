@@ -48,6 +48,7 @@ RATE_SAMPLE = 1 << 17  # weights per tensor used to tabulate the rate
 PROBE_SNR_DB = 30.0  # noise power injected to measure a sensitivity, relative to the tensor's
 BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, names, node
 MAX_MEASUREMENTS = 10
+SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
 SIZE_TARGETS = ("ratio", "size")
 FIDELITY_TARGETS = ("sqnr", "agreement", "cosine")
 
@@ -263,11 +264,19 @@ def allocate(
     probe = WeightProbe(model, names, threads=config.threads)
     reference = probe.run(calib_set.batches)
     sens_batches = _first_samples(calib_set.batches, sensitivity_samples)
-    sens_reference = reference[: len(sens_batches)]
+    # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds
+    # by probing on fewer samples (not fewer than 4) for slow models.
+    while len(sens_batches) > 0:
+        start = time.perf_counter()
+        probe.run(sens_batches)
+        if (time.perf_counter() - start) * len(names) <= SENSITIVITY_BUDGET or _samples(sens_batches) <= 4:
+            break
+        sens_batches = _halve(sens_batches)
+    sens_reference = probe.run(sens_batches)
     seconds["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    say(f"measuring the sensitivity of {len(names)} tensors on {sum(_rows(b) for b in sens_batches)} calibration samples")
+    say(f"measuring the sensitivity of {len(names)} tensors on {_samples(sens_batches)} calibration samples")
     sens = measure_sensitivities(probe, sens_batches, sens_reference, metric_obj, names, seed=config.seed)
     seconds["sensitivity"] = time.perf_counter() - clock
 
@@ -393,18 +402,28 @@ def allocate(
 
 
 def _rows(batch: Mapping[str, np.ndarray]) -> int:
-    first = next(iter(batch.values()))
-    return int(first.shape[0]) if first.ndim else 1
+    """Samples in a batch: the leading axis of its first input that has one."""
+    return next((int(v.shape[0]) for v in batch.values() if np.ndim(v) >= 1), 1)
+
+
+def _samples(batches: list) -> int:
+    return sum(_rows(b) for b in batches)
 
 
 def _first_samples(batches: list, n: int) -> list:
-    out, taken = [], 0
+    """The first ``n`` samples of ``batches`` (the last batch cut if needed)."""
+    out, left = [], max(1, n)
     for b in batches:
-        if taken >= n:
+        if left <= 0:
             break
-        out.append(b)
-        taken += _rows(b)
+        rows = _rows(b)
+        out.append(b if rows <= left else {k: (v[:left] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
+        left -= rows
     return out
+
+
+def _halve(batches: list) -> list:
+    return _first_samples(batches, _samples(batches) // 2)
 
 
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],
