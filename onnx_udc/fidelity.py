@@ -188,4 +188,11 @@ class Agreement(Metric):
 
 
 def _erfc(x: np.ndarray) -> np.ndarray:
-    return np.array([math.erfc(v) for v in np.ravel(x)]).reshape(np.shape(x))
+    """erfc, vectorised (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7)."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    r = t * np.exp(poly)
+    return np.where(x >= 0, r, 2.0 - r)
