@@ -123,3 +123,21 @@ def test_missing_library_raises_runtime_library_error(monkeypatch, tmp_path):
     with pytest.raises(RuntimeLibraryError, match="does not exist"):
         by_name("range").encode(np.zeros(4, np.uint8), 1)
     monkeypatch.setattr(runtime, "_RANGE", None)
+
+
+def test_golden_range_blobs_decode_with_the_reference():
+    import json
+    from pathlib import Path
+
+    from onnx_udc.format import parse_blob
+    from onnx_udc.symbols import to_planar
+
+    golden = Path(__file__).resolve().parent / "golden"
+    cases = [c for c in json.loads((golden / "manifest.json").read_text()) if c["name"].endswith("_range")]
+    assert len(cases) >= 6 and {parse_blob((golden / f"{c['name']}.blob").read_bytes())[0].symbol_width for c in cases} == {1, 2, 4}
+    for case in cases:
+        blob = (golden / f"{case['name']}.blob").read_bytes()
+        header, payload = parse_blob(blob)
+        symbols = ref.decode(payload, header.numel, header.symbol_width)
+        native = by_name("range").decode(payload, header.numel, header.symbol_width)
+        assert to_planar(np.array(symbols, dtype=np.uint64), header.symbol_width) == to_planar(native, header.symbol_width)
