@@ -36,12 +36,21 @@ struct Bin {
   uint16_t n = 0;
 };
 
+// kRate[n] = 65536 / (n + 2): the adaptation rate of a model that has seen n bins.
+struct RateTable {
+  uint16_t v[kCountMax + 1];
+  constexpr RateTable() : v() {
+    for (uint32_t n = 0; n <= kCountMax; ++n) v[n] = static_cast<uint16_t>(kProbOne / (n + 2));
+  }
+};
+constexpr RateTable kRate{};
+
 // p += (bit - p) / (n + 2) in fixed point: from p = 1/2 this is the Krichevsky-Trofimov
 // estimator (count + 1/2) / (total + 1) until n reaches kCountMax, then an exponential
 // window of rate 1/257.
 inline void Update(Bin& b, int bit) {
   uint32_t p = b.p;
-  const uint32_t rate = kProbOne / (uint32_t{b.n} + 2);  // compilers turn this into a table-free divide
+  const uint32_t rate = kRate.v[b.n];
   if (bit) {
     p += ((kProbOne - p) * rate) >> 16;
   } else {
