@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [
         "# Decode throughput of the C++ core (one core)",
         "",
-        f"    .venv/bin/python tools/bench_decode.py" + (f" --numel {args.numel}" if args.numel != 1 << 22 else ""),
+        "    .venv/bin/python tools/bench_decode.py" + (f" --numel {args.numel}" if args.numel != 1 << 22 else ""),
         "",
         f"Machine: {cpu_name()}, {platform.system()} {platform.machine()}. Weights: {w.size} float32 "
         f"({w.shape[0]} rows x {w.shape[1]}, Gaussian with log-normal row scales), one blob per "

@@ -89,7 +89,7 @@ def collect(step_rel: float | None, coder_names: list[str], threads: int) -> lis
 def summary(rows: list[Row], coder_names: list[str]) -> list[str]:
     total_n = sum(r.numel for r in rows)
     total_h = sum(r.entropy * r.numel for r in rows)
-    lines = [f"| | tensors | weights | H0 bits/weight | " + " | ".join(f"{c} bits/weight | {c} / H0" for c in coder_names) + " |",
+    lines = ["| | tensors | weights | H0 bits/weight | " + " | ".join(f"{c} bits/weight | {c} / H0" for c in coder_names) + " |",
              "|---|---:|---:|---:|" + "---:|---:|" * len(coder_names)]
     totals = [f"{sum(r.bpw[c] * r.numel for r in rows) / total_n:.4f} | {sum(r.bpw[c] * r.numel for r in rows) / total_h:.4f}"
               for c in coder_names]
