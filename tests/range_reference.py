@@ -37,7 +37,7 @@ class _State:
 
     def __init__(self, period: int):
         self.zero = [_Bin() for _ in range(MAG_CTX)]
-        self.sign = [_Bin() for _ in range(3)]
+        self.sign = [[_Bin() for _ in range(3)] for _ in range(32)]
         self.cls = [[_Bin() for _ in range(32)] for _ in range(MAG_CTX)]
         self.mant = [[_Bin() for _ in range(4)] for _ in range(32)]
         self.mean = [0] * period
@@ -59,11 +59,11 @@ def _bins(symbol: int, state: _State, max_class: int):
     ctx = state.ctx()
     out = [(state.zero[ctx], int(mag == 0))]
     if mag:
-        out.append((state.sign[state.prev_sign], neg))
         k = mag.bit_length() - 1
         out += [(state.cls[ctx][j], 1) for j in range(k)]
         if k < max_class:
             out.append((state.cls[ctx][k], 0))
+        out.append((state.sign[k][state.prev_sign], neg))
         node = 1
         for depth, b in enumerate(range(k - 1, -1, -1)):
             bit = (mag >> b) & 1
@@ -174,10 +174,10 @@ def decode(payload: bytes, numel: int, width: int) -> list[int]:
             state.push(0, 0)
             out.append(0)
             continue
-        neg = adaptive(state.sign[state.prev_sign])
         k = 0
         while k < max_class and adaptive(state.cls[ctx][k]):
             k += 1
+        neg = adaptive(state.sign[k][state.prev_sign])
         mag, node = 1, 1
         for depth in range(k):
             if depth < 2:

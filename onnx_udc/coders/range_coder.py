@@ -1,8 +1,8 @@
 """Coder 2, range (FORMAT.md 5.2): adaptive context-modelling binary range coder.
 
-    symbols [numel] --binarise (zero flag, sign, unary class, mantissa)--> bins
+    symbols [numel] --binarise (zero flag, unary class, sign, mantissa)--> bins
         --adaptive models, contexts: running mean magnitude at this vector position,
-          previous sign--> 32-bit range coder --> payload = period byte + stream
+          class and previous sign for the sign--> 32-bit range coder --> payload = period byte + stream
 
 Universal like brotli (it learns the statistics as it goes, no table is sent) but it
 models the symbols themselves, not their bytes, so it stays at or below the order-0

@@ -3,8 +3,8 @@
 //
 //   symbol s (u32) --zigzag split--> mag, neg
 //     zero flag   [ctx]            1 bin, adaptive         (mag == 0)
-//     sign        [previous sign]  1 bin, adaptive         (only if mag > 0)
 //     class k     [ctx][j]         unary, adaptive         (k = floor(log2 mag), truncated at 8w-1)
+//     sign        [k][prev sign]   1 bin, adaptive         (the sign often depends on the magnitude)
 //     mantissa    [k][node]        top 2 bits, adaptive; the other k-2 bits at probability 1/2
 //   ctx = min(bitlen(A[i mod period] >> 4), 6), A = running mean of magnitudes * 16
 //
@@ -67,7 +67,7 @@ inline int BitLength(uint32_t x) { return x == 0 ? 0 : 32 - __builtin_clz(x); }
 // Every model and the context state of one stream. ~2.5 KB.
 struct Model {
   Bin zero[kMagContexts];
-  Bin sign[3];
+  Bin sign[kMaxClasses][3];
   Bin cls[kMagContexts][kMaxClasses];
   Bin mant[kMaxClasses][4];
   uint32_t mean[kMaxPeriod] = {};  // A[pos]: 16 x running mean of |q| at this vector position
@@ -101,10 +101,10 @@ inline uint64_t CodeSymbol(IO& io, Model& m, uint32_t s, int max_class) {
     m.Push(0, 0);
     return 0;
   }
-  const int neg = io.Bit(m.sign[m.prev_sign], static_cast<int>(s & 1));
   const int in_class = BitLength(in_mag) - 1;
   int k = 0;
   while (k < max_class && io.Bit(m.cls[ctx][k], in_class > k)) ++k;
+  const int neg = io.Bit(m.sign[k][m.prev_sign], static_cast<int>(s & 1));
   uint32_t mag = 1;
   unsigned node = 1;
   for (int b = k - 1; b >= 0; --b) {
