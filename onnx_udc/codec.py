@@ -1,7 +1,9 @@
 """One tensor <-> one blob: the reference encoder and decoder.
 
-    encode: tensor --quantizer--> symbols --planar--> bytes --coder--> payload --pack--> blob
-    decode: blob --parse/validate--> payload --coder--> bytes --planar--> symbols --quantizer--> tensor
+    encode: tensor --quantizer--> symbols --coder--> payload --pack--> blob
+    decode: blob --parse/validate--> payload --coder--> symbols --quantizer--> tensor
+
+(store and brotli go through planar bytes inside the coder, FORMAT.md section 3.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import numpy as np
 
 from . import coders, quantizers
 from .format import BlobHeader, DType, pack_blob, parse_blob
-from .symbols import from_planar, to_planar
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def encode_tensor(
     c = coders.by_name(coder)
     encoded = q.encode(weights, config, seed)
     dtype = DType.from_numpy(weights.dtype)
-    payload = c.encode(to_planar(encoded.symbols, encoded.symbol_width))
+    payload = c.encode(encoded.symbols, encoded.symbol_width, encoded.period)
     header = BlobHeader(
         quantizer=q.id,
         coder=c.id,
@@ -74,6 +75,5 @@ def decode_blob(blob: bytes | memoryview) -> np.ndarray:
     header, payload = parse_blob(blob)
     q = quantizers.by_id(header.quantizer)
     q.check(header)
-    data = coders.by_id(header.coder).decode(payload, header.symbol_bytes)
-    symbols = from_planar(data, header.numel, header.symbol_width)  # uint [numel]
+    symbols = coders.by_id(header.coder).decode(payload, header.numel, header.symbol_width)  # uint [numel]
     return q.decode(header, symbols).reshape(header.shape)

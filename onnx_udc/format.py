@@ -112,6 +112,7 @@ class QuantizerId(enum.IntEnum):
 class CoderId(enum.IntEnum):
     STORE = 0
     BROTLI = 1
+    RANGE = 2
 
 
 @dataclass(frozen=True)

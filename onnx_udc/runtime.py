@@ -247,3 +247,72 @@ def _as_model(path_or_model) -> onnx.ModelProto:
             raise ModelError("bytes are not a valid ONNX model") from None
         return model
     return load_model(path_or_model)
+
+
+# ---- coder 2, range: the C++ encoder and decoder (FORMAT.md 5.2) -------------------------
+
+class NativeRange:
+    """ctypes binding of ``udc_range_encode`` / ``udc_range_decode`` (symbols <-> payload)."""
+
+    def __init__(self, path: str | None = None):
+        path = path or library_path()
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
+        if not hasattr(lib, "udc_range_encode"):
+            raise RuntimeLibraryError(f"{path} predates the range coder: rebuild it with `make runtime`")
+        u8p, u32p = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)
+        lib.udc_range_encode.argtypes = [u32p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, u8p, ctypes.c_size_t,
+                                         ctypes.POINTER(ctypes.c_size_t), ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_range_encode.restype = ctypes.c_int
+        lib.udc_range_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, u32p,
+                                         ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_range_decode.restype = ctypes.c_int
+        self._lib = lib
+        self.path = path
+
+    def encode(self, symbols: np.ndarray, width: int, period: int) -> bytes:
+        """symbols uint [numel] -> payload."""
+        sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
+        if sym.size and int(symbols.max()) >= (1 << (8 * width)):
+            raise OverflowError(f"symbol {int(symbols.max())} does not fit {width} byte(s)")
+        u32p = ctypes.POINTER(ctypes.c_uint32)
+        cap = 64 + sym.size * width + sym.size // 4  # above the usual size; retried once if not
+        for _ in range(2):
+            out = np.empty(cap, dtype=np.uint8)
+            out_len = ctypes.c_size_t(0)
+            err = ctypes.create_string_buffer(256)
+            status = self._lib.udc_range_encode(
+                sym.ctypes.data_as(u32p), sym.size, width, period, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
+                cap, ctypes.byref(out_len), err, 256)
+            if status == STATUS_NAMES.index("BUFFER_SIZE"):
+                cap = out_len.value
+                continue
+            if status:
+                _raise_status(status, err.value.decode(errors="replace"))
+            return out[: out_len.value].tobytes()
+        raise RuntimeError("udc_range_encode asked for a larger buffer twice")
+
+    def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
+        """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        out = np.empty(numel, dtype=np.uint32)  # [numel]
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_range_decode(
+            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, numel, width,
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), err, 256)
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+        return out
+
+
+_RANGE: NativeRange | None = None
+
+
+def native_range() -> NativeRange:
+    """The range coder of the native library; RuntimeLibraryError when it is not built."""
+    global _RANGE
+    if _RANGE is None:
+        _RANGE = NativeRange()
+    return _RANGE

@@ -19,7 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, encode_tensor  # noqa: E402
+from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 
 OUT = ROOT / "tests" / "golden"
@@ -50,13 +52,41 @@ def cases():
     yield "raw_f32_store", rng.standard_normal((2, 9)).astype(np.float32), "raw", "store", None, 0
     yield "raw_f16_brotli", rng.standard_normal(31).astype(np.float16), "raw", "brotli", None, 0
     yield "raw_empty", np.zeros((0, 4), dtype=np.float32), "raw", "brotli", None, 0
+    # coder 2, range (FORMAT.md 5.2): every symbol width, both quantizers, an empty tensor
+    yield "f32_w1_range", rng.standard_normal((9, 31)).astype(np.float32), "scalar", "range", ScalarConfig(0.2), 11
+    yield "f32_w2_range", rng.laplace(size=(4, 6, 25)).astype(np.float32), "scalar", "range", ScalarConfig(0.01), 12
+    big = np.concatenate([rng.standard_normal(60), [3.0e7, -2.9e7, 1.7e7 + 1, -65536.5]]).astype(np.float32)
+    yield "f32_w4_range", big, "scalar", "range", ScalarConfig(3e-8), 13
+    yield "f16_w2_range", (rng.standard_normal((5, 40)) * 0.05).astype(np.float16), "scalar", "range", ScalarConfig(0.02), 14
+    yield "raw_int8_range", np.clip(np.rint(rng.standard_normal((12, 20)) * 9), -128, 127).astype(np.int8), "raw", "range", None, 0
+    yield "raw_empty_range", np.zeros((3, 0), dtype=np.float16), "raw", "range", None, 0
+
+
+def period_cases():
+    """Range blobs whose payload carries a vector period > 1 (what lattice quantizers set)."""
+    rng = np.random.default_rng(20261201)
+    w = (rng.laplace(size=(24, 8)) * np.array([0.3, 1, 3, 10, 0.3, 1, 3, 10])).astype(np.float32)
+    yield "f32_period4_range", w, 4
+
+
+def period_blob(weights: np.ndarray, period: int) -> bytes:
+    """A scalar-quantized blob coded by the range coder with the given context period."""
+    q = quantizers.by_name("scalar")
+    encoded = q.encode(weights, ScalarConfig(0.05), 21)
+    payload = coders.by_name("range").encode(encoded.symbols, encoded.symbol_width, period)
+    header = BlobHeader(quantizer=q.id, coder=CoderId.RANGE, dtype=DType.from_numpy(weights.dtype),
+                        shape=weights.shape, symbol_width=encoded.symbol_width, step=encoded.step,
+                        seed=encoded.seed)
+    return pack_blob(header, payload)
 
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = []
-    for name, array, quantizer, coder, config, seed in cases():
-        blob = encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob
+    blobs = [(name, encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob)
+             for name, array, quantizer, coder, config, seed in cases()]
+    blobs += [(name, period_blob(array, period)) for name, array, period in period_cases()]
+    for name, blob in blobs:
         decoded = decode_blob(blob)
         (OUT / f"{name}.blob").write_bytes(blob)
         (OUT / f"{name}.bin").write_bytes(decoded.tobytes())

@@ -1,7 +1,7 @@
 """Registry of lossless coders, keyed by FORMAT.md id and by name.
 
-A coder turns the planar symbol bytes into a payload and back. Adding a coder is one
-new module with a ``@register`` class plus its import below.
+A coder turns the unsigned symbols of one tensor into a payload and back. Adding a coder
+is one new module with a ``@register`` class plus its import below.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import numpy as np
+
 from ..registry import Registry
+from ..symbols import from_planar, to_planar
 
 
 class Coder(ABC):
@@ -17,12 +20,35 @@ class Coder(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def encode(self, data: bytes) -> bytes:
-        """symbol bytes -> payload."""
+    def encode(self, symbols: np.ndarray, width: int, period: int = 1) -> bytes:
+        """symbols uint [numel] (each < 2^(8*width)) -> payload.
+
+        ``period``: the symbols form vectors of this many consecutive symbols
+        (``Encoded.period``); a coder may use it as context, and must then store it in
+        the payload itself.
+        """
 
     @abstractmethod
-    def decode(self, payload: bytes | memoryview, expected_len: int) -> bytes:
-        """payload -> exactly ``expected_len`` symbol bytes, else FormatError(CORRUPT_PAYLOAD)."""
+    def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
+        """payload -> exactly ``numel`` symbols uint [numel], else FormatError(CORRUPT_PAYLOAD)."""
+
+
+class ByteCoder(Coder):
+    """A coder of the planar symbol bytes (FORMAT.md section 3): store and brotli."""
+
+    def encode(self, symbols: np.ndarray, width: int, period: int = 1) -> bytes:
+        return self.encode_bytes(to_planar(symbols, width))
+
+    def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
+        return from_planar(self.decode_bytes(payload, numel * width), numel, width)
+
+    @abstractmethod
+    def encode_bytes(self, data: bytes) -> bytes:
+        """planar symbol bytes -> payload."""
+
+    @abstractmethod
+    def decode_bytes(self, payload: bytes | memoryview, expected_len: int) -> bytes:
+        """payload -> exactly ``expected_len`` planar bytes, else FormatError(CORRUPT_PAYLOAD)."""
 
 
 REGISTRY: Registry[Coder] = Registry("coder", "UNKNOWN_CODER")
@@ -32,4 +58,4 @@ by_name = REGISTRY.by_name
 names = REGISTRY.names
 
 
-from . import brotli_coder, store  # noqa: E402,F401  (registration)
+from . import brotli_coder, range_coder, store  # noqa: E402,F401  (registration)

@@ -13,24 +13,24 @@ import brotli
 
 from ..errors import FormatError
 from ..format import CoderId
-from . import Coder, register
+from . import ByteCoder, register
 
 QUALITY = 11
 LGWIN = 24
 
 
 @register
-class BrotliCoder(Coder):
+class BrotliCoder(ByteCoder):
     id = CoderId.BROTLI
     name = "brotli"
 
     def __init__(self, quality: int = QUALITY):
         self.quality = quality
 
-    def encode(self, data: bytes) -> bytes:
+    def encode_bytes(self, data: bytes) -> bytes:
         return brotli.compress(bytes(data), quality=self.quality, lgwin=LGWIN)
 
-    def decode(self, payload: bytes | memoryview, expected_len: int) -> bytes:
+    def decode_bytes(self, payload: bytes | memoryview, expected_len: int) -> bytes:
         decoder = brotli.Decompressor()
         try:
             # output_buffer_limit stops a hostile stream from inflating past the size

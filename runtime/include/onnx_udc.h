@@ -70,6 +70,23 @@ UDC_API int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* inf
 UDC_API int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
                        size_t err_len);
 
+/* ---- coder 2, range (FORMAT.md section 5.2), on unsigned symbols ------------------------
+ * For encoders (the Python package) and tests: the blob decoder above uses it by itself.
+ * Symbols are uint32 values below 2^(8*symbol_width); symbol_width is 1, 2 or 4; period
+ * (>= 1, clamped to 255) is the vector length used as context.
+ *
+ * udc_range_encode writes the payload into out[0, out_cap) and its length into *out_len.
+ * When out_cap is too small it returns UDC_BUFFER_SIZE with the needed length in *out_len
+ * (call again with a buffer that large). UDC_INVALID_ARGUMENT for a symbol that does not
+ * fit the width, a bad width or period 0. */
+UDC_API int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
+                             uint8_t* out, size_t out_cap, size_t* out_len, char* err, size_t err_len);
+
+/* Decodes a range payload into exactly numel symbols out[numel]. UDC_CORRUPT_PAYLOAD on any
+ * inconsistency (see FORMAT.md 5.2: it never reads past payload_len). */
+UDC_API int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width,
+                             uint32_t* out, char* err, size_t err_len);
+
 /* "OK", "TRUNCATED", ...; "UNKNOWN_STATUS" for other values. Never NULL. */
 UDC_API const char* udc_status_name(int status);
 

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "core/coders/range.h"
 #include "core/decode.h"
 #include "core/status.h"
 
@@ -82,6 +84,32 @@ int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, 
     if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
     if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
     return udc::Decode(blob, blob_len, out, out_len);
+  });
+}
+
+int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period, uint8_t* out,
+                     size_t out_cap, size_t* out_len, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
+    *out_len = 0;
+    std::vector<uint8_t> payload;
+    UDC_RETURN_IF_ERROR(udc::RangeEncode(symbols, numel, symbol_width, period, &payload));
+    *out_len = payload.size();
+    if (payload.size() > out_cap) {
+      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
+                                                     " bytes, the buffer has " + std::to_string(out_cap));
+    }
+    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    std::memcpy(out, payload.data(), payload.size());
+    return udc::Status::Ok();
+  });
+}
+
+int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width, uint32_t* out,
+                     char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (payload == nullptr && payload_len != 0) return udc::Status(udc::Code::kInvalidArgument, "payload is NULL");
+    return udc::RangeDecode(payload, payload_len, numel, symbol_width, out);
   });
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/coders/range.h"
 #include "core/decode.h"
 #include "core/dither.h"
 #include "core/format.h"
@@ -445,6 +446,88 @@ void TestCApi() {
   CHECK(std::string(udc_version()).find("(format 1)") != std::string::npos);
 }
 
+// ---- coder 2, range (FORMAT.md 5.2) ---------------------------------------------------
+// Expected payloads from the pure-Python reference tests/range_reference.py.
+void TestRangeCoder() {
+  const std::vector<uint32_t> syms = {0, 1, 2, 3, 4, 255, 0, 0, 7, 9};
+  std::vector<uint8_t> payload;
+  CHECK(udc::RangeEncode(syms.data(), syms.size(), 1, 1, &payload).ok());
+  CHECK((payload == std::vector<uint8_t>{1, 119, 42, 176, 65, 194, 73, 90}));
+  const std::vector<uint32_t> syms2 = {5, 6, 7, 8, 9, 10};
+  CHECK(udc::RangeEncode(syms2.data(), syms2.size(), 1, 2, &payload).ok());
+  CHECK((payload == std::vector<uint8_t>{2, 165, 32, 22, 34}));
+
+  // round trips: every width, several periods, a pseudo-random heavy-tailed source
+  uint64_t x = 12345;
+  for (unsigned width : {1u, 2u, 4u}) {
+    for (uint32_t period : {1u, 3u, 8u, 300u}) {
+      std::vector<uint32_t> in(3000), back(3000, 0xDEADBEEF);
+      for (auto& v : in) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        const unsigned bits = static_cast<unsigned>(x >> 59) % (8 * width);
+        v = static_cast<uint32_t>((x >> 20) & ((uint64_t{1} << bits) - 1));
+      }
+      in[0] = static_cast<uint32_t>((uint64_t{1} << (8 * width)) - 1);
+      CHECK(udc::RangeEncode(in.data(), in.size(), width, period, &payload).ok());
+      CHECK(payload[0] == (period > 255 ? 255 : period));
+      CHECK(udc::RangeDecode(payload.data(), payload.size(), in.size(), width, back.data()).ok());
+      CHECK(in == back);
+      // the same payload inside a blob (raw quantizer needs dtype width == symbol width)
+      if (width != 2) {
+        BlobSpec spec;
+        spec.coder = 2;
+        spec.dtype = width == 1 ? 2 : 6;
+        spec.symbol_width = static_cast<uint8_t>(width);
+        spec.shape = {3000};
+        spec.payload = payload;
+        std::vector<uint8_t> out;
+        CHECK(DecodeCode(MakeBlob(spec), 3000 * width, &out) == udc::Code::kOk);
+        for (size_t i = 0; i < 3000; ++i) {
+          uint32_t v = 0;
+          std::memcpy(&v, out.data() + i * width, width);
+          if (v != in[i]) { CHECK(v == in[i]); break; }
+        }
+        spec.payload.push_back(1);  // a byte the decoder does not need
+        CHECK(DecodeCode(MakeBlob(spec), 3000 * width) == udc::Code::kCorruptPayload);
+      }
+    }
+  }
+
+  // hostile payloads
+  std::vector<uint32_t> out(16);
+  auto corrupt = [&](std::vector<uint8_t> p, uint64_t numel, unsigned width) {
+    const udc::Status st = udc::RangeDecode(p.data(), p.size(), numel, width, out.data());
+    return st.code() == udc::Code::kCorruptPayload;
+  };
+  CHECK(corrupt({}, 1, 1));                              // no period byte
+  CHECK(corrupt({0, 111, 32}, 1, 1));                    // period 0
+  CHECK(corrupt({1, 119, 42, 176, 65, 194, 73, 90, 0}, 10, 1));  // trailing zero
+  CHECK(corrupt({1, 119, 42, 176, 65, 194, 73, 90, 5, 5, 5, 5}, 10, 1));  // unused bytes
+  CHECK(corrupt({1, 5}, 0, 1));                          // stream for no symbols
+  CHECK(corrupt({1, 0xFF, 0xFF, 0xFF, 0xFF}, 1, 1));     // starts outside the interval
+  CHECK(corrupt({1, 170, 8, 119}, 2, 1));                // second symbol is 256 (too wide)
+  CHECK(!corrupt({1}, 16, 1));                           // empty stream: 16 zeros, valid
+  CHECK(out[0] == 0 && out[15] == 0);
+  std::vector<uint8_t> p = {1, 119, 42, 176, 65, 194, 73, 90};
+  CHECK(udc::RangeDecode(p.data(), p.size(), 10, 1, out.data()).ok());
+  CHECK(out[5] == 255 && out[9] == 9);
+  CHECK(!udc::RangeEncode(syms.data(), syms.size(), 1, 0, &payload).ok());  // period 0
+  const uint32_t wide = 256;
+  CHECK(udc::RangeEncode(&wide, 1, 1, 1, &payload).code() == udc::Code::kInvalidArgument);
+
+  // C API
+  size_t len = 0;
+  uint8_t small[4];
+  CHECK(udc_range_encode(syms.data(), syms.size(), 1, 1, small, sizeof small, &len, nullptr, 0) == UDC_BUFFER_SIZE);
+  CHECK(len == 8);
+  uint8_t buf[8];
+  CHECK(udc_range_encode(syms.data(), syms.size(), 1, 1, buf, sizeof buf, &len, nullptr, 0) == UDC_OK);
+  uint32_t dec[10];
+  CHECK(udc_range_decode(buf, len, 10, 1, dec, nullptr, 0) == UDC_OK);
+  CHECK(std::memcmp(dec, syms.data(), sizeof dec) == 0);
+  CHECK(udc_range_decode(buf, len - 1, 10, 1, dec, nullptr, 0) != UDC_OK || dec[9] != 9);
+}
+
 }  // namespace
 
 int main() {
@@ -456,6 +539,7 @@ int main() {
   TestThreadsBitIdentical();
   TestRejects();
   TestCApi();
+  TestRangeCoder();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -5,6 +5,7 @@ namespace udc {
 // One line per coder: its id (FORMAT.md section 5) and the function returning it.
 const Coder& StoreCoder();   // coders/store.cc
 const Coder& BrotliCoder();  // coders/brotli.cc
+const Coder& RangeCoder();   // coders/range.cc
 
 namespace {
 
@@ -16,6 +17,7 @@ struct Entry {
 constexpr Entry kCoders[] = {
     {0, &StoreCoder},
     {1, &BrotliCoder},
+    {2, &RangeCoder},
 };
 
 }  // namespace

@@ -22,7 +22,7 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
   }
   view->coder = FindCoder(h.coder);
   if (view->coder == nullptr) {
-    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli)");
+    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli, 2 range)");
   }
   UDC_RETURN_IF_ERROR(view->quantizer->Validate(h));
   if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {  // every quantizer must ensure it
@@ -60,7 +60,7 @@ Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeO
 
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
-  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, h.symbol_bytes(), &scratch, &symbols));
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, h.numel, h.symbol_width, &scratch, &symbols));
   if (h.numel != 0) view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
   return Status::Ok();
 }

@@ -23,8 +23,9 @@ class Brotli final : public Coder {
  public:
   const char* name() const override { return "brotli"; }
 
-  Status Decode(const uint8_t* payload, uint64_t payload_len, uint64_t expected, ByteBuffer* scratch,
-                const uint8_t** symbols) const override {
+  Status Decode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
+                ByteBuffer* scratch, const uint8_t** symbols) const override {
+    const uint64_t expected = numel * symbol_width;
     if (expected > SIZE_MAX || payload_len > SIZE_MAX) {
       return Status(Code::kLimitExceeded, "symbol stream of " + std::to_string(expected) +
                                               " bytes does not fit this platform's address space");

@@ -1,0 +1,237 @@
+// Coder 2, range (FORMAT.md section 5.2): adaptive binary models + a 32-bit range coder.
+//
+//   encode: symbols --CodeSymbol<Writer>--> bits --range coder--> bytes, flushed to the
+//           shortest tail, trailing zero bytes dropped
+//   decode: payload[0] = period; bytes (zeros past the end) --CodeSymbol<Reader>--> symbols
+//
+// Untrusted input: every symbol is checked against the width, the loop is bounded by numel
+// (at most 65 bits per symbol), bytes past the payload read as zero without touching memory,
+// and the stream must end canonically: no trailing zero byte and no byte the decoder did not
+// need (payload length <= bytes read - 3). Anything else is kCorruptPayload.
+#include "core/coders/range.h"
+
+#include <new>
+#include <string>
+
+#include "core/coders.h"
+#include "core/coders/range_model.h"
+
+namespace udc {
+namespace {
+
+using range::Bin;
+using range::kProbHalf;
+using range::kRangeTop;
+
+class Writer {
+ public:
+  explicit Writer(std::vector<uint8_t>* out) : out_(out), start_(out->size()) {}
+
+  int Bit(Bin& b, int bit) {
+    Code(b.p, bit);
+    range::Update(b, bit);
+    return bit;
+  }
+  int Bypass(int bit) {
+    Code(kProbHalf, bit);
+    return bit;
+  }
+
+  // Shortest tail: the smallest multiple of 2^24 >= low lies in [low, low + range) since
+  // range >= 2^24; then drop trailing zero bytes (the decoder reads zeros past the end).
+  void Finish() {
+    if (low_ != 0) {
+      const uint64_t v = (low_ + 0xFFFFFF) & ~uint64_t{0xFFFFFF};
+      if (v >> 32) {
+        PropagateCarry();
+      } else {
+        out_->push_back(static_cast<uint8_t>(v >> 24));
+      }
+    }
+    while (out_->size() > start_ && out_->back() == 0) out_->pop_back();
+  }
+
+ private:
+  void Code(uint32_t p, int bit) {
+    const uint32_t bound = (range_ >> 16) * p;
+    if (bit) {
+      range_ = bound;
+    } else {
+      low_ += bound;
+      range_ -= bound;
+      if (low_ >> 32) {
+        PropagateCarry();
+        low_ &= 0xFFFFFFFFu;
+      }
+    }
+    while (range_ < kRangeTop) {
+      out_->push_back(static_cast<uint8_t>(low_ >> 24));
+      low_ = (low_ << 8) & 0xFFFFFFFFu;
+      range_ <<= 8;
+    }
+  }
+  void PropagateCarry() {
+    size_t i = out_->size();
+    while (i > start_ && (*out_)[i - 1] == 0xFF) (*out_)[--i] = 0;
+    if (i > start_) ++(*out_)[i - 1];  // i == start_ cannot happen: the value stays below 1
+  }
+
+  std::vector<uint8_t>* out_;
+  size_t start_;
+  uint64_t low_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+};
+
+class Reader {
+ public:
+  Reader(const uint8_t* data, uint64_t len) : data_(data), len_(len) {
+    for (int i = 0; i < 4; ++i) code_ = (code_ << 8) | Next();
+  }
+
+  int Bit(Bin& b, int /*ignored*/) {
+    const int bit = Code(b.p);
+    range::Update(b, bit);
+    return bit;
+  }
+  int Bypass(int /*ignored*/) { return Code(kProbHalf); }
+
+  bool StartsInside() const { return code_ < range_; }
+  uint64_t consumed() const { return pos_; }  // bytes read, zeros past the end included
+
+ private:
+  int Code(uint32_t p) {
+    const uint32_t bound = (range_ >> 16) * p;
+    int bit;
+    if (code_ < bound) {
+      range_ = bound;
+      bit = 1;
+    } else {
+      code_ -= bound;
+      range_ -= bound;
+      bit = 0;
+    }
+    while (range_ < kRangeTop) {
+      range_ <<= 8;
+      code_ = (code_ << 8) | Next();
+    }
+    return bit;
+  }
+  uint32_t Next() { return pos_ < len_ ? data_[pos_++] : (++pos_, 0u); }
+
+  const uint8_t* data_;
+  uint64_t len_;
+  uint64_t pos_ = 0;
+  uint32_t code_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+};
+
+Status Corrupt(const std::string& what) { return Status(Code::kCorruptPayload, "range payload " + what); }
+
+bool ValidWidth(unsigned w) { return w == 1 || w == 2 || w == 4; }
+
+// Decodes numel symbols, handing each to sink(i, symbol).
+template <class Sink>
+Status DecodeStream(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned width, Sink&& sink) {
+  if (!ValidWidth(width)) return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4");
+  if (payload_len == 0) return Corrupt("is empty: the period byte is missing");
+  const uint32_t period = payload[0];
+  if (period == 0) return Corrupt("has period 0");
+  const uint8_t* stream = payload + 1;
+  const uint64_t len = payload_len - 1;
+  if (numel == 0) {
+    return len == 0 ? Status::Ok() : Corrupt("has " + std::to_string(len) + " stream bytes for 0 symbols");
+  }
+  if (len != 0 && stream[len - 1] == 0) return Corrupt("stream ends with a zero byte (not canonical)");
+  Reader reader(stream, len);
+  if (!reader.StartsInside()) return Corrupt("stream starts with ff ff ff ff");
+  range::Model model(period);
+  const int max_class = 8 * static_cast<int>(width) - 1;
+  const uint64_t limit = uint64_t{1} << (8 * width);
+  for (uint64_t i = 0; i < numel; ++i) {
+    const uint64_t s = range::CodeSymbol(reader, model, 0, max_class);
+    if (s >= limit) {
+      return Corrupt("decodes symbol " + std::to_string(i) + " = " + std::to_string(s) + ", which does not fit " +
+                     std::to_string(width) + " byte(s)");
+    }
+    sink(i, static_cast<uint32_t>(s));
+  }
+  if (len + 3 > reader.consumed()) {
+    return Corrupt("has " + std::to_string(len + 3 - reader.consumed()) + " byte(s) after the end of the stream");
+  }
+  return Status::Ok();
+}
+
+class Range final : public Coder {
+ public:
+  const char* name() const override { return "range"; }
+
+  Status Decode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
+                ByteBuffer* scratch, const uint8_t** symbols) const override {
+    const uint64_t expected = numel * symbol_width;
+    if (expected > SIZE_MAX) {
+      return Status(Code::kLimitExceeded, "symbol stream of " + std::to_string(expected) +
+                                              " bytes does not fit this platform's address space");
+    }
+    scratch->reset(new uint8_t[expected ? expected : 1]);
+    uint8_t* out = scratch->get();
+    Status st;
+    switch (symbol_width) {  // planar bytes (FORMAT.md section 3): byte k of symbol i at k*numel + i
+      case 1:
+        st = DecodeStream(payload, payload_len, numel, 1, [&](uint64_t i, uint32_t s) { out[i] = static_cast<uint8_t>(s); });
+        break;
+      case 2:
+        st = DecodeStream(payload, payload_len, numel, 2, [&](uint64_t i, uint32_t s) {
+          out[i] = static_cast<uint8_t>(s);
+          out[numel + i] = static_cast<uint8_t>(s >> 8);
+        });
+        break;
+      default:
+        st = DecodeStream(payload, payload_len, numel, symbol_width, [&](uint64_t i, uint32_t s) {
+          for (unsigned k = 0; k < 4; ++k) out[k * numel + i] = static_cast<uint8_t>(s >> (8 * k));
+        });
+        break;
+    }
+    if (!st.ok()) return st;
+    *symbols = out;
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
+                   std::vector<uint8_t>* payload) {
+  if (!ValidWidth(symbol_width)) return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4");
+  if (period == 0) return Status(Code::kInvalidArgument, "period must be >= 1");
+  if (numel != 0 && symbols == nullptr) return Status(Code::kInvalidArgument, "symbols is NULL");
+  if (period > range::kMaxPeriod) period = range::kMaxPeriod;
+  const uint64_t limit = uint64_t{1} << (8 * symbol_width);
+  payload->clear();
+  payload->reserve(static_cast<size_t>(numel * symbol_width / 2 + 16));
+  payload->push_back(static_cast<uint8_t>(period));
+  Writer writer(payload);
+  range::Model model(period);
+  const int max_class = 8 * static_cast<int>(symbol_width) - 1;
+  for (uint64_t i = 0; i < numel; ++i) {
+    if (symbols[i] >= limit) {
+      return Status(Code::kInvalidArgument, "symbol " + std::to_string(i) + " = " + std::to_string(symbols[i]) +
+                                                " does not fit " + std::to_string(symbol_width) + " byte(s)");
+    }
+    range::CodeSymbol(writer, model, symbols[i], max_class);
+  }
+  writer.Finish();
+  return Status::Ok();
+}
+
+Status RangeDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
+                   uint32_t* out) {
+  if (numel != 0 && out == nullptr) return Status(Code::kInvalidArgument, "out is NULL");
+  return DecodeStream(payload, payload_len, numel, symbol_width, [&](uint64_t i, uint32_t s) { out[i] = s; });
+}
+
+const Coder& RangeCoder() {
+  static const Range kRange;
+  return kRange;
+}
+
+}  // namespace udc
