@@ -208,8 +208,6 @@ def decompress(model, output, decoder):
     from .modelio import load_model, save_model
 
     _check_writable(output)
-    if plan_out is not None:
-        _check_writable(plan_out)
     proto = load_model(model)
     kwargs = {}
     if decoder == "native":

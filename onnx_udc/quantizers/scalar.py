@@ -30,8 +30,14 @@ ScalarConfig = StepConfig
 
 
 def indices(w: np.ndarray, step: float, d: np.ndarray) -> np.ndarray:
-    """w float [numel], dither d float32 [numel] -> q int64 [numel] = round(w/step + d)."""
-    return np.rint(w.astype(np.float64) / float(step) + d.astype(np.float64)).astype(np.int64)
+    """w float [numel], dither d float32 [numel] -> q int64 [numel] = round(w/step + d).
+
+    Raises ConfigError when an index would not fit 32 bits (the step is too small)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        q = np.rint(w.astype(np.float64) / float(step) + d.astype(np.float64))  # float64 [numel]
+    if q.size and not (np.all(np.isfinite(q)) and float(np.abs(q).max()) <= _MAX_INDEX):
+        raise ConfigError(f"step {step:g} is too small for this tensor: indices overflow 32 bits")
+    return q.astype(np.int64)
 
 
 def dequantize(q: np.ndarray, d: np.ndarray, step: float) -> np.ndarray:
@@ -59,7 +65,11 @@ def solve_step(w: np.ndarray, d: np.ndarray, target_bpw: float, rms: float) -> f
     lo, hi = math.log2(rms) - 30.0, math.log2(rms) + 8.0
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        if entropy_bits(indices(sample, 2.0**mid, d_sample)) > target_bpw:
+        try:
+            too_fine = entropy_bits(indices(sample, 2.0**mid, d_sample)) > target_bpw
+        except ConfigError:  # indices overflow: far too fine
+            too_fine = True
+        if too_fine:
             lo = mid
         else:
             hi = mid
@@ -95,9 +105,9 @@ class ScalarQuantizer(Quantizer):
         else:
             step = config.step_rel * rms
         step = float(np.float32(step))
+        if not (step > 0 and math.isfinite(step) and np.float32(step) >= np.finfo(np.float32).tiny):
+            raise ConfigError(f"the step ({step:g}) is not a normal positive float32: the tensor's scale is out of range")
         q = indices(w, step, d)  # int64 [numel]
-        if q.size and int(np.abs(q).max()) > _MAX_INDEX:
-            raise ConfigError(f"step {step:g} is too small for this tensor: indices overflow 32 bits")
         codes = zigzag(q)  # uint64 [numel]
         width = width_for(int(codes.max()) if codes.size else 0)
         return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed)
