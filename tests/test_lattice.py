@@ -306,3 +306,20 @@ def test_encoder_rejects_bad_configs():
         encode_tensor(w, quantizer="e8", config=LatticeConfig(step=1e-12))
     with pytest.raises(ConfigError):
         LatticeConfig(refine_max=-1)
+
+
+def test_golden_vectors_cover_every_lattice_width_dtype_and_table():
+    import json
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parent / "golden"
+    seen = set()
+    for case in json.loads((golden / "manifest.json").read_text()):
+        h = inspect_blob((golden / f"{case['name']}.blob").read_bytes())
+        has_table = len(h.params) > len(h.shape) + 4 if h.quantizer >= 2 else bool(h.params)
+        seen.add((h.quantizer, h.symbol_width, h.dtype.name, has_table))
+    for qid in (2, 3, 4):
+        assert {w for q, w, _, _ in seen if q == qid} == {1, 2, 4}
+        assert {d for q, _, d, _ in seen if q == qid} == {"FLOAT", "FLOAT16"}
+        assert any(q == qid and t for q, _, _, t in seen)
+    assert any(q == 1 and t for q, _, _, t in seen)

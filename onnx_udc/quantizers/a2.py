@@ -1,4 +1,4 @@
-"""Quantizer 2: dithered hexagonal lattice A2 (FORMAT.md 4.2), in 2 dimensions.
+"""Quantizer 2: dithered hexagonal lattice A2 (FORMAT.md 4.3), in 2 dimensions.
 
     A2 with minimal distance 1: rows y = j * sqrt(3)/2, columns x = i + j/2. Kept in the
     integer coordinates (x2, t) = (2x, j), where A2 = {x2 = t mod 2}; squared distance

@@ -1,4 +1,4 @@
-"""Shared-codeword refinement: a small table of refined reconstruction values (FORMAT.md 4.5).
+"""Shared-codeword refinement: a small table of refined reconstruction values (FORMAT.md 4.6).
 
 The weights whose (dithered) vectors map to the same lattice point share one codeword.
 By default the codeword is the point itself; a table may replace it for a few points:

@@ -1,4 +1,4 @@
-"""Quantizer 3: dithered lattice D4 (FORMAT.md 4.3), checkerboard lattice in 4 dimensions.
+"""Quantizer 3: dithered lattice D4 (FORMAT.md 4.4), checkerboard lattice in 4 dimensions.
 
     D4 = {p in Z^4 : p_0 + p_1 + p_2 + p_3 even}, det 2, G = 0.0766032
     nearest point: Conway-Sloane (round; if the sum is odd, re-round the worst coordinate)

@@ -1,4 +1,4 @@
-"""Quantizer 4: dithered lattice E8 (FORMAT.md 4.4), Gosset lattice in 8 dimensions.
+"""Quantizer 4: dithered lattice E8 (FORMAT.md 4.5), Gosset lattice in 8 dimensions.
 
     E8 = D8 u (D8 + 1/2), det 1, G = 929/12960; kept in doubled coordinates P = 2e:
     all P_j of one parity c (the coset), sum P = 0 mod 4

@@ -1,4 +1,4 @@
-// Quantizer 2, dithered hexagonal lattice A2 (FORMAT.md 4.2), in the integer coordinates
+// Quantizer 2, dithered hexagonal lattice A2 (FORMAT.md 4.3), in the integer coordinates
 // (x2, t) = (2x, row): A2 = {x2 = t mod 2}, squared distance ~ dx2^2 + 3 dt^2.
 //
 //   symbols S = (i, j): x2 = 2 i + j, t = j     (column index i, row index j)

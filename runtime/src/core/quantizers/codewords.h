@@ -1,4 +1,4 @@
-// codewords.h - the shared-codeword table (FORMAT.md 4.5), read in place from the params.
+// codewords.h - the shared-codeword table (FORMAT.md 4.6), read in place from the params.
 //
 //   u32 K, then K entries of (n x u32 key symbols, n x f32 values), little-endian;
 //   keys strictly increasing in lexicographic order, values finite, K <= 2^16.

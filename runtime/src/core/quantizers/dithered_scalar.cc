@@ -4,7 +4,7 @@
 //   d_i = Dither(seed, i)                         in [-0.5, 0.5)
 //   w_i = (float32(q) - d_i) * step               binary32, no FMA (-ffp-contract=off)
 //   FLOAT: w_i    FLOAT16: round-to-nearest-even binary16 of w_i
-//   params: empty, or a codeword table (FORMAT.md 4.5): float32(q) is replaced by the
+//   params: empty, or a codeword table (FORMAT.md 4.6): float32(q) is replaced by the
 //   table's value for a symbol that is one of its keys
 #include <cmath>
 #include <cstring>

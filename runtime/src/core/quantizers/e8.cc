@@ -1,4 +1,4 @@
-// Quantizer 4, dithered lattice E8 (FORMAT.md 4.4) = D8 u (D8 + 1/2), in doubled
+// Quantizer 4, dithered lattice E8 (FORMAT.md 4.5) = D8 u (D8 + 1/2), in doubled
 // coordinates P = 2e: all P_j of one parity c, sum P = 0 mod 4.
 //
 //   symbols S = (d_0 .. d_6, e): c = e & 1, d_7 = 2 (e >> 1) + parity(d_0 + .. + d_6),

@@ -1,4 +1,4 @@
-// lattice.h - the dithered lattice quantizers (FORMAT.md 4.2-4.4): what A2, D4 and E8 share.
+// lattice.h - the dithered lattice quantizers (FORMAT.md 4.2-4.6): what A2, D4 and E8 share.
 //
 //   params: axis order (ndim bytes, a permutation) + codeword table (codewords.h)
 //   stream position i = v * n + j: coordinate j of vector v; the N mod n last positions
