@@ -95,7 +95,8 @@ def test_dither_is_uniform_over_the_voronoi_cell(name):
     assert np.abs(err.mean(axis=0)).max() < 0.01
     assert (err**2).mean() == pytest.approx(q.noise_power(1.0), rel=0.01)
     # vector v's dither is computable alone
-    assert np.array_equal(vector_dither(g, 11, np.array([77_777])), vector_dither(g, 11, np.arange(100_000))[77_777:77_778])
+    alone = vector_dither(g, 11, np.array([77_777]))
+    assert np.array_equal(alone, vector_dither(g, 11, np.arange(100_000))[77_777:77_778])
 
 
 @pytest.mark.parametrize("name", STEP_QUANTIZERS)
@@ -157,7 +158,8 @@ def test_python_and_native_decoders_agree(library, name, shape, half, log_step, 
         from onnx_udc.coders import by_id
         from onnx_udc.symbols import from_planar
 
-        symbols = from_planar(by_id(header.coder).decode(payload, header.symbol_bytes), header.numel, header.symbol_width)
+        data = by_id(header.coder).decode(payload, header.symbol_bytes)
+        symbols = from_planar(data, header.numel, header.symbol_width)
         prefix = header.params[: len(shape)] if name != "scalar" else b""
         blob = with_params(blob, prefix + codewords.pack(random_table(rng, symbols, n, 5)))
     ref = decode_blob(blob)

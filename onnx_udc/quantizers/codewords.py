@@ -76,7 +76,9 @@ def parse(data: bytes | memoryview, n: int) -> CodewordTable:
     if k > MAX_ENTRIES:
         raise FormatError(f"codeword table has {k} entries, at most {MAX_ENTRIES} allowed")
     if len(data) != packed_len(k, n):
-        raise FormatError(f"codeword table of {k} entries of dimension {n} needs {packed_len(k, n)} bytes, has {len(data)}")
+        raise FormatError(
+            f"codeword table of {k} entries of dimension {n} needs {packed_len(k, n)} bytes, has {len(data)}"
+        )
     rows = np.frombuffer(data, dtype="<u4", offset=4).reshape(k, 2 * n)  # [K, 2n]
     keys = rows[:, :n].astype(np.uint32)
     values = rows[:, n:].copy().view("<f4").astype(np.float32)
@@ -119,7 +121,8 @@ def refine(
         return empty(n)
     keys, inverse, counts = np.unique(symbols.astype(np.uint32), axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
-    sums = np.stack([np.bincount(inverse, weights=y[:, j], minlength=keys.shape[0]) for j in range(n)], axis=1)  # [U, n]
+    groups = keys.shape[0]
+    sums = np.stack([np.bincount(inverse, weights=y[:, j], minlength=groups) for j in range(n)], axis=1)  # [U, n]
     first = np.zeros(keys.shape[0], dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size)[::-1]  # one member of each group
     centroid = (sums / counts[:, None]).astype(np.float32)  # [U, n]

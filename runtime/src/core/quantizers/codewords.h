@@ -47,7 +47,8 @@ class CodewordTable {
         }
       }
       if (e > 0 && t.CompareKey(e - 1, t.Key(e)) >= 0) {
-        return Status(Code::kBadHeader, "codeword table keys are not strictly increasing at entry " + std::to_string(e));
+        return Status(Code::kBadHeader,
+                      "codeword table keys are not strictly increasing at entry " + std::to_string(e));
       }
     }
     *out = t;

@@ -47,7 +47,7 @@ constexpr int64_t RoundHalfUp(int64_t y, int64_t unit) { return FloorDiv(y + uni
 
 // Conway-Sloane nearest point of D_N for y (coordinates times unit): round every
 // coordinate; if the sum is odd, re-round the first coordinate farthest from its integer
-// the other way (up when its offset is >= 0). Returns the squared distance * unit^2.
+// the other way (up when its offset is >= 0).
 template <int N>
 inline void NearestDn(const int64_t* y, int64_t unit, int64_t* f) {
   int64_t sum = 0, worst_abs = -1, worst_delta = 0;
@@ -162,7 +162,9 @@ void Run(const Header& h, const uint8_t* symbols, uint8_t* out, const StreamOrde
     G::FromSigned(s, p);
     float a[N], u[N];
     const int64_t entry = table.size() ? table.Find(key) : -1;
-    for (int j = 0; j < N; ++j) a[j] = entry >= 0 ? table.Value(static_cast<uint64_t>(entry), j) : static_cast<float>(p[j]);
+    for (int j = 0; j < N; ++j) {
+      a[j] = entry >= 0 ? table.Value(static_cast<uint64_t>(entry), j) : static_cast<float>(p[j]);
+    }
     VectorDither<G>(h.seed, v, u);
     for (int j = 0; j < N; ++j) {
       const float t = a[j] - u[j];
