@@ -185,8 +185,12 @@ void Run(const Header& h, const uint8_t* symbols, uint8_t* out, const StreamOrde
 template <class G, bool kHalf, bool kIdentity>
 void Dispatch(const Header& h, const uint8_t* symbols, uint8_t* out, const StreamOrder& order,
               const CodewordTable& table, const DecodeOptions& opt) {
-  const uint64_t units = h.numel / G::kN + (h.numel % G::kN ? 1 : 0);  // vectors + the tail
-  ParallelFor(units, opt.max_threads, [&](uint64_t b, uint64_t e) {
+  // Units are the vectors plus the tail; ParallelFor splits their elements (so its size
+  // threshold counts elements), and each chunk takes the units that start inside it.
+  constexpr uint64_t N = G::kN;
+  const uint64_t units = h.numel / N + (h.numel % N ? 1 : 0);
+  ParallelFor(units * N, opt.max_threads, [&](uint64_t eb, uint64_t ee) {
+    const uint64_t b = (eb + N - 1) / N, e = (ee + N - 1) / N;
     switch (h.symbol_width) {
       case 1: Run<G, 1, kHalf, kIdentity>(h, symbols, out, order, table, b, e); break;
       case 2: Run<G, 2, kHalf, kIdentity>(h, symbols, out, order, table, b, e); break;
