@@ -5,7 +5,9 @@
     is proportional to dx2^2 + 3 dt^2 (rational Gram metric)
     nearest point: nearest of the two rectangular cosets (both even / both odd), the closer
                    one in the metric above (the even coset on ties)
-    symbols: column index i = (x2 - t) / 2, row index j = t
+    symbols: column index i = (x2 - (t AND 1)) / 2 = floor(x), row index j = t: the rows are
+             rectangular cosets, odd rows offset by 1/2 (not the skew basis coefficient
+             x - t/2, whose order-0 entropy is about 0.1 bit per weight higher)
     coordinate scales c = step * (1/(2 sqrt 3))^(1/2) for x2, step * (sqrt(3)/2)^(1/2) for t
 """
 
@@ -36,10 +38,10 @@ class A2(Lattice):
         return np.where((d_odd < d_even)[:, None], odd, even)
 
     def to_signed(self, p: np.ndarray) -> np.ndarray:
-        return np.stack([(p[:, 0] - p[:, 1]) >> 1, p[:, 1]], axis=1)
+        return np.stack([(p[:, 0] - (p[:, 1] & 1)) >> 1, p[:, 1]], axis=1)
 
     def from_signed(self, s: np.ndarray) -> np.ndarray:
-        return np.stack([2 * s[:, 0] + s[:, 1], s[:, 1]], axis=1)
+        return np.stack([2 * s[:, 0] + (s[:, 1] & 1), s[:, 1]], axis=1)
 
 
 @register

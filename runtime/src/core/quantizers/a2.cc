@@ -1,7 +1,7 @@
 // Quantizer 2, dithered hexagonal lattice A2 (FORMAT.md 4.3), in the integer coordinates
 // (x2, t) = (2x, row): A2 = {x2 = t mod 2}, squared distance ~ dx2^2 + 3 dt^2.
 //
-//   symbols S = (i, j): x2 = 2 i + j, t = j     (column index i, row index j)
+//   symbols S = (i, j): x2 = 2 i + (j AND 1), t = j   (column index i = floor(x), row index j)
 //   c_0 = step * 0x1.131704p-1 ((2 sqrt 3)^(-1/2)),  c_1 = step * 0x1.dc783ep-1 ((sqrt(3)/2)^(1/2))
 #include "core/quantizers/lattice.h"
 
@@ -29,7 +29,7 @@ struct A2 {
   }
 
   static void FromSigned(const int64_t* s, int64_t* p) {
-    p[0] = 2 * s[0] + s[1];
+    p[0] = 2 * s[0] + (s[1] & 1);
     p[1] = s[1];
   }
 };
