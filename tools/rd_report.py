@@ -250,7 +250,18 @@ def write_plot(points: list[Point], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def markdown(points, tensors_info, e2e, args, elapsed) -> str:
+def gaussian_check(coder) -> list[tuple[str, float, float, float]]:
+    """i.i.d. Gaussian, N = 2^18, s = 0.05: (quantizer, gap H, gap coded, theory) with the exact h."""
+    w = np.random.default_rng(0).standard_normal(1 << 18).astype(np.float32)
+    h = 0.5 * math.log2(2 * math.pi * math.e * float(np.mean(w.astype(np.float64) ** 2)))
+    rows = []
+    for q in QUANTIZERS:
+        p = measure(w, "gaussian", "other", q, 0.05, False, coder, h)
+        rows.append((q, p.h_pos - p.slb, p.coded - p.slb, theory_gap(q)))
+    return rows
+
+
+def markdown(points, tensors_info, e2e, args, elapsed, gauss) -> str:
     coder = args.coder
     lines = [
         "# Rate-distortion of the dithered lattice quantizers (Z, A2, D4, E8)",
@@ -293,6 +304,11 @@ def markdown(points, tensors_info, e2e, args, elapsed) -> str:
     lines += ["", "(Entropies are given as `h(W) - log2(sigma)`: 2.047 for a Gaussian, 1.943 for a Laplacian; "
               "lower = more peaked.)", ""]
 
+    lines += ["## Sanity check on a Gaussian source", "",
+              "i.i.d. N(0, 1) samples (N = 2^18, the exact h(W)), s = 0.05: the measured gaps reproduce "
+              "the theory.", "", "| quantizer | theory | gap H | gap coded |", "|---|---|---|---|"]
+    lines += [f"| {q} | {t:.3f} | {gh:.3f} | {gc:.3f} |" for q, gh, gc, t in gauss]
+    lines.append("")
     # gap to SLB table
     lines += ["## Gap to the Shannon lower bound at the measured MSE", "",
               f"Mean over the {len(tensors_info)} tensors of `R - R_SLB(D)` in bits per weight; high rate = "
@@ -405,7 +421,25 @@ def markdown(points, tensors_info, e2e, args, elapsed) -> str:
                          f"{np.mean([r['lattice_bytes'] for r in rs]):.0f} | {key} {stat('scalar', key)} | "
                          f"{key} {stat('lattice', key)} | {stat('scalar', 'logit_sqnr_db')} | "
                          f"{stat('lattice', 'logit_sqnr_db')} |")
-    lines += ["", "![gap to the Shannon lower bound](rate_distortion.png)", ""]
+    lines += ["", "## Reading the numbers", "",
+              "- The gap of the entropy rate H to the SLB reproduces the high-rate theory on the real tensors "
+              "(they are close to Gaussian, `h(W) - log2 sigma` near 2.0) and grows at coarse steps, where the SLB "
+              "is not tight. Gaps below the theory at the finest steps come partly from the plug-in entropy's "
+              "downward bias (compare H_MM) and from h(W) estimation error.",
+              "- Coded rates depend on the coder: brotli codes planar bytes without knowing the vector position, "
+              "so a lattice whose symbol positions have different distributions (D4: the halved last coordinate; "
+              "A2: rows and columns of different spacing) pays for the mixture: compare H0 with H. E8's eight "
+              "symbols are alike (the coset bit restores the last one's spacing), so brotli keeps most of its "
+              "gain. A coder that uses `Encoded.period` as context should approach H.",
+              "- Brotli can also go below the memoryless SLB (negative gaps on some tensors): it exploits "
+              "dependence between neighbouring weights, which the i.i.d. bound ignores.",
+              "- The codeword table keyed by lattice points only pays where points repeat often: at coarse "
+              "steps for Z (and a little for A2); D4 and E8 points are too many and too rare at these rates "
+              "for any entry to beat its 64 n bits.",
+              "- End to end, the E8 advantage at equal file size (about 0.1 bit per weight, i.e. about 0.6 dB of "
+              "weight SQNR) is of the order of the seed-to-seed spread of accuracy and agreement at these "
+              "coarse steps; read the per-seed rows before drawing a conclusion.",
+              "", "![gap to the Shannon lower bound](rate_distortion.png)", ""]
     return "\n".join(lines)
 
 
@@ -414,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coder", default="brotli", help=f"coder by registry name ({', '.join(coders.names())})")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for rate_distortion.md / .png")
     parser.add_argument("--refine-steps", type=float, nargs="*", default=[0.5, 1.0])
-    parser.add_argument("--e2e", nargs="*", default=["fmnist:0.6,1.2:3", "efficientnet_lite0:0.05,0.1:2"],
+    parser.add_argument("--e2e", nargs="*", default=["fmnist:0.6,1.2:4", "efficientnet_lite0:0.05,0.1:2"],
                         help="model:step_rel,...:seeds for the equal-file-size comparison (none given: skip)")
     parser.add_argument("--e2e-lattice", default="e8")
     parser.add_argument("--tensors", type=int, default=len(TENSORS), help="use the first N tensors only")
@@ -449,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_plot(points, out / "rate_distortion.png")
-    (out / "rate_distortion.md").write_text(markdown(points, info, e2e, args, time.time() - start))
+    gauss = gaussian_check(coder)
+    (out / "rate_distortion.md").write_text(markdown(points, info, e2e, args, time.time() - start, gauss))
     print(f"wrote {out / 'rate_distortion.md'} in {time.time() - start:.0f} s")
     return 0
 
