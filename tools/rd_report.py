@@ -10,6 +10,10 @@ Run from the repository root (ONNX_UDC_ZOO_CACHE points at the exported zoo):
 
     ONNX_UDC_ZOO_CACHE=/work/main/models/cache .venv/bin/python tools/rd_report.py --coder brotli
 
+The tensor sweep takes about 5 minutes on 2 cores; the whole-model comparison at equal file
+size (default: fmnist 2 steps x 4 seeds, EfficientNet-Lite0 2 steps x 2 seeds) about 12 more.
+``--e2e`` with no value skips it; ``--e2e fmnist:0.6:2`` runs a small one.
+
 Rates: "H" is the empirical order-0 entropy of the stored symbols with the position in
 the vector as context (sum over positions of each position's order-0 entropy / n; for Z
 the plain order-0 entropy), "H0" the order-0 entropy of all symbols mixed, and "coded"
