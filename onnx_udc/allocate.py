@@ -255,6 +255,7 @@ def allocate(
     pairs = _select_sources(model, config.min_elements)
     chosen = [(src, cand) for src, cand in pairs if cand.action is Action.QUANTIZE and not src.in_subgraph]
     arrays = {cand.name: numpy_helper.to_array(src.tensor) for src, cand in chosen}
+    roles = {cand.name: cand.role for _, cand in chosen}
     arrays = {n: a for n, a in arrays.items() if np.all(np.isfinite(a)) and np.any(a)}
     unprobed = [cand.name for src, cand in pairs if cand.action is Action.QUANTIZE and src.in_subgraph]
     names = sorted(arrays)
@@ -296,6 +297,7 @@ def allocate(
         key = (name, int(k))
         if key not in cache:
             cfg = replace(config.scalar, step=float(tables.steps[l, k]), target_bpw=None)
+            cfg = quantizer.tensor_config(cfg, roles[name], arrays[name].shape)  # as compress_model does
             blob = encode_tensor(arrays[name], quantizer=config.quantizer, coder="store", config=cfg,
                                  seed=derive_seed(config.seed, name)).blob
             cache[key] = decode_blob(blob)

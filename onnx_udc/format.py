@@ -107,6 +107,10 @@ DECODE_OP_TYPES = frozenset(_OP_TYPE.values())
 class QuantizerId(enum.IntEnum):
     RAW = 0
     SCALAR = 1
+    # dithered lattice quantizers (FORMAT.md 4.2-4.5)
+    A2 = 2
+    D4 = 3
+    E8 = 4
 
 
 class CoderId(enum.IntEnum):

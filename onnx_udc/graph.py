@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from . import quantizers
 from .codec import EncodeResult, decode_blob, encode_tensor
 from .dither import derive_seed
 from .errors import ModelError, UdcError
@@ -78,6 +79,7 @@ class Candidate:
     action: Action
     reason: str
     kind: str = "initializer"  # or "constant" (a Constant node, in any graph)
+    role: str = ""  # layer role of its consumers ("conv", "matmul_b", ...; "" when mixed or other)
 
     @property
     def numel(self) -> int:
@@ -212,6 +214,27 @@ def _classify(source: Source, roles: dict[Role, set[str]], graph_io: set[str], m
     return Action.KEEP, f"element type {TensorProto.DataType.Name(tensor.data_type)} not compressed"
 
 
+def _layer_role(name: str, uses: dict) -> str:
+    """How the direct consumers read this weight, for vector grouping; "" if mixed/other."""
+    roles = set()
+    for node, index in uses.get(name, []):
+        op = node.op_type
+        if op == "Conv" and index == 1:
+            roles.add("conv")
+        elif op == "ConvTranspose" and index == 1:
+            roles.add("conv_transpose")
+        elif op == "MatMul":
+            roles.add("matmul_b" if index == 1 else "matmul_a")
+        elif op == "Gemm" and index in (0, 1):
+            trans = next((a.i for a in node.attribute if a.name == ("transB" if index == 1 else "transA")), 0)
+            roles.add(("gemm_b_transposed" if trans else "gemm_b") if index == 1 else "matmul_a")
+        elif op == "Gather" and index == 0:
+            roles.add("embedding")
+        else:
+            roles.add("")
+    return roles.pop() if len(roles) == 1 else ""
+
+
 def _select_sources(model: onnx.ModelProto, min_elements: int) -> list[tuple[Source, Candidate]]:
     uses = consumers(model)
     graph_io = {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
@@ -220,7 +243,8 @@ def _select_sources(model: onnx.ModelProto, min_elements: int) -> list[tuple[Sou
     for source in weight_sources(model):
         action, reason = _classify(source, effective_roles(source.name, uses, outputs), graph_io, min_elements)
         pairs.append((source, Candidate(source.name, source.tensor.data_type, tuple(int(d) for d in source.tensor.dims),
-                                        action, reason, "constant" if source.node is not None else "initializer")))
+                                        action, reason, "constant" if source.node is not None else "initializer",
+                                        _layer_role(source.name, uses))))
     return pairs
 
 
@@ -266,7 +290,8 @@ def _encode_one(array: np.ndarray, cand: Candidate, config: CompressConfig) -> t
         result = encode_tensor(array, quantizer="raw", coder=config.coder)
         return result, action, math.inf
     seed = derive_seed(config.seed, cand.name)
-    result = encode_tensor(array, quantizer=config.quantizer, coder=config.coder, config=step_config, seed=seed)
+    tensor_config = quantizers.by_name(config.quantizer).tensor_config(step_config, cand.role, cand.shape)
+    result = encode_tensor(array, quantizer=config.quantizer, coder=config.coder, config=tensor_config, seed=seed)
     return result, action, sqnr_db(array, decode_blob(result.blob))
 
 

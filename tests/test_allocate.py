@@ -10,6 +10,7 @@ import pytest
 
 import modelzoo
 from onnx_udc import calib as calib_mod
+from onnx_udc import quantizers
 from onnx_udc import fidelity
 from onnx_udc.allocate import Target, allocate
 from onnx_udc.cli import main
@@ -203,3 +204,26 @@ def test_cli_bad_calibration_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "lack model input" in err
     assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.parametrize("quantizer", ["a2", "d4", "e8"])
+def test_allocation_works_with_every_lattice(quantizer):
+    model = modelzoo.two_branch()
+    batches = feeds()
+    alloc = allocate(model, Target("sqnr", 30.0), calib=batches, config=CompressConfig(quantizer=quantizer))
+    ref = run_model(model, batches)
+    assert fidelity.get("sqnr").measure(ref, real_outputs(alloc, batches)) == pytest.approx(alloc.measured_metric, abs=1e-6)
+    assert alloc.measured_metric >= 30.0
+    from onnx_udc.graph import decode_nodes
+    from onnx_udc.format import parse_blob
+
+    headers = [parse_blob(numpy_helper_bytes(blob))[0] for _, blob in decode_nodes(alloc.model)]
+    assert headers and all(h.quantizer == quantizers.by_name(quantizer).id for h in headers)
+    # MatMul B [K, N] weights are grouped along K: axis order (1, 0) leads the params.
+    assert all(h.params[:2] == bytes([1, 0]) for h in headers)
+
+
+def numpy_helper_bytes(tensor):
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor).tobytes()

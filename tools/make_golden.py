@@ -23,6 +23,7 @@ from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, encode_tensor  # noqa: E402
 from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
+from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
 
 OUT = ROOT / "tests" / "golden"
 
@@ -80,11 +81,62 @@ def period_blob(weights: np.ndarray, period: int) -> bytes:
     return pack_blob(header, payload)
 
 
+# ---- lattice quantizers (FORMAT.md 4.2-4.6) and codeword tables ---------------------------
+def with_table(blob: bytes, rows: list[int], seed: int) -> bytes:
+    """The blob with a codeword table for the vectors ``rows`` (arbitrary nearby values)."""
+    import dataclasses
+
+    from onnx_udc import coders, quantizers
+    from onnx_udc.format import pack_blob, parse_blob
+    from onnx_udc.quantizers import codewords
+    from onnx_udc.symbols import unzigzag
+
+    header, payload = parse_blob(blob)
+    quantizer = quantizers.by_id(header.quantizer)
+    n = quantizer.lattice.n if hasattr(quantizer, "lattice") else 1
+    symbols = coders.by_id(header.coder).decode(payload, header.numel, header.symbol_width)  # uint [numel]
+    symbols = symbols[: header.numel // n * n].reshape(-1, n)
+    keys = np.unique(symbols[rows].astype(np.uint32), axis=0)  # [K, n] sorted
+    signed = unzigzag(keys.reshape(-1)).astype(np.int64).reshape(keys.shape)
+    points = quantizer.lattice.from_signed(signed) if n > 1 else signed
+    offsets = np.random.default_rng(seed).uniform(-0.5, 0.5, keys.shape)
+    table = codewords.CodewordTable(keys, (points + offsets).astype(np.float32))
+    prefix = header.params[: len(header.shape)] if n > 1 else b""
+    return pack_blob(dataclasses.replace(header, params=prefix + codewords.pack(table)), bytes(payload))
+
+
+def lattice_cases():
+    """(name, array, quantizer, coder, config, seed, post) for the lattices and tables."""
+    rng = np.random.default_rng(20261201)
+    for q in ("a2", "d4", "e8"):
+        # float32, one-byte symbols, an odd size (tail), identity axis order
+        yield f"{q}_f32_w1_brotli", rng.standard_normal((7, 13)).astype(np.float32), q, "brotli", \
+            LatticeConfig(step_rel=0.3), 11, None
+        # float16, two-byte symbols, a non-identity axis order, stored
+        yield f"{q}_f16_w2_order_store", rng.laplace(size=(6, 5, 7)).astype(np.float16), q, "store", \
+            LatticeConfig(step_rel=0.01, axis_order=(2, 0, 1)), 12, None
+        # four-byte symbols (float32(P) rounds) and a codeword table
+        big = np.concatenate([rng.standard_normal(37), [3.0e7, -2.9e7, 1.7e7 + 1, 65536.5]]).astype(np.float32)
+        yield f"{q}_f32_w4_table_brotli", big.reshape(1, 41), q, "brotli", LatticeConfig(step_rel=3e-8), 13, \
+            lambda blob: with_table(blob, [0, 2, 4], 1)
+        # a table at a coarse step on a MatMul-like weight grouped along K
+        yield f"{q}_f32_w1_table_matmul", rng.standard_normal((24, 10)).astype(np.float32), q, "brotli", \
+            LatticeConfig(step_rel=1.2, axis_order=(1, 0)), 14, lambda blob: with_table(blob, [0, 1, 5, 9], 2)
+    # a 0-d tensor: the whole tensor is the scalar tail
+    yield "e8_f32_0d", np.array(-0.75, dtype=np.float32), "e8", "brotli", LatticeConfig(step_rel=0.1), 15, None
+    # the scalar quantizer with a codeword table
+    yield "scalar_table_f32_w1", rng.standard_normal((40, 50)).astype(np.float32), "scalar", "brotli", \
+        ScalarConfig(1.5), 16, lambda blob: with_table(blob, [0, 3, 17, 40, 41], 3)
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = []
-    blobs = [(name, encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob)
-             for name, array, quantizer, coder, config, seed in cases()]
+    every = [(*case, None) for case in cases()] + list(lattice_cases())
+    blobs = []
+    for name, array, quantizer, coder, config, seed, post in every:
+        blob = encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob
+        blobs.append((name, blob if post is None else post(blob)))
     blobs += [(name, period_blob(array, period)) for name, array, period in period_cases()]
     for name, blob in blobs:
         decoded = decode_blob(blob)

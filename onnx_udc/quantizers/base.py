@@ -77,6 +77,12 @@ class Quantizer(ABC):
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         """symbols uint [numel] -> elements [numel] of ``header.dtype`` (reference decoder)."""
 
+    def tensor_config(self, config: object, role: str, shape: tuple[int, ...]) -> object:
+        """The configuration for one tensor, given the layer role the graph pass found
+        ("conv", "matmul_b", "gemm_b", "gemm_b_transposed", "embedding", ... or "").
+        Vector quantizers pick their grouping axis here; the default changes nothing."""
+        return config
+
     def noise_power(self, step: float) -> float:
         """Mean squared error per weight at this step (exact for subtractive dither:
         the error is uniform over the scaled Voronoi cell, independent of the weights)."""

@@ -2,6 +2,7 @@
 
     w [numel] --(+ d*step, /step, round)--> q int [numel] --zigzag--> symbols [numel]
     symbols --unzigzag--> q --(float32(q) - d) * step--> w_hat (float32, then float16)
+    params: empty, or a codeword table (codewords.py): (table[s] - d) * step where s is in it
 
 With subtractive dither the error w_hat - w is uniform on [-step/2, step/2) and
 independent of the weights, whatever their distribution (Choi et al., "Universal Deep
@@ -18,7 +19,7 @@ from ..dither import dither
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType, QuantizerId
 from ..symbols import unzigzag, width_for, zigzag
-from . import register
+from . import codewords, register
 from .base import DEFAULT_STEP_REL, Encoded, Quantizer, StepConfig
 
 _MAX_INDEX = (1 << 31) - 1
@@ -90,7 +91,7 @@ class ScalarQuantizer(Quantizer):
         if not (math.isfinite(header.step) and header.step > 0):
             raise FormatError(f"scalar quantizer needs a finite step > 0, got {header.step}")
         if header.params:
-            raise FormatError("scalar quantizer takes no parameters")
+            codewords.parse(header.params, 1)
 
     def encode(self, weights: np.ndarray, config: ScalarConfig, seed: int) -> Encoded:
         w = np.asarray(weights).reshape(-1).astype(np.float64)  # [numel]
@@ -110,10 +111,20 @@ class ScalarQuantizer(Quantizer):
         q = indices(w, step, d)  # int64 [numel]
         codes = zigzag(q)  # uint64 [numel]
         width = width_for(int(codes.max()) if codes.size else 0)
-        return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed)
+        params = b""
+        if getattr(config, "refine", False):
+            y = (w / step + d.astype(np.float64))[:, None]  # [numel, 1] dithered weight in steps
+            table = codewords.refine(codes[:, None], y, q.astype(np.float32).astype(np.float64)[:, None],
+                                     np.array([step]), self.noise_power(step), getattr(config, "refine_max", 4096))
+            params = codewords.pack(table) if table.size else b""
+        return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed, params=params)
 
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
-        q = unzigzag(symbols)  # int32 [numel]
-        w = dequantize(q, dither(header.seed, header.numel), header.step)  # float32 [numel]
+        a = unzigzag(symbols).astype(np.float32)  # [numel] the codewords: float32(q) ...
+        if header.params:  # ... or the table's refined values
+            table = codewords.parse(header.params, 1)
+            rows = codewords.lookup(table, symbols.reshape(-1, 1))  # [numel]
+            a[rows >= 0] = table.values[rows[rows >= 0], 0]
+        w = (a - dither(header.seed, header.numel)) * np.float32(header.step)  # float32 [numel]
         with np.errstate(over="ignore"):  # overflow to +-inf is the defined float16 result
             return w.astype(header.dtype.numpy)

@@ -528,6 +528,157 @@ void TestRangeCoder() {
   CHECK(udc_range_decode(buf, len - 1, 10, 1, dec, nullptr, 0) != UDC_OK || dec[9] != 9);
 }
 
+// ---- lattice quantizers A2 (2), D4 (3), E8 (4) and codeword tables (FORMAT.md 4.2-4.5) ----
+// Shape {3, 3}, axis order (1, 0), store coder, width 1, step 0.37, seed 12345, a table with
+// one entry (the first vector's symbols -> 0.75 in every coordinate), 9 = whole vectors +
+// a scalar tail. Expected bits from the Python reference decoder (onnx_udc/quantizers).
+struct LatticeCase {
+  uint8_t quantizer;
+  int n;
+  uint32_t expect[9];
+};
+
+std::vector<uint8_t> LatticeParams(int n, uint32_t count, const std::vector<uint32_t>& keys, float value) {
+  std::vector<uint8_t> p = {1, 0};
+  Put(p, count, 4);
+  for (size_t e = 0; e < keys.size() / static_cast<size_t>(n); ++e) {
+    for (int j = 0; j < n; ++j) Put(p, keys[e * n + j], 4);
+    for (int j = 0; j < n; ++j) Put(p, FloatBits(value), 4);
+  }
+  return p;
+}
+
+BlobSpec LatticeSpec(uint8_t quantizer, int n) {
+  BlobSpec s;
+  s.quantizer = quantizer;
+  s.dtype = 1;
+  s.symbol_width = 1;
+  s.shape = {3, 3};
+  s.step = 0.37f;
+  s.seed = 12345;
+  for (uint32_t i = 0; i < 9; ++i) s.payload.push_back(static_cast<uint8_t>((i * 7 + 3) % 11));
+  std::vector<uint32_t> key(s.payload.begin(), s.payload.begin() + n);
+  s.params = LatticeParams(n, 1, key, 0.75f);
+  return s;
+}
+
+void TestLatticeKnownValues() {
+  const LatticeCase cases[] = {
+      {2, 2, {0x3dc4fcd0, 0x3e6464ca, 0xbe7d8096, 0x3df004ac, 0xbfe55ccc, 0x3fb655e4, 0x3fac0978, 0xbf6bb5fc, 0x3f3f5acc}},
+      {3, 4, {0x3e1a26ae, 0x3dfd7460, 0xbec66053, 0x3dd8e187, 0xbfc7ac1b, 0x4035f107, 0x3e22c6e3, 0xbf9251bb, 0x3f3f5acc}},
+      {4, 8, {0x3e66ad75, 0x3e4610a4, 0x3e6e943f, 0x3e305175, 0xbd524b47, 0x3b927ed5, 0x3e70ef7a, 0x3d9841e8, 0x3f3f5acc}},
+  };
+  for (const LatticeCase& c : cases) {
+    const std::vector<uint8_t> blob = MakeBlob(LatticeSpec(c.quantizer, c.n));
+    for (int threads : {1, 4}) {
+      std::vector<uint8_t> out;
+      CHECK(DecodeCode(blob, 36, &out, threads) == udc::Code::kOk);
+      for (int i = 0; i < 9; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, out.data() + 4 * i, 4);
+        CHECK_EQ_U(bits, c.expect[i]);
+      }
+    }
+  }
+}
+
+void TestLatticeThreadsBitIdentical() {
+  // 3,000,003 elements (a tail for every n), a non-identity axis order, a codeword table
+  // with 200 keys: 1 thread and 4 threads agree bit for bit, FLOAT and FLOAT16.
+  const uint64_t rows = 1000, cols = 3003, n = rows * cols;
+  for (uint8_t q : {uint8_t{2}, uint8_t{3}, uint8_t{4}}) {
+    const int dim = q == 2 ? 2 : q == 3 ? 4 : 8;
+    for (uint8_t dtype : {uint8_t{1}, uint8_t{10}}) {
+      BlobSpec s;
+      s.quantizer = q;
+      s.dtype = dtype;
+      s.symbol_width = 2;
+      s.shape = {rows, cols};
+      s.step = 0.0173f;
+      s.seed = 99;
+      s.payload.resize(2 * n);
+      for (uint64_t i = 0; i < n; ++i) {  // small codes, so that table keys hit
+        s.payload[i] = static_cast<uint8_t>(((i * 2654435761u) >> 13) % 5);
+        s.payload[n + i] = static_cast<uint8_t>((i * 40503u) >> 7 & 1);
+      }
+      std::vector<uint32_t> keys;
+      for (uint32_t e = 0; e < 200; ++e) {
+        for (int j = 0; j < dim; ++j) keys.push_back(j == dim - 1 ? e : 0);  // increasing in the last symbol
+      }
+      s.params = LatticeParams(dim, 200, keys, -1.25f);
+      const std::vector<uint8_t> blob = MakeBlob(s);
+      std::vector<uint8_t> a, b;
+      const size_t nbytes = n * (dtype == 1 ? 4 : 2);
+      CHECK(DecodeCode(blob, nbytes, &a, 1) == udc::Code::kOk);
+      CHECK(DecodeCode(blob, nbytes, &b, 4) == udc::Code::kOk);
+      CHECK(a == b);
+    }
+  }
+}
+
+void TestLatticeRejects() {
+  for (uint8_t q : {uint8_t{2}, uint8_t{3}, uint8_t{4}}) {
+    const int n = q == 2 ? 2 : q == 3 ? 4 : 8;
+    const BlobSpec good = LatticeSpec(q, n);
+    CHECK(DecodeCode(MakeBlob(good), 36) == udc::Code::kOk);
+    auto code = [&](void (*mutate)(BlobSpec&, int)) {
+      BlobSpec s = good;
+      mutate(s, n);
+      return DecodeCode(MakeBlob(s), 36);
+    };
+    CHECK(code([](BlobSpec& s, int) { s.params = {1}; }) == udc::Code::kBadHeader);         // order too short
+    CHECK(code([](BlobSpec& s, int) { s.params[1] = 1; }) == udc::Code::kBadHeader);        // order repeats
+    CHECK(code([](BlobSpec& s, int) { s.params[0] = 2; }) == udc::Code::kBadHeader);        // out of range
+    CHECK(code([](BlobSpec& s, int) { s.params.resize(5); }) == udc::Code::kBadHeader);     // count cut
+    CHECK(code([](BlobSpec& s, int) { s.params[2] = 2; }) == udc::Code::kBadHeader);        // count too large
+    CHECK(code([](BlobSpec& s, int) { s.params.push_back(0); }) == udc::Code::kBadHeader);  // trailing byte
+    CHECK(code([](BlobSpec& s, int) { s.params[2] = 0; s.params[5] = 1; }) == udc::Code::kBadHeader);  // 2^24+
+    CHECK(code([](BlobSpec& s, int m) {  // a NaN value
+      const uint32_t nan = 0x7FC00000u;
+      for (int k = 0; k < 4; ++k) s.params[6 + 4 * m + k] = static_cast<uint8_t>(nan >> (8 * k));
+    }) == udc::Code::kBadHeader);
+    CHECK(code([](BlobSpec& s, int m) {  // two entries, equal keys
+      std::vector<uint8_t> entry(s.params.begin() + 6, s.params.end());
+      s.params.insert(s.params.end(), entry.begin(), entry.end());
+      s.params[2] = 2;
+      (void)m;
+    }) == udc::Code::kBadHeader);
+    CHECK(code([](BlobSpec& s, int) { s.params.resize(2); Put(s.params, 0, 4); }) == udc::Code::kOk);  // no table
+    CHECK(code([](BlobSpec& s, int) { s.dtype = 3; }) == udc::Code::kBadHeader);
+    CHECK(code([](BlobSpec& s, int) { s.step = -1.0f; }) == udc::Code::kBadHeader);
+  }
+  // Quantizer 5 (product quantization, later) is unknown to this decoder.
+  BlobSpec s = LatticeSpec(4, 8);
+  s.quantizer = 5;
+  CHECK(DecodeCode(MakeBlob(s), 36) == udc::Code::kUnknownQuantizer);
+}
+
+void TestScalarCodewordTable() {
+  // Scalar quantizer with a table {symbol 3 -> 10.5}: symbol 3 decodes as (10.5 - d) * step.
+  BlobSpec s;
+  s.quantizer = 1;
+  s.dtype = 1;
+  s.symbol_width = 1;
+  s.shape = {4};
+  s.step = 0.5f;
+  s.seed = 7;
+  s.payload = {3, 4, 3, 0};
+  Put(s.params, 1, 4);
+  Put(s.params, 3, 4);
+  Put(s.params, FloatBits(10.5f), 4);
+  std::vector<uint8_t> out;
+  CHECK(DecodeCode(MakeBlob(s), 16, &out) == udc::Code::kOk);
+  const float expect[4] = {(10.5f - udc::Dither(7, 0)) * 0.5f, (2.0f - udc::Dither(7, 1)) * 0.5f,
+                           (10.5f - udc::Dither(7, 2)) * 0.5f, (0.0f - udc::Dither(7, 3)) * 0.5f};
+  for (int i = 0; i < 4; ++i) {
+    float w;
+    std::memcpy(&w, out.data() + 4 * i, 4);
+    CHECK_EQ_U(FloatBits(w), FloatBits(expect[i]));
+  }
+  s.params[0] = 2;  // count says 2, one entry present
+  CHECK(DecodeCode(MakeBlob(s), 16) == udc::Code::kBadHeader);
+}
+
 }  // namespace
 
 int main() {
@@ -540,6 +691,10 @@ int main() {
   TestRejects();
   TestCApi();
   TestRangeCoder();
+  TestLatticeKnownValues();
+  TestLatticeThreadsBitIdentical();
+  TestLatticeRejects();
+  TestScalarCodewordTable();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

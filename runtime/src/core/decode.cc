@@ -18,7 +18,7 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
 
   view->quantizer = FindQuantizer(h.quantizer);
   if (view->quantizer == nullptr) {
-    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar)");
+    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar, 2 a2, 3 d4, 4 e8)");
   }
   view->coder = FindCoder(h.coder);
   if (view->coder == nullptr) {

@@ -5,6 +5,9 @@ namespace udc {
 // One line per quantizer: its id (FORMAT.md section 4) and the function returning it.
 const Quantizer& RawQuantizer();             // quantizers/raw.cc
 const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
+const Quantizer& LatticeA2Quantizer();       // quantizers/a2.cc
+const Quantizer& LatticeD4Quantizer();       // quantizers/d4.cc
+const Quantizer& LatticeE8Quantizer();       // quantizers/e8.cc
 
 namespace {
 
@@ -16,6 +19,9 @@ struct Entry {
 constexpr Entry kQuantizers[] = {
     {0, &RawQuantizer},
     {1, &DitheredScalarQuantizer},
+    {2, &LatticeA2Quantizer},
+    {3, &LatticeD4Quantizer},
+    {4, &LatticeE8Quantizer},
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 //   d_i = Dither(seed, i)                         in [-0.5, 0.5)
 //   w_i = (float32(q) - d_i) * step               binary32, no FMA (-ffp-contract=off)
 //   FLOAT: w_i    FLOAT16: round-to-nearest-even binary16 of w_i
+//   params: empty, or a codeword table (FORMAT.md 4.6): float32(q) is replaced by the
+//   table's value for a symbol that is one of its keys
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -12,6 +14,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/quantizers.h"
+#include "core/quantizers/codewords.h"
 #include "core/symbols.h"
 
 namespace udc {
@@ -25,13 +28,24 @@ inline float DequantizeOne(uint32_t symbol, uint64_t seed, uint64_t i, float ste
   return t * step;
 }
 
+// The same with a codeword table: a = table value of the symbol, or float32(q).
+inline float DequantizeOne(uint32_t symbol, uint64_t seed, uint64_t i, float step, const CodewordTable& table) {
+  const int64_t entry = table.Find(&symbol);
+  const float a = entry >= 0 ? table.Value(static_cast<uint64_t>(entry), 0) : static_cast<float>(ZigzagDecode(symbol));
+  const float t = a - Dither(seed, i);
+  return t * step;
+}
+
 template <int W, bool kHalf>
-void Run(const Header& h, const uint8_t* symbols, uint8_t* out, uint64_t begin, uint64_t end) {
+void Run(const Header& h, const uint8_t* symbols, uint8_t* out, const CodewordTable& table, uint64_t begin,
+         uint64_t end) {
   const uint64_t n = h.numel;
   const uint64_t seed = h.seed;
   const float step = h.step;
+  const bool has_table = table.size() != 0;
   for (uint64_t i = begin; i < end; ++i) {
-    const float w = DequantizeOne(PlanarSymbol<W>(symbols, n, i), seed, i, step);
+    const uint32_t s = PlanarSymbol<W>(symbols, n, i);
+    const float w = has_table ? DequantizeOne(s, seed, i, step, table) : DequantizeOne(s, seed, i, step);
     if (kHalf) {
       const uint16_t hbits = FloatToHalfBits(w);
       std::memcpy(out + 2 * i, &hbits, 2);
@@ -43,11 +57,12 @@ void Run(const Header& h, const uint8_t* symbols, uint8_t* out, uint64_t begin, 
 
 template <bool kHalf>
 void Dispatch(const Header& h, const uint8_t* symbols, uint8_t* out, const DecodeOptions& opt) {
+  const CodewordTable table = h.params_len ? CodewordTable::View(h.params, 1) : CodewordTable();
   ParallelFor(h.numel, opt.max_threads, [&](uint64_t b, uint64_t e) {
     switch (h.symbol_width) {
-      case 1: Run<1, kHalf>(h, symbols, out, b, e); break;
-      case 2: Run<2, kHalf>(h, symbols, out, b, e); break;
-      default: Run<4, kHalf>(h, symbols, out, b, e); break;
+      case 1: Run<1, kHalf>(h, symbols, out, table, b, e); break;
+      case 2: Run<2, kHalf>(h, symbols, out, table, b, e); break;
+      default: Run<4, kHalf>(h, symbols, out, table, b, e); break;
     }
   });
 }
@@ -68,9 +83,9 @@ class DitheredScalar final : public Quantizer {
       return Status(Code::kBadHeader, "step is " + FloatString(h.step) +
                                           ", the dithered scalar quantizer needs a finite step > 0");
     }
-    if (h.params_len != 0) {
-      return Status(Code::kBadHeader,
-                    "params_len is " + std::to_string(h.params_len) + ", the dithered scalar quantizer needs 0");
+    if (h.params_len != 0) {  // a codeword table
+      CodewordTable table;
+      return CodewordTable::Parse(h.params, h.params_len, 1, &table);
     }
     return Status::Ok();
   }
