@@ -92,7 +92,7 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
     if n == 0 or len(set(sizes.values())) != 1:
         raise ConfigError(f"{path}: every input needs the same number of samples along axis 0 (got {sizes})")
     n = min(n, limit)
-    batches = [{k: a[i : i + batch] for k, a in arrays.items()} for i in range(0, n, batch)]
+    batches = [{k: a[i : min(i + batch, n)] for k, a in arrays.items()} for i in range(0, n, batch)]
     return CalibrationSet(batches, synthetic=False, source=str(path))
 
 
