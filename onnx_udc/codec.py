@@ -74,6 +74,7 @@ def decode_blob(blob: bytes | memoryview) -> np.ndarray:
     header, payload = parse_blob(blob)
     q = quantizers.by_id(header.quantizer)
     q.check(header)
-    data = coders.by_id(header.coder).decode(payload, header.symbol_bytes)
-    symbols = from_planar(data, header.numel, header.symbol_width)  # uint [numel]
+    count = q.symbol_count(header)  # numel, or one per vector (pq)
+    data = coders.by_id(header.coder).decode(payload, count * header.symbol_width)
+    symbols = from_planar(data, count, header.symbol_width)  # uint [count]
     return q.decode(header, symbols).reshape(header.shape)

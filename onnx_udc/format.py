@@ -107,6 +107,7 @@ DECODE_OP_TYPES = frozenset(_OP_TYPE.values())
 class QuantizerId(enum.IntEnum):
     RAW = 0
     SCALAR = 1
+    PQ = 5  # product quantization (FORMAT.md 4.7)
 
 
 class CoderId(enum.IntEnum):

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from onnx_udc.codec import decode_blob, encode_tensor  # noqa: E402
+from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 
 OUT = ROOT / "tests" / "golden"
@@ -50,6 +51,32 @@ def cases():
     yield "raw_f32_store", rng.standard_normal((2, 9)).astype(np.float32), "raw", "store", None, 0
     yield "raw_f16_brotli", rng.standard_normal(31).astype(np.float16), "raw", "brotli", None, 0
     yield "raw_empty", np.zeros((0, 4), dtype=np.float32), "raw", "brotli", None, 0
+    yield from pq_cases(np.random.default_rng(20261205))
+
+
+def pq_fit(rng, shape, order, d, k, special=()):
+    """A fixed codebook and assignment (golden vectors do not depend on the fitting)."""
+    numel = int(np.prod(shape))
+    table = rng.standard_normal((k, d)).astype(np.float16)
+    table.reshape(-1)[: len(special)] = np.array(special, dtype=np.float16)
+    return PQFit(order=order, d=d, centroids=table, indices=rng.integers(0, k, block_count(numel, d)))
+
+
+def pq_cases(rng):
+    """Product quantization (FORMAT.md 4.7): additive block, existing vectors unchanged."""
+    # conv 3x3 blocks of 9, identity order, one-byte indices, brotli
+    fit = pq_fit(rng, (6, 4, 3, 3), (0, 1, 2, 3), 9, 16)
+    yield "pq_f32_conv_d9_brotli", np.zeros((6, 4, 3, 3), np.float32), "pq", "brotli", PQConfig(fit=fit), 0
+    # MatMul [K, N] read along K (order 1, 0), a padded tail block (35 = 8*4 + 3), store
+    fit = pq_fit(rng, (7, 5), (1, 0), 4, 5)
+    yield "pq_f32_matmul_tail_store", np.zeros((7, 5), np.float32), "pq", "store", PQConfig(fit=fit), 0
+    # two-byte indices (k = 300), 3-D order (2, 0, 1), float16 output, brotli
+    fit = pq_fit(rng, (5, 6, 40), (2, 0, 1), 8, 300)
+    yield "pq_f16_k300_w2_brotli", np.zeros((5, 6, 40), np.float16), "pq", "brotli", PQConfig(fit=fit), 0
+    # float32 of special halves: subnormals, signed zeros, largest finite, infinities
+    special = [6e-8, -6e-8, -0.0, 0.0, 65504.0, -65504.0, np.inf, -np.inf, 1e-5, -3e-5, 2.0**-14]
+    fit = pq_fit(rng, (3, 11), (0, 1), 11, 2, special)
+    yield "pq_f32_half_specials_store", np.zeros((3, 11), np.float32), "pq", "store", PQConfig(fit=fit), 0
 
 
 def main() -> int:

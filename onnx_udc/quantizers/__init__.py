@@ -15,5 +15,6 @@ by_name = REGISTRY.by_name
 names = REGISTRY.names
 
 from . import raw, scalar  # noqa: E402,F401  (registration)
+from . import pq  # noqa: E402,F401  (registration)
 
 __all__ = ["Encoded", "Quantizer", "register", "by_id", "by_name", "names"]

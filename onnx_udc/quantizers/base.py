@@ -77,6 +77,11 @@ class Quantizer(ABC):
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         """symbols uint [numel] -> elements [numel] of ``header.dtype`` (reference decoder)."""
 
+    def symbol_count(self, header: BlobHeader) -> int:
+        """Symbols in the payload: one per element (numel), except for quantizers that emit
+        one symbol per vector of weights (pq: one index per block). Called after check()."""
+        return header.numel
+
     def noise_power(self, step: float) -> float:
         """Mean squared error per weight at this step (exact for subtractive dither:
         the error is uniform over the scaled Voronoi cell, independent of the weights)."""

@@ -5,6 +5,7 @@ namespace udc {
 // One line per quantizer: its id (FORMAT.md section 4) and the function returning it.
 const Quantizer& RawQuantizer();             // quantizers/raw.cc
 const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
+const Quantizer& PQQuantizer();              // quantizers/pq.cc
 
 namespace {
 
@@ -16,6 +17,7 @@ struct Entry {
 constexpr Entry kQuantizers[] = {
     {0, &RawQuantizer},
     {1, &DitheredScalarQuantizer},
+    {5, &PQQuantizer},
 };
 
 }  // namespace

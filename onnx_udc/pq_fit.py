@@ -1,0 +1,233 @@
+"""Fitting a product quantizer: codebook + assignments for one weight tensor.
+
+    w [*shape] --transpose(order), cut--> blocks W [B, d]   (row o of the layer = G blocks)
+    activations X [N, K] (K = G*d, the consumer's input run) --> Grams H [G, d, d]
+        H[g] = X[:, g*d:(g+1)*d]^T X[:, g*d:(g+1)*d]   (block-diagonal of X^T X)
+    EM on sum_b (w_b - c_{a(b)})^T H[g(b)] (w_b - c_{a(b)})  (= ||X (W - W_hat)||^2
+        without the cross-terms between groups of one output):
+      E-step: a(b) = argmin_c  c^T H[g] c - 2 w_b^T H[g] c
+      M-step: c = (sum_{b in c} H[g(b)])^-1 sum_{b in c} H[g(b)] w_b   (least squares)
+      empty clusters: split the most populated one (centroid +- a small perturbation)
+    --> centroids rounded to float16, a last E-step on the rounded values --> PQFit
+
+Without activations every H[g] is the identity and this is plain k-means on the weights
+("And the Bit Goes Down", Stock et al. 2020, minimise the output error of each layer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .quantizers.pq import PQConfig, PQFit, block_count, to_blocks
+
+_CHUNK = 1 << 14  # blocks per distance chunk (bounds memory to _CHUNK * k floats)
+
+
+# ---- layer types, axis orders, block and codebook sizes ---------------------------------
+def layer_type(op_role: str, shape: tuple[int, ...]) -> str:
+    """"conv3x3" / "conv1x1" / "conv" / "matmul" / "other": the key of PQConfig.block."""
+    if op_role == "conv" and len(shape) == 4:
+        if shape[2:] == (1, 1):
+            return "conv1x1"
+        return "conv3x3" if shape[2:] == (3, 3) else "conv"
+    if op_role in ("matmul_b", "gemm_b", "gemm_b_transposed"):
+        return "matmul"
+    return "other"
+
+
+def axis_order(op_role: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Axis order whose row-major run holds one output's input weights contiguously.
+
+    Conv W [O, I/g, kh, kw]: identity (the run is I/g*kh*kw, im2col order);
+    MatMul B [K, N] / Gemm B (transB=0): swap the last two (the run is K);
+    Gemm B (transB=1) [N, K] and anything else: identity.
+    """
+    order = list(range(len(shape)))
+    if op_role in ("matmul_b", "gemm_b") and len(order) >= 2:
+        order[-2], order[-1] = order[-1], order[-2]
+    return tuple(order)
+
+
+def run_length(shape: tuple[int, ...], order: tuple[int, ...]) -> int:
+    """Weights of one output in the transposed stream: product of all but the first axis."""
+    tshape = [shape[a] for a in order]
+    return math.prod(tshape[1:]) if len(tshape) >= 2 else max(1, math.prod(tshape))
+
+
+def choose_block(d_pref: int, run: int) -> int:
+    """d_pref if it divides the run, else the largest divisor of the run in [2, d_pref],
+    else d_pref (blocks then straddle outputs and only weight k-means applies)."""
+    if run % d_pref == 0:
+        return d_pref
+    for d in range(min(d_pref, run), 1, -1):
+        if run % d == 0:
+            return d
+    return d_pref
+
+
+def choose_k(config: PQConfig, blocks: int) -> int:
+    """k, or k_large for layers with many blocks; never more than a quarter of the blocks."""
+    k = config.k_large if (config.k_large and blocks >= config.large_min_blocks) else config.k
+    return max(1, min(k, blocks // 4))
+
+
+# ---- EM --------------------------------------------------------------------------------
+@dataclass
+class EMTrace:
+    objective: list[float]  # metric error after each iteration (float64 centroids)
+    reseeded: int = 0  # empty clusters re-seeded in all iterations
+    output_aware: bool = False
+
+
+def grams_from_activations(x: np.ndarray, d: int) -> np.ndarray:
+    """x [N, K] -> H [G, d, d] with G = K / d: the diagonal d x d blocks of x^T x."""
+    n, kdim = x.shape
+    if kdim % d:
+        raise ConfigError(f"activation width {kdim} is not a multiple of the block size {d}")
+    xg = x.reshape(n, kdim // d, d).astype(np.float64)  # [N, G, d]
+    return np.einsum("ngi,ngj->gij", xg, xg)  # [G, d, d]
+
+
+def _assign(blocks: np.ndarray, groups: np.ndarray, c: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """E-step. blocks [B, d], groups int [B], c [k, d], h [G, d, d] or None -> idx [B], cost [B]."""
+    idx = np.empty(blocks.shape[0], np.int64)
+    cost = np.empty(blocks.shape[0], np.float64)
+    if h is None:
+        cc = np.einsum("kd,kd->k", c, c)  # [k]
+        for s in range(0, blocks.shape[0], _CHUNK):
+            w = blocks[s : s + _CHUNK]  # [b, d]
+            score = cc[None, :] - 2.0 * (w @ c.T)  # [b, k]
+            idx[s : s + _CHUNK] = np.argmin(score, axis=1)
+            cost[s : s + _CHUNK] = score[np.arange(w.shape[0]), idx[s : s + _CHUNK]] + np.einsum("bd,bd->b", w, w)
+        return idx, cost
+    for g in range(h.shape[0]):
+        rows = np.flatnonzero(groups == g)
+        hc = c @ h[g]  # [k, d]
+        chc = np.einsum("kd,kd->k", hc, c)  # [k]
+        for s in range(0, rows.size, _CHUNK):
+            r = rows[s : s + _CHUNK]
+            w = blocks[r]  # [b, d]
+            score = chc[None, :] - 2.0 * (w @ hc.T)  # [b, k]
+            best = np.argmin(score, axis=1)
+            idx[r] = best
+            cost[r] = score[np.arange(r.size), best] + np.einsum("bd,de,be->b", w, h[g], w)
+    return idx, cost
+
+
+def _update(blocks: np.ndarray, groups: np.ndarray, idx: np.ndarray, c: np.ndarray, h: np.ndarray | None) -> np.ndarray:
+    """M-step: least squares per centroid under the metric; empty centroids keep their value."""
+    k, d = c.shape
+    counts = np.bincount(idx, minlength=k)  # [k]
+    if h is None:
+        sums = np.zeros((k, d))
+        np.add.at(sums, idx, blocks)
+        new = c.copy()
+        nz = counts > 0
+        new[nz] = sums[nz] / counts[nz, None]
+        return new
+    g_count = np.zeros((h.shape[0], k))  # [G, k]
+    np.add.at(g_count, (groups, idx), 1.0)
+    a = np.einsum("gk,gij->kij", g_count, h)  # [k, d, d]
+    hw = np.einsum("bi,bij->bj", blocks, h[groups]) if blocks.shape[0] <= (1 << 18) else _hw_chunked(blocks, groups, h)
+    r = np.zeros((k, d))
+    np.add.at(r, idx, hw)  # [k, d]
+    new = c.copy()
+    nz = counts > 0
+    scale = np.trace(a[nz], axis1=1, axis2=2) / d  # [k']
+    ridge = (1e-9 * scale + 1e-30)[:, None, None] * np.eye(d)[None]  # keeps singular metrics solvable
+    new[nz] = np.linalg.solve(a[nz] + ridge, r[nz][..., None])[..., 0]
+    return new
+
+
+def _hw_chunked(blocks, groups, h):
+    out = np.empty_like(blocks)
+    for g in range(h.shape[0]):
+        rows = groups == g
+        out[rows] = blocks[rows] @ h[g]
+    return out
+
+
+def _reseed(c: np.ndarray, idx: np.ndarray, blocks: np.ndarray, rng: np.random.Generator) -> int:
+    """Empty clusters take half of the most populated one: split its centroid in two."""
+    k = c.shape[0]
+    counts = np.bincount(idx, minlength=k).astype(np.int64)
+    empty = np.flatnonzero(counts == 0)
+    for e in empty:
+        big = int(np.argmax(counts))
+        if counts[big] < 2:
+            break
+        members = blocks[idx == big]  # may be empty when big was itself just split
+        spread = members.std(axis=0) if members.shape[0] >= 2 else np.zeros(c.shape[1])  # [d]
+        spread = spread + 1e-3 * (np.abs(c[big]).max() + 1e-30)
+        eps = 1e-2 * spread * rng.standard_normal(c.shape[1])
+        c[e] = c[big] + eps
+        c[big] = c[big] - eps
+        counts[e] = counts[big] // 2
+        counts[big] -= counts[e]
+    return int(empty.size)
+
+
+def fit_blocks(
+    blocks: np.ndarray, k: int, iterations: int, seed: int = 0, h: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, EMTrace]:
+    """blocks [B, d] (B a multiple of G = h.shape[0]; block b in group b % G) ->
+    centroids float16 [k, d], indices [B], trace. h None: plain k-means."""
+    blocks = blocks.astype(np.float64)
+    nb = blocks.shape[0]
+    groups = np.arange(nb) % (h.shape[0] if h is not None else 1)  # [B]
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, nb))
+    c = blocks[rng.choice(nb, size=k, replace=False)].copy()  # [k, d]
+    trace = EMTrace(objective=[], output_aware=h is not None)
+    # plain k-means first (cheap, a good start for the output-aware metric too)
+    warm = iterations if h is None else max(1, iterations // 3)
+    for _ in range(warm):
+        idx, cost = _assign(blocks, groups, c, None)
+        trace.reseeded += _reseed(c, idx, blocks, rng)
+        c = _update(blocks, groups, idx, c, None)
+        if h is None:
+            trace.objective.append(float(cost.sum()))
+    if h is not None:
+        for _ in range(iterations):
+            idx, cost = _assign(blocks, groups, c, h)
+            trace.objective.append(float(cost.sum()))
+            trace.reseeded += _reseed(c, idx, blocks, rng)
+            c = _update(blocks, groups, idx, c, h)
+    c16 = c.astype(np.float16)
+    if not np.isfinite(c16).all():
+        raise ConfigError("pq centroids overflow float16")
+    idx, cost = _assign(blocks, groups, c16.astype(np.float64), h)
+    trace.objective.append(float(cost.sum()))
+    return c16, idx, trace
+
+
+def fit_weights(
+    w: np.ndarray, config: PQConfig, role: str = "other", x: np.ndarray | None = None
+) -> PQFit:
+    """One tensor -> PQFit. x [N, K]: the consumer's input rows (K = run length), or None
+    (plain k-means on the weights: no calibration data)."""
+    fit, _ = fit_weights_traced(w, config, role, x)
+    return fit
+
+
+def fit_weights_traced(
+    w: np.ndarray, config: PQConfig, role: str = "other", x: np.ndarray | None = None
+) -> tuple[PQFit, EMTrace]:
+    shape = tuple(int(s) for s in np.shape(w))
+    order = axis_order(role, shape)
+    run = run_length(shape, order)
+    d = choose_block(config.block.get(layer_type(role, shape), config.block.get("other", 4)), run)
+    blocks = to_blocks(np.asarray(w, dtype=np.float64), order, d)  # [B, d]
+    k = choose_k(config, blocks.shape[0])
+    h = None
+    if x is not None:
+        if x.shape[1] != run or run % d:
+            raise ConfigError(f"activations have width {x.shape[1]}; this weight needs {run} in blocks of {d}")
+        h = grams_from_activations(x, d)  # [G, d, d]
+    c16, idx, trace = fit_blocks(blocks, k, config.iterations, config.seed, h)
+    assert idx.size == block_count(math.prod(shape), d)
+    return PQFit(order=order, d=d, centroids=c16, indices=idx), trace

@@ -1,0 +1,194 @@
+"""Product quantization (FORMAT.md 4.7): format, both decoders, hostile params, fitting."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onnx_udc import pq_fit
+from onnx_udc.codec import decode_blob, encode_tensor
+from onnx_udc.errors import FormatError
+from onnx_udc.format import BlobHeader, DType, QuantizerId, pack_blob, parse_blob
+from onnx_udc.quantizers.pq import PQConfig, PQFit, PQParams, block_count, from_blocks, to_blocks
+
+
+def _fit(rng, shape, order, d, k):
+    numel = int(np.prod(shape))
+    table = rng.standard_normal((k, d)).astype(np.float16)
+    return PQFit(order=order, d=d, centroids=table, indices=rng.integers(0, k, block_count(numel, d)))
+
+
+def _blob(fit, shape, dtype=np.float32, coder="store"):
+    return encode_tensor(np.zeros(shape, dtype), "pq", coder, PQConfig(fit=fit)).blob
+
+
+def _native(library):
+    from onnx_udc.runtime import NativeDecoder
+
+    return NativeDecoder(library)
+
+
+def _expected(fit, shape, dtype):
+    """Straightforward per-element decoder, independent of from_blocks' reshapes."""
+    numel = int(np.prod(shape))
+    stream = np.concatenate([fit.centroids[i] for i in fit.indices])[:numel] if numel else np.zeros(0, np.float16)
+    tshape = tuple(shape[a] for a in fit.order)
+    return np.transpose(stream.reshape(tshape), np.argsort(fit.order)).astype(dtype)
+
+
+shapes = st.lists(st.integers(1, 6), min_size=0, max_size=4).map(tuple)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=shapes, data=st.data())
+def test_python_and_native_decoders_agree(shape, data, library):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    order = tuple(data.draw(st.permutations(range(len(shape)))))
+    d = data.draw(st.integers(1, 12))
+    k = data.draw(st.sampled_from([1, 2, 7, 256, 257, 600]))
+    dtype = data.draw(st.sampled_from([np.float32, np.float16]))
+    fit = _fit(rng, shape, order, d, k)
+    blob = _blob(fit, shape, dtype, data.draw(st.sampled_from(["store", "brotli"])))
+    header, _ = parse_blob(blob)
+    assert header.symbol_width == (1 if k <= 256 else 2)
+    want = _expected(fit, shape, dtype)
+    py = decode_blob(blob)
+    assert py.shape == shape and py.dtype == dtype and py.tobytes() == want.tobytes()
+    assert _native(library).decode(blob).tobytes() == want.tobytes()
+
+
+def test_blocks_round_trip_with_padding():
+    w = np.arange(35, dtype=np.float32).reshape(7, 5)
+    blocks = to_blocks(w, (1, 0), 4)  # [9, 4], the last block holds 3 weights + 1 pad
+    assert blocks.shape == (9, 4) and blocks[0].tolist() == [0, 5, 10, 15]
+    assert np.array_equal(from_blocks(blocks, (7, 5), (1, 0)), w)
+
+
+def test_large_tensor_decodes_identically_on_many_threads(library):
+    rng = np.random.default_rng(3)
+    fit = _fit(rng, (96, 128, 3, 3), (0, 1, 2, 3), 9, 256)  # 110 592 blocks: parallel path
+    blob = _blob(fit, (96, 128, 3, 3), coder="brotli")
+    assert _native(library).decode(blob).tobytes() == decode_blob(blob).tobytes()
+
+
+# ---- hostile blobs ----------------------------------------------------------------------
+def _with(blob, **changes):
+    header, payload = parse_blob(blob)
+    fields = {f: getattr(header, f) for f in ("quantizer", "coder", "dtype", "shape", "symbol_width", "step", "seed", "params")}
+    payload = bytes(changes.pop("payload", payload))
+    fields.update(changes)
+    return pack_blob(BlobHeader(**fields), payload)
+
+
+def _status(fn, blob):
+    with pytest.raises(FormatError) as err:
+        fn(blob)
+    return err.value.status
+
+
+def _good():
+    return _blob(_fit(np.random.default_rng(1), (4, 6), (1, 0), 3, 5), (4, 6))
+
+
+def _params(order=(1, 0), d=3, k=5, tail=0, table_len=None):
+    table = bytes(2 * k * d if table_len is None else table_len)
+    return bytes(order) + struct.pack("<HIB", d, k, tail) + table
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"params": _params(order=(0, 0))},
+        {"params": _params(order=(1, 2))},
+        {"params": _params(d=0, table_len=30)},
+        {"params": _params(k=0, table_len=30)},
+        {"params": _params(k=70000, table_len=30)},
+        {"params": _params(tail=1)},
+        {"params": _params(table_len=29)},
+        {"params": _params(table_len=31)},
+        {"params": b"\x01\x00\x03"},
+        {"params": b""},
+        {"symbol_width": 2},
+        {"step": 0.5},
+        {"seed": 3},
+        {"dtype": DType.INT8},
+    ],
+    ids=lambda c: next(iter(c)) + ":" + repr(c[next(iter(c))])[:24],
+)
+def test_bad_header_in_both_decoders(changes, library):
+    blob = _with(_good(), **changes)
+    assert _status(decode_blob, blob) == "BAD_HEADER"
+    assert _status(_native(library).decode, blob) == "BAD_HEADER"
+
+
+def test_index_not_below_k_is_a_corrupt_payload(library):
+    header, payload = parse_blob(_good())
+    bad = bytearray(payload)
+    bad[5] = 5  # k = 5: indices 0..4
+    blob = _with(_good(), payload=bytes(bad))
+    assert _status(decode_blob, blob) == "CORRUPT_PAYLOAD"
+    assert _status(_native(library).decode, blob) == "CORRUPT_PAYLOAD"
+
+
+def test_payload_holds_one_symbol_per_block():
+    header, payload = parse_blob(_good())  # 24 weights in blocks of 3, store coder
+    assert len(payload) == 8 and header.quantizer == QuantizerId.PQ
+
+
+def test_params_pack_parse_round_trip():
+    table = np.arange(12, dtype=np.float16).reshape(3, 4)
+    p = PQParams(order=(2, 0, 1), d=4, centroids=table)
+    header = BlobHeader(quantizer=5, coder=0, dtype=DType.FLOAT, shape=(2, 3, 2), symbol_width=1, params=p.pack())
+    from onnx_udc.quantizers.pq import parse_params
+
+    q = parse_params(header)
+    assert q.order == (2, 0, 1) and q.d == 4 and q.k == 3 and np.array_equal(q.centroids, table)
+
+
+# ---- fitting ----------------------------------------------------------------------------
+def test_kmeans_fallback_objective_decreases_and_blob_decodes():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    fit, trace = pq_fit.fit_weights_traced(w, PQConfig(iterations=8), role="conv")
+    assert fit.d == 9 and fit.centroids.shape == (128, 9) and not trace.output_aware  # k <= blocks / 4
+    obj = trace.objective[:-1]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(obj, obj[1:]))
+    out = decode_blob(encode_tensor(w, "pq", "brotli", PQConfig(fit=fit)).blob)
+    assert np.allclose(out, from_blocks(fit.centroids[fit.indices].astype(np.float32), w.shape, fit.order))
+    assert np.mean((out - w) ** 2) < np.mean(w**2)
+
+
+def test_output_aware_em_beats_kmeans_on_the_output_error():
+    rng = np.random.default_rng(1)
+    k_in, n_out = 64, 96
+    w = rng.standard_normal((k_in, n_out)).astype(np.float32)  # MatMul B [K, N]
+    scales = np.exp(rng.standard_normal(k_in) * 1.5)  # anisotropic inputs
+    x = rng.standard_normal((2000, k_in)) * scales
+    cfg = PQConfig(k=64, iterations=10)
+    plain = pq_fit.fit_weights(w, cfg, role="matmul_b")
+    aware, trace = pq_fit.fit_weights_traced(w, cfg, role="matmul_b", x=x)
+    assert trace.output_aware and aware.d == 4 and aware.order == (1, 0)
+
+    def out_err(fit):
+        w_hat = from_blocks(fit.centroids[fit.indices].astype(np.float64), w.shape, fit.order)
+        return float(np.sum((x @ (w - w_hat)) ** 2))
+
+    assert out_err(aware) < 0.8 * out_err(plain)
+    obj = trace.objective[:-1]
+    assert obj[-1] <= obj[0]
+
+
+def test_empty_clusters_are_reseeded():
+    blocks = np.repeat(np.eye(4)[:2], 50, axis=0)  # 2 distinct blocks, k = 8
+    c, idx, trace = pq_fit.fit_blocks(blocks, 8, 3)
+    assert trace.reseeded > 0 and set(np.unique(idx)) <= set(range(8))
+
+
+def test_block_and_layer_choices():
+    assert pq_fit.layer_type("conv", (8, 4, 3, 3)) == "conv3x3"
+    assert pq_fit.layer_type("conv", (8, 4, 1, 1)) == "conv1x1"
+    assert pq_fit.layer_type("matmul_b", (8, 4)) == "matmul"
+    assert pq_fit.choose_block(9, 25) == 5 and pq_fit.choose_block(4, 384) == 4 and pq_fit.choose_block(4, 7) == 4
+    assert pq_fit.axis_order("matmul_b", (3, 5)) == (1, 0) and pq_fit.axis_order("conv", (1, 2, 3, 3)) == (0, 1, 2, 3)
