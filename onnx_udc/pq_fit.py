@@ -172,13 +172,21 @@ def _reseed(c: np.ndarray, idx: np.ndarray, blocks: np.ndarray, rng: np.random.G
 
 
 def fit_blocks(
-    blocks: np.ndarray, k: int, iterations: int, seed: int = 0, h: np.ndarray | None = None
+    blocks: np.ndarray,
+    k: int,
+    iterations: int,
+    seed: int = 0,
+    h: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, EMTrace]:
-    """blocks [B, d] (B a multiple of G = h.shape[0]; block b in group b % G) ->
-    centroids float16 [k, d], indices [B], trace. h None: plain k-means."""
+    """blocks [B, d] -> centroids float16 [k, d], indices [B], trace.
+
+    h [Gt, d, d]: the metric of each block group, groups int [B] the group of each block
+    (default b % Gt); h None: plain k-means."""
     blocks = blocks.astype(np.float64)
     nb = blocks.shape[0]
-    groups = np.arange(nb) % (h.shape[0] if h is not None else 1)  # [B]
+    if groups is None:
+        groups = np.arange(nb) % (h.shape[0] if h is not None else 1)  # [B]
     rng = np.random.default_rng(seed)
     k = max(1, min(k, nb))
     c = blocks[rng.choice(nb, size=k, replace=False)].copy()  # [k, d]
@@ -197,12 +205,118 @@ def fit_blocks(
             trace.objective.append(float(cost.sum()))
             trace.reseeded += _reseed(c, idx, blocks, rng)
             c = _update(blocks, groups, idx, c, h)
-    c16 = c.astype(np.float16)
-    if not np.isfinite(c16).all():
-        raise ConfigError("pq centroids overflow float16")
+    c16 = _to_half(c)
     idx, cost = _assign(blocks, groups, c16.astype(np.float64), h)
     trace.objective.append(float(cost.sum()))
     return c16, idx, trace
+
+
+def _to_half(c: np.ndarray) -> np.ndarray:
+    c16 = c.astype(np.float16)
+    if not np.isfinite(c16).all():
+        raise ConfigError("pq centroids overflow float16")
+    return c16
+
+
+# ---- Gram matrices of a layer -> metrics of its blocks -----------------------------------
+def block_metrics(gram: np.ndarray, outputs: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """gram [gc, K, K] (per conv group), blocks of d along K of each of ``outputs`` rows ->
+    h [gc*G, d, d] (diagonal d x d blocks), groups int [outputs*G] (the metric of each block)."""
+    gc, kdim, _ = gram.shape
+    if kdim % d or outputs % gc:
+        raise ConfigError(f"Gram of width {kdim} / {gc} groups does not fit {outputs} outputs in blocks of {d}")
+    g = kdim // d
+    diag = gram.reshape(gc, g, d, g, d)[:, np.arange(g), :, np.arange(g), :]  # [G, gc, d, d]
+    h = diag.transpose(1, 0, 2, 3).reshape(gc * g, d, d)  # [gc*G, d, d]
+    o = np.arange(outputs)
+    groups = ((o // (outputs // gc))[:, None] * g + np.arange(g)[None, :]).reshape(-1)  # [outputs*G]
+    return h, groups
+
+
+def _apply_gram(e: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """e [O, K] -> rows H_{group(o)} e_o [O, K] (H symmetric)."""
+    gc = gram.shape[0]
+    if gc == 1:
+        return e @ gram[0]
+    o, kdim = e.shape
+    return np.einsum("gok,gkl->gol", e.reshape(gc, o // gc, kdim), gram).reshape(o, kdim)
+
+
+def refine_centroids(
+    wt: np.ndarray, centroids: np.ndarray, idx: np.ndarray, gram: np.ndarray, iterations: int = 30
+) -> tuple[np.ndarray, list[float]]:
+    """Layer-wise fine-tuning of the shared centroids, assignments frozen.
+
+    wt [O, K] (one output per row, blocks of d along K), idx [O*K/d], gram [gc, K, K].
+    Minimises sum_o (w_hat_o - w_o)^T H (w_hat_o - w_o) over the centroids, cross-terms
+    between the blocks of one output included: a linear least-squares problem in the
+    k*d centroid values, solved by preconditioned conjugate gradients (matrix-free:
+    Hessian-vector product = decode, multiply by H, scatter onto the centroids; the
+    preconditioner is the block-diagonal metric of the EM's M-step).
+    Returns float64 centroids [k, d] and the objective after each iteration.
+    """
+    k, d = centroids.shape
+    o, kdim = wt.shape
+    h, groups = block_metrics(gram, o, d)
+
+    def scatter(rows: np.ndarray) -> np.ndarray:  # [O, K] -> [k, d]
+        out = np.zeros((k, d))
+        np.add.at(out, idx, rows.reshape(-1, d))
+        return out
+
+    def hess(p: np.ndarray) -> np.ndarray:  # [k, d] -> [k, d]
+        return scatter(_apply_gram(p[idx].reshape(o, kdim), gram))
+
+    def objective(c: np.ndarray) -> float:
+        e = c[idx].reshape(o, kdim) - wt
+        return float(np.sum(e * _apply_gram(e, gram)))
+
+    g_count = np.zeros((h.shape[0], k))
+    np.add.at(g_count, (groups, idx), 1.0)
+    a = np.einsum("gk,gij->kij", g_count, h)  # [k, d, d]
+    scale = np.maximum(np.trace(a, axis1=1, axis2=2) / d, 1e-30)
+    a_inv = np.linalg.inv(a + (1e-9 * scale)[:, None, None] * np.eye(d)[None])
+
+    def precond(r: np.ndarray) -> np.ndarray:
+        return np.einsum("kij,kj->ki", a_inv, r)
+
+    c = centroids.astype(np.float64)
+    r = scatter(_apply_gram(wt, gram)) - hess(c)  # b - M c
+    z = precond(r)
+    p = z.copy()
+    rz = float(np.sum(r * z))
+    trace = [objective(c)]
+    for _ in range(iterations):
+        mp = hess(p)
+        denom = float(np.sum(p * mp))
+        if not denom > 0:
+            break
+        alpha = rz / denom
+        c += alpha * p
+        r -= alpha * mp
+        trace.append(objective(c))
+        z = precond(r)
+        rz_new = float(np.sum(r * z))
+        if rz_new <= 1e-20 * max(abs(rz), 1e-300):
+            break
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return c, trace
+
+
+def output_error(wt: np.ndarray, w_hat_t: np.ndarray, gram: np.ndarray) -> float:
+    """sum_o (w_hat_o - w_o)^T H (w_hat_o - w_o) = ||X (W - W_hat)||^2 on the sampled rows."""
+    e = w_hat_t - wt
+    return float(np.sum(e * _apply_gram(e, gram)))
+
+
+@dataclass
+class FitReport:
+    d: int
+    k: int
+    trace: EMTrace
+    refine: list[float]  # objective of the centroid fine-tuning (empty if none)
+    output_aware: bool
 
 
 def fit_weights(
@@ -210,24 +324,31 @@ def fit_weights(
 ) -> PQFit:
     """One tensor -> PQFit. x [N, K]: the consumer's input rows (K = run length), or None
     (plain k-means on the weights: no calibration data)."""
-    fit, _ = fit_weights_traced(w, config, role, x)
-    return fit
+    gram = None if x is None else (x.T.astype(np.float64) @ x.astype(np.float64))[None]
+    return fit_weights_traced(w, config, role, gram)[0]
 
 
 def fit_weights_traced(
-    w: np.ndarray, config: PQConfig, role: str = "other", x: np.ndarray | None = None
-) -> tuple[PQFit, EMTrace]:
+    w: np.ndarray, config: PQConfig, role: str = "other", gram: np.ndarray | None = None, refine: int = 0
+) -> tuple[PQFit, FitReport]:
+    """gram [gc, K, K]: Gram of the consumer's input per conv group (activations.LayerStats),
+    or None. refine: conjugate-gradient iterations of the centroid fine-tuning (needs gram)."""
     shape = tuple(int(s) for s in np.shape(w))
     order = axis_order(role, shape)
     run = run_length(shape, order)
     d = choose_block(config.block.get(layer_type(role, shape), config.block.get("other", 4)), run)
     blocks = to_blocks(np.asarray(w, dtype=np.float64), order, d)  # [B, d]
     k = choose_k(config, blocks.shape[0])
-    h = None
-    if x is not None:
-        if x.shape[1] != run or run % d:
-            raise ConfigError(f"activations have width {x.shape[1]}; this weight needs {run} in blocks of {d}")
-        h = grams_from_activations(x, d)  # [G, d, d]
-    c16, idx, trace = fit_blocks(blocks, k, config.iterations, config.seed, h)
+    h = groups = None
+    aware = gram is not None and gram.shape[1] == run and run % d == 0
+    if aware:
+        h, groups = block_metrics(gram, blocks.shape[0] * d // run, d)
+    c16, idx, trace = fit_blocks(blocks, k, config.iterations, config.seed, h, groups)
+    steps: list[float] = []
+    if aware and refine > 0:
+        wt = blocks.reshape(-1, run)  # [O, K]
+        c, steps = refine_centroids(wt, c16.astype(np.float64), idx, gram, refine)
+        c16 = _to_half(c)
+        steps.append(output_error(wt, c16.astype(np.float64)[idx].reshape(wt.shape), gram))
     assert idx.size == block_count(math.prod(shape), d)
-    return PQFit(order=order, d=d, centroids=c16, indices=idx), trace
+    return PQFit(order=order, d=d, centroids=c16, indices=idx), FitReport(d, k, trace, steps, aware)

@@ -151,7 +151,8 @@ def test_params_pack_parse_round_trip():
 def test_kmeans_fallback_objective_decreases_and_blob_decodes():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
-    fit, trace = pq_fit.fit_weights_traced(w, PQConfig(iterations=8), role="conv")
+    fit, report = pq_fit.fit_weights_traced(w, PQConfig(iterations=8), role="conv")
+    trace = report.trace
     assert fit.d == 9 and fit.centroids.shape == (128, 9) and not trace.output_aware  # k <= blocks / 4
     obj = trace.objective[:-1]
     assert all(b <= a * (1 + 1e-9) for a, b in zip(obj, obj[1:]))
@@ -168,8 +169,10 @@ def test_output_aware_em_beats_kmeans_on_the_output_error():
     x = rng.standard_normal((2000, k_in)) * scales
     cfg = PQConfig(k=64, iterations=10)
     plain = pq_fit.fit_weights(w, cfg, role="matmul_b")
-    aware, trace = pq_fit.fit_weights_traced(w, cfg, role="matmul_b", x=x)
+    aware, report = pq_fit.fit_weights_traced(w, cfg, role="matmul_b", gram=(x.T @ x)[None], refine=20)
+    trace = report.trace
     assert trace.output_aware and aware.d == 4 and aware.order == (1, 0)
+    assert report.refine[-1] < report.refine[0]  # fine-tuning lowers the full output error
 
     def out_err(fit):
         w_hat = from_blocks(fit.centroids[fit.indices].astype(np.float64), w.shape, fit.order)
@@ -192,3 +195,59 @@ def test_block_and_layer_choices():
     assert pq_fit.layer_type("matmul_b", (8, 4)) == "matmul"
     assert pq_fit.choose_block(9, 25) == 5 and pq_fit.choose_block(4, 384) == 4 and pq_fit.choose_block(4, 7) == 4
     assert pq_fit.axis_order("matmul_b", (3, 5)) == (1, 0) and pq_fit.axis_order("conv", (1, 2, 3, 3)) == (0, 1, 2, 3)
+
+
+# ---- activations ------------------------------------------------------------------------
+def _conv_model(w, b_mat, group, strides, pads, dilations):
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 9, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], group=group, strides=strides, pads=pads, dilations=dilations),
+        helper.make_node("Relu", ["y"], ["r"]),
+        helper.make_node("MatMul", ["r", "b"], ["z"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y, z], [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b_mat, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_im2col_rows_reproduce_the_convolution_and_probe_grams():
+    import onnxruntime as ort
+
+    from onnx_udc.activations import ActivationProbe, conv_rows
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)  # group 2: I/g = 2
+    b_mat = rng.standard_normal((7, 3)).astype(np.float32)  # MatMul over the last axis (ow = 7)
+    model = _conv_model(w, b_mat, 2, [2, 1], [1, 0, 2, 1], [1, 2])
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = sess.run(["y"], {"x": x})[0]  # [2, 6, oh, ow]
+    probe = ActivationProbe(model, ["w", "b"])
+    c = probe.consumers["w"]
+    rows = conv_rows(x.astype(np.float64), c, 10**9, np.random.default_rng(0))  # [2, N*oh*ow, 12]
+    wt = w.reshape(2, 3, 12).astype(np.float64)  # [g, O/g, I/g*kh*kw]
+    mine = np.einsum("grk,gok->rgo", rows, wt).reshape(2, y.shape[2], y.shape[3], 6).transpose(0, 3, 1, 2)
+    assert np.allclose(mine, y, atol=1e-4)
+    # the probe's Grams: conv input is x itself; MatMul input is relu(y), and with the
+    # conv weight overridden by zeros it is zero
+    stats = probe.stats([{"x": x}], ["w", "b"], max_rows=10**9)
+    assert np.allclose(stats["w"].gram, np.einsum("grk,grl->gkl", rows, rows))
+    r = np.maximum(y, 0).reshape(-1, y.shape[-1]).astype(np.float64)
+    assert np.allclose(stats["b"].gram[0], r.T @ r, rtol=1e-5) and stats["b"].rows == r.shape[0]
+    zero = probe.stats([{"x": x}], ["b"], overrides={"w": np.zeros_like(w)})
+    assert not zero["b"].gram.any()
+
+
+def test_grouped_metrics_and_refinement():
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((8, 1, 3, 3))  # depthwise: 8 conv groups, K = 9
+    x = rng.standard_normal((8, 500, 9)) * np.exp(rng.standard_normal((8, 1, 9)))
+    gram = np.einsum("grk,grl->gkl", x, x)  # [8, 9, 9]
+    h, groups = pq_fit.block_metrics(gram, 8, 3)  # G = 3 blocks per output
+    assert h.shape == (24, 3, 3) and groups.tolist()[:6] == [0, 1, 2, 3, 4, 5]
+    assert np.allclose(h[4], gram[1, 3:6, 3:6])
+    fit, report = pq_fit.fit_weights_traced(w, PQConfig(k=4, block={"conv3x3": 3}), "conv", gram, refine=10)
+    assert report.output_aware and report.refine[-1] <= report.refine[0] * 1.001
