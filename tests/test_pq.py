@@ -202,8 +202,8 @@ def _conv_model(w, b_mat, group, strides, pads, dilations):
     from onnx import TensorProto, helper, numpy_helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 9, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [None] * 4)
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["y"], group=group, strides=strides, pads=pads, dilations=dilations),
         helper.make_node("Relu", ["y"], ["r"]),
@@ -251,3 +251,34 @@ def test_grouped_metrics_and_refinement():
     assert np.allclose(h[4], gram[1, 3:6, 3:6])
     fit, report = pq_fit.fit_weights_traced(w, PQConfig(k=4, block={"conv3x3": 3}), "conv", gram, refine=10)
     assert report.output_aware and report.refine[-1] <= report.refine[0] * 1.001
+
+
+# ---- whole model ------------------------------------------------------------------------
+def test_fit_model_bottom_up_and_compress(library):
+    import onnx
+
+    from onnx_udc import pq_model
+    from onnx_udc.calib import CalibrationSet
+    from onnx_udc.graph import CompressConfig, decode_nodes
+    from onnx_udc.runtime import NativeDecoder
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((32, 4, 3, 3)).astype(np.float32)
+    b_mat = rng.standard_normal((8, 64)).astype(np.float32)
+    model = _conv_model(w, b_mat, 1, [1, 1], [1, 1, 1, 1], [1, 1])
+    onnx.checker.check_model(model)
+    calib = CalibrationSet([{"x": rng.standard_normal((2, 4, 9, 8)).astype(np.float32)} for _ in range(2)], False, "test")
+    cfg = PQConfig(k=16, iterations=4, block={"conv3x3": 9, "matmul": 4})
+    assert [n for n, _ in pq_model.pq_layers(model, cfg, min_elements=256)] == ["w", "b"]
+    fit = pq_model.fit_model(model, cfg, calib, refine=5, min_elements=256)
+    assert list(fit.fits) == ["w", "b"] and all(l.output_aware for l in fit.layers) and not fit.warnings
+    plain = pq_model.fit_model(model, cfg, None, min_elements=256)
+    assert plain.warnings and not any(l.output_aware for l in plain.layers)
+    compressed, report = pq_model.compress(model, fit, CompressConfig(min_elements=256))
+    nodes = decode_nodes(compressed)
+    assert len(nodes) == 2
+    native = NativeDecoder(library)
+    for node, blob in nodes:
+        data = onnx.numpy_helper.to_array(blob).tobytes()
+        assert parse_blob(data)[0].quantizer == QuantizerId.PQ
+        assert native.decode(data).tobytes() == decode_blob(data).tobytes()
