@@ -282,3 +282,51 @@ def test_fit_model_bottom_up_and_compress(library):
         data = onnx.numpy_helper.to_array(blob).tobytes()
         assert parse_blob(data)[0].quantizer == QuantizerId.PQ
         assert native.decode(data).tobytes() == decode_blob(data).tobytes()
+
+
+def test_calibration_from_an_image_folder(tmp_path):
+    import json
+
+    from onnx import TensorProto, helper
+    from PIL import Image
+
+    from onnx_udc.calib import calibration_set
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 6, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 6, 5])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]))
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
+    Image.new("RGB", (5, 6), (255, 0, 51)).save(tmp_path / "plain.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "preprocess.json").write_text(json.dumps({"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}))
+    calib = calibration_set(model, tmp_path, samples=6)
+    assert not calib.synthetic and calib.samples == 6
+    feeds = np.concatenate([b["x"] for b in calib.batches])
+    assert feeds.shape == (6, 3, 6, 5) and feeds.dtype == np.float32
+    plain = feeds[5]  # "plain.png" sorts last: (255, 0, 51) -> (1, -1, -0.6)
+    assert np.allclose(plain[:, 2, 2], [1.0, -1.0, 51 / 255 * 2 - 1], atol=1e-6)
+
+
+def test_cli_pq(tmp_path, capsys):
+    import onnx
+
+    from onnx_udc.cli import main
+
+    rng = np.random.default_rng(6)
+    model = _conv_model(rng.standard_normal((32, 4, 3, 3)).astype(np.float32),
+                        rng.standard_normal((8, 64)).astype(np.float32), 1, [1, 1], [1, 1, 1, 1], [1, 1])
+    src, out = tmp_path / "m.onnx", tmp_path / "m.pq.onnx"
+    onnx.save_model(model, str(src))
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((2, 4, 9, 8)).astype(np.float32))
+    # the model's input has a fixed batch of 2
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
+                 "--pq-refine", "3", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
+                 "--calib-samples", "2", "-q"])
+    captured = capsys.readouterr()
+    assert code == 0 and out.exists(), captured.err
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-block", "conv3x3=x", "-q"])
+    assert code == 2 and "--pq-block" in capsys.readouterr().err
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--min-elements", "256"])
+    assert code == 0 and "plain k-means" in capsys.readouterr().err

@@ -182,6 +182,8 @@ class ProductQuantizer(Quantizer):
     def encode(self, weights: np.ndarray, config: PQConfig | None, seed: int) -> Encoded:
         from .. import pq_fit  # the fitting algorithms; the format does not depend on them
 
+        if config is not None and not isinstance(config, PQConfig):
+            raise ConfigError(f"the pq quantizer takes a PQConfig, not {type(config).__name__} (it has no step)")
         config = config or PQConfig()
         w = np.asarray(weights)
         fit = config.fit if config.fit is not None else pq_fit.fit_weights(w, config, role="other")
