@@ -76,9 +76,11 @@ def cli() -> None:
 @click.option("--pq-iterations", type=int, default=10, show_default=True, help="pq: EM / k-means iterations")
 @click.option("--pq-refine", type=int, default=20, show_default=True,
               help="pq: iterations of the centroid fine-tuning on the calibration activations (0: none)")
+@click.option("--pq-rounds", type=int, default=1, show_default=True,
+              help="pq: rounds of full output-error reassignment + fine-tuning (1: fine-tuning only)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
              calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
-             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20):
+             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1):
     """Replace every large weight of MODEL by a compressed decode node.
 
     With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
@@ -93,7 +95,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         if any(v is not None for v in (target_ratio, target_size, min_sqnr, min_agreement, min_cosine, step_rel, target_bpw)):
             raise ConfigError("--quantizer pq takes no step or rate-allocation target; use --pq-k / --pq-block")
         _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                     pq_k, pq_block, pq_iterations, pq_refine)
+                     pq_k, pq_block, pq_iterations, pq_refine, pq_rounds)
         return
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
                "cosine": min_cosine}
@@ -153,7 +155,7 @@ def parse_pq_blocks(spec: str) -> dict[str, int]:
 
 
 def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                 pq_k, pq_block, pq_iterations, pq_refine):
+                 pq_k, pq_block, pq_iterations, pq_refine, pq_rounds=1):
     from . import pq_model
     from .calib import calibration_set
     from .graph import CompressConfig
@@ -161,13 +163,14 @@ def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder,
     from .quantizers.pq import PQConfig
 
     pq_config = PQConfig(block=parse_pq_blocks(pq_block), k=pq_k, iterations=pq_iterations, seed=seed)
-    if pq_refine < 0:
-        raise ConfigError("--pq-refine must be >= 0")
+    if pq_refine < 0 or pq_rounds < 1:
+        raise ConfigError("--pq-refine must be >= 0 and --pq-rounds >= 1")
     _check_writable(output)
     proto = load_model(model)
     original_file = model.stat().st_size
     calibration = calibration_set(proto, calib, calib_samples) if calib is not None else None
-    fit = pq_model.fit_model(proto, pq_config, calibration, refine=pq_refine, min_elements=min_elements, threads=threads,
+    fit = pq_model.fit_model(proto, pq_config, calibration, refine=pq_refine, rounds=pq_rounds,
+                             min_elements=min_elements, threads=threads,
                              progress=None if quiet else (lambda name: click.echo(f"  fitted {name}", err=True)))
     for warning in fit.warnings:
         click.echo(f"onnx-udc: warning: {warning}", err=True)

@@ -304,6 +304,48 @@ def refine_centroids(
     return c, trace
 
 
+def reassign_full(wt: np.ndarray, c: np.ndarray, idx: np.ndarray, gram: np.ndarray, sweeps: int = 1) -> np.ndarray:
+    """Assignments under the full output error, centroids fixed: exact coordinate descent.
+
+    wt [O, K], c [k, d], idx [O*K/d], gram [gc, K, K] -> new idx [O*K/d]. Outputs are
+    independent in sum_o e_o^T H e_o, so all blocks at one position g of every output
+    move at once: block g of output o takes argmin_c' (c'-c)^T H_gg (c'-c) + 2 (c'-c)^T (H e_o)_g
+    (the current centroid is a candidate: the error never increases). H e is updated
+    after each position, so later blocks compensate the error of earlier ones.
+    """
+    o, kdim = wt.shape
+    k, d = c.shape
+    n_pos = kdim // d
+    gc = gram.shape[0]
+    idx = idx.reshape(o, n_pos).copy()
+    e = c[idx].reshape(o, kdim) - wt  # [O, K]
+    he = _apply_gram(e, gram)  # [O, K]
+    group_of = np.arange(o) // (o // gc)  # conv group of each output [O]
+    for _ in range(sweeps):
+        for g in range(n_pos):
+            sl = slice(g * d, (g + 1) * d)
+            cur = c[idx[:, g]]  # [O, d]
+            if gc == 1:
+                hgg = gram[0][sl, sl]  # [d, d]
+                t = cur @ hgg - he[:, sl]  # [O, d]
+                chc = np.einsum("kd,de,ke->k", c, hgg, c)[None, :]  # [1, k]
+            else:
+                hgg = gram[group_of][:, sl, sl]  # [O, d, d]
+                t = np.einsum("od,ode->oe", cur, hgg) - he[:, sl]
+                chc = np.einsum("kd,ode,ke->ok", c, hgg, c)  # [O, k]
+            new = np.argmin(chc - 2.0 * (t @ c.T), axis=1)  # [O]
+            delta = c[new] - cur  # [O, d]
+            moved = np.flatnonzero(np.any(delta != 0, axis=1))
+            if moved.size:
+                e[moved, sl] += delta[moved]
+                if gc == 1:
+                    he[moved] += delta[moved] @ gram[0][sl, :]
+                else:
+                    he[moved] += np.einsum("od,odk->ok", delta[moved], gram[group_of[moved]][:, sl, :])
+                idx[moved, g] = new[moved]
+    return idx.reshape(-1)
+
+
 def output_error(wt: np.ndarray, w_hat_t: np.ndarray, gram: np.ndarray) -> float:
     """sum_o (w_hat_o - w_o)^T H (w_hat_o - w_o) = ||X (W - W_hat)||^2 on the sampled rows."""
     e = w_hat_t - wt
@@ -329,10 +371,14 @@ def fit_weights(
 
 
 def fit_weights_traced(
-    w: np.ndarray, config: PQConfig, role: str = "other", gram: np.ndarray | None = None, refine: int = 0
+    w: np.ndarray, config: PQConfig, role: str = "other", gram: np.ndarray | None = None, refine: int = 0,
+    rounds: int = 1,
 ) -> tuple[PQFit, FitReport]:
     """gram [gc, K, K]: Gram of the consumer's input per conv group (activations.LayerStats),
-    or None. refine: conjugate-gradient iterations of the centroid fine-tuning (needs gram)."""
+    or None. refine: conjugate-gradient iterations of the centroid fine-tuning (needs gram).
+    rounds: with refine, alternate (full-error reassignment, centroid fine-tuning) this many
+    times after the first fine-tuning minus one; the float16 centroids get a last full-error
+    reassignment when rounds > 1."""
     shape = tuple(int(s) for s in np.shape(w))
     order = axis_order(role, shape)
     run = run_length(shape, order)
@@ -348,7 +394,14 @@ def fit_weights_traced(
     if aware and refine > 0:
         wt = blocks.reshape(-1, run)  # [O, K]
         c, steps = refine_centroids(wt, c16.astype(np.float64), idx, gram, refine)
+        for _ in range(rounds - 1):
+            idx = reassign_full(wt, c, idx, gram)
+            steps.append(output_error(wt, c[idx].reshape(wt.shape), gram))
+            c, more = refine_centroids(wt, c, idx, gram, refine)
+            steps += more[1:]
         c16 = _to_half(c)
+        if rounds > 1:
+            idx = reassign_full(wt, c16.astype(np.float64), idx, gram)
         steps.append(output_error(wt, c16.astype(np.float64)[idx].reshape(wt.shape), gram))
     assert idx.size == block_count(math.prod(shape), d)
     return PQFit(order=order, d=d, centroids=c16, indices=idx), FitReport(d, k, trace, steps, aware)

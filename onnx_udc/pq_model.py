@@ -100,6 +100,7 @@ def fit_model(
     calib: CalibrationSet | None = None,
     *,
     refine: int = 20,
+    rounds: int = 1,
     max_rows: int = 2048,
     chunk: int = 1,
     min_elements: int = 1024,
@@ -109,6 +110,7 @@ def fit_model(
     """Fit every PQ layer bottom-up (see the module docstring).
 
     refine: conjugate-gradient iterations of the centroid fine-tuning (0: none).
+    rounds: alternations of full-output-error reassignment and fine-tuning (pq_fit).
     max_rows: activation rows sampled per batch and layer. chunk: layers whose activations
     are collected in one pass (1: exact bottom-up; larger: fewer passes, each layer then
     sees the compressed layers of earlier chunks only)."""
@@ -137,7 +139,8 @@ def fit_model(
             t0 = time.perf_counter()
             w = arrays[name]
             gram = stats[name].gram if name in stats else None
-            fit, rep = pq_fit.fit_weights_traced(w, config, role, gram, refine=refine if gram is not None else 0)
+            fit, rep = pq_fit.fit_weights_traced(w, config, role, gram, refine=refine if gram is not None else 0,
+                                                 rounds=rounds)
             result.fits[name] = fit
             if probe is not None and name in probe.consumers:
                 overrides[name] = _decoded(fit, w)

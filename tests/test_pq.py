@@ -322,7 +322,7 @@ def test_cli_pq(tmp_path, capsys):
     np.savez(tmp_path / "calib.npz", x=rng.standard_normal((2, 4, 9, 8)).astype(np.float32))
     # the model's input has a fixed batch of 2
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
-                 "--pq-refine", "3", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
+                 "--pq-refine", "3", "--pq-rounds", "2", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
                  "--calib-samples", "2", "-q"])
     captured = capsys.readouterr()
     assert code == 0 and out.exists(), captured.err
@@ -330,3 +330,29 @@ def test_cli_pq(tmp_path, capsys):
     assert code == 2 and "--pq-block" in capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--min-elements", "256"])
     assert code == 0 and "plain k-means" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_full_error_reassignment_never_increases_the_error(groups):
+    rng = np.random.default_rng(7 + groups)
+    o, kdim, d, k = 8, 12, 3, 6
+    wt = rng.standard_normal((o, kdim))
+    x = rng.standard_normal((groups, 300, kdim)) @ rng.standard_normal((kdim, kdim))  # correlated inputs
+    gram = np.einsum("grk,grl->gkl", x, x)
+    c = rng.standard_normal((k, d))
+    idx = rng.integers(0, k, o * kdim // d)
+    before = pq_fit.output_error(wt, c[idx].reshape(o, kdim), gram)
+    new = pq_fit.reassign_full(wt, c, idx, gram, sweeps=2)
+    after = pq_fit.output_error(wt, c[new].reshape(o, kdim), gram)
+    assert after <= before * (1 + 1e-12) and after < before
+
+
+def test_rounds_lower_the_output_error():
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((48, 32)).astype(np.float32)  # MatMul [K, N]
+    x = rng.standard_normal((800, 48)) @ rng.standard_normal((48, 48))
+    gram = (x.T @ x)[None]
+    cfg = PQConfig(k=16, iterations=5)
+    one, r1 = pq_fit.fit_weights_traced(w, cfg, "matmul_b", gram, refine=10, rounds=1)
+    three, r3 = pq_fit.fit_weights_traced(w, cfg, "matmul_b", gram, refine=10, rounds=3)
+    assert r3.refine[-1] < r1.refine[-1]

@@ -83,7 +83,8 @@ PLANS = {
         "eval": 500,
     },
 }
-MODES = {"kmeans": (False, 0), "em": (True, 0), "em+refine": (True, 20)}
+# fit mode -> (calibrated, refine CG iterations, rounds of full-error reassignment + refine)
+MODES = {"kmeans": (False, 0, 1), "em": (True, 0, 1), "em+refine": (True, 20, 1), "em+refine+reassign": (True, 20, 3)}
 
 
 @dataclass
@@ -104,22 +105,22 @@ class Row:
     fidelity: dict
 
 
-def _child(conn, src, cfg, samples, calibrated, refine, max_rows, batches):
+def _child(conn, src, cfg, samples, calibrated, refine, rounds, max_rows, batches):
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     model = onnx.load(str(src))
     calib = CalibrationSet(batches, False, "zoo") if calibrated else None
-    fit = pq_model.fit_model(model, cfg, calib, refine=refine, max_rows=max_rows, threads=2)
+    fit = pq_model.fit_model(model, cfg, calib, refine=refine, rounds=rounds, max_rows=max_rows, threads=2)
     seconds = time.perf_counter() - t
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024.0
     conn.send((fit, seconds, peak))
     conn.close()
 
 
-def fit_in_child(src, cfg, samples, calibrated, refine, max_rows, batches):
+def fit_in_child(src, cfg, samples, calibrated, refine, rounds, max_rows, batches):
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, src, cfg, samples, calibrated, refine, max_rows, batches))
+    proc = ctx.Process(target=_child, args=(child, src, cfg, samples, calibrated, refine, rounds, max_rows, batches))
     proc.start()
     result = parent.recv()
     proc.join()
@@ -172,13 +173,13 @@ def run_model(name: str, modes: list[str], variants: list[str] | None, sweep: bo
     jobs = [(v, m, plan["samples"]) for v in (variants or plan["variants"]) for m in modes]
     if sweep:
         first = next(iter(plan["variants"]))
-        jobs += [(first, "em+refine", n) for n in plan["sweep"] if n != plan["samples"]]
+        jobs += [(first, modes[-1], n) for n in plan["sweep"] if n != plan["samples"]]
     for label, mode, samples in jobs:
         blocks, k = plan["variants"][label]
         cfg = PQConfig(block=blocks, k=k, iterations=10)
-        calibrated, refine = MODES[mode]
+        calibrated, refine, rounds = MODES[mode]
         batches = zm.calibration(samples) if calibrated else []
-        fit, seconds, peak = fit_in_child(src, cfg, samples, calibrated, refine, plan["max_rows"], batches)
+        fit, seconds, peak = fit_in_child(src, cfg, samples, calibrated, refine, rounds, plan["max_rows"], batches)
         model, report = pq_model.compress(onnx.load(str(src)), fit, CompressConfig(), cfg)
         coded, raw, ent, weights, idx_coded, idx_raw = index_costs(fit, "brotli")
         fid = evaluate(model, feeds, reference, zm)
@@ -231,7 +232,7 @@ def markdown(name: str, rows: list[Row], command: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", choices=sorted(PLANS))
-    ap.add_argument("--modes", default="kmeans,em,em+refine")
+    ap.add_argument("--modes", default="kmeans,em,em+refine,em+refine+reassign")
     ap.add_argument("--variants", default=None, help="comma-separated variant labels (default: all of the model's)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the calibration-size sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
