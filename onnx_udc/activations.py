@@ -1,7 +1,7 @@
 """Input activations of the layers that read chosen weights, as Gram matrices.
 
     model --(consumer inputs added as outputs; weights overridable: WeightProbe)--> session
-    run(batches, overrides) per batch:
+    stats(batches, names, overrides) per batch (only the activations of ``names`` are fetched):
         Conv W [O, I/g, kh, kw], input x [N, I, H, W] --sampled im2col--> X [g, rows, I/g*kh*kw]
         MatMul B [K, N] / Gemm B, input A [..., K]    --flatten, sample--> X [1, rows, K]
     accumulate  gram[c] = sum X[c]^T X[c]   float64 [g, K, K]  (streamed: no X is kept)
@@ -23,7 +23,7 @@ import onnx
 from onnx import helper
 
 from .calib import Feeds
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .probe import WeightProbe
 
 
@@ -132,7 +132,6 @@ class ActivationProbe:
         # the calibrated weights are overridable (lower layers replaced by their quantized
         # values); other initializers stay constants so onnxruntime still folds them
         self.probe = WeightProbe(exposed, sorted(self.consumers), threads=threads)
-        self._index = {name: k for k, name in enumerate(self.probe.output_names)}
 
     def stats(
         self,
@@ -145,14 +144,21 @@ class ActivationProbe:
         """Run every batch once; Gram of each named weight's consumer input.
         max_rows: rows sampled per batch and layer."""
         names = [n for n in names if n in self.consumers]
+        wanted = sorted({self.consumers[n].activation for n in names})  # only these leave the session
         rng = np.random.default_rng(seed)
         acc: dict[str, LayerStats] = {}
+        feeds_w = {name: np.ascontiguousarray(v, dtype=self.probe.base[name].dtype).reshape(self.probe.base[name].shape)
+                   for name, v in (overrides or {}).items() if name in self.probe.base}
         for batch in batches:
-            outputs = self.probe.run([batch], overrides)[0]
+            try:
+                outputs = dict(zip(wanted, self.probe.session.run(wanted, {**batch, **feeds_w})))
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
             for name in names:
                 c = self.consumers[name]
-                act = np.asarray(outputs[self._index[c.activation]], dtype=np.float64)
+                act = outputs[c.activation]  # float32: only the sampled rows are widened
                 x = conv_rows(act, c, max_rows, rng) if c.role == "conv" else dense_rows(act, c, max_rows, rng)
+                x = x.astype(np.float64)
                 gram = np.einsum("grk,grl->gkl", x, x)  # [g, K, K]
                 if name in acc:
                     acc[name].gram += gram

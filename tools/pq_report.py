@@ -84,6 +84,7 @@ PLANS = {
     },
 }
 # fit mode -> (calibrated, refine CG iterations, rounds of full-error reassignment + refine)
+_CMD = "ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq_report.py"
 MODES = {"kmeans": (False, 0, 1), "em": (True, 0, 1), "em+refine": (True, 20, 1), "em+refine+reassign": (True, 20, 3)}
 
 
@@ -209,9 +210,9 @@ def at_target(name: str, rows: list[Row]) -> list[str]:
     return lines
 
 
-def markdown(name: str, rows: list[Row], command: str) -> str:
+def markdown(name: str, rows: list[Row], commands: list[str]) -> str:
     keys = sorted({k for r in rows for k in r.fidelity})
-    out = [f"## {name}", "", f"`{command}`", "",
+    out = [f"## {name}", "", "Made by " + ", then ".join(f"`{c}`" for c in commands) + ".", "",
            "| variant | fit | calib samples | file ratio | pq bits/w | pq bits/w, raw idx | saved | "
            "idx bits/w | idx bits/w raw | idx saved | H0 bits/w | pq share | fit s | peak MB | " + " | ".join(keys) + " |",
            "|---" * (14 + len(keys)) + "|"]
@@ -229,6 +230,34 @@ def markdown(name: str, rows: list[Row], command: str) -> str:
     return "\n".join(out + [""] + at_target(name, rows)).replace("-%", "-") + "\n"
 
 
+def load_rows(out: Path, name: str) -> list[Row]:
+    path = out / f"pq_{name}.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rows = data["rows"] if isinstance(data, dict) else data  # a bare list: the first format
+    return [Row(**{k: (math.nan if v is None else v) for k, v in d.items()}) for d in rows]
+
+
+def load_commands(out: Path, name: str) -> list[str]:
+    path = out / f"pq_{name}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return data.get("commands", []) if isinstance(data, dict) else [f"{_CMD} {name}"]
+
+
+def write_markdown(out: Path) -> None:
+    """docs/pq.md = docs/pq_intro.md + one section per model with results (json order)."""
+    parts = [(out / "pq_intro.md").read_text()]
+    for name in PLANS:
+        path = out / f"pq_{name}.json"
+        if path.exists():
+            rows = load_rows(out, name)
+            order = {"-": 0, "kmeans": 1, "em": 2, "em+refine": 3, "em+refine+reassign": 4}
+            rows.sort(key=lambda r: (r.mode != "-", r.variant, r.samples != PLANS[name]["samples"], order.get(r.mode, 9), r.samples))
+            parts.append(markdown(name, rows, load_commands(out, name)))
+    (out / "pq.md").write_text("\n".join(parts))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", choices=sorted(PLANS))
@@ -236,19 +265,15 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default=None, help="comma-separated variant labels (default: all of the model's)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the calibration-size sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
-    ap.add_argument("--from-json", action="store_true", help="only rebuild the markdown from docs/pq_<model>.json")
+    ap.add_argument("--from-json", action="store_true", help="only rebuild docs/pq.md from docs/pq_<model>.json")
     args = ap.parse_args(argv)
-    command = "ONNX_UDC_ZOO_CACHE=... PYTHONPATH=. nice .venv/bin/python tools/pq_report.py " + " ".join(argv or sys.argv[1:])
-    if args.from_json:
-        for name in args.models:
-            data = json.loads((args.out / f"pq_{name}.json").read_text())
-            print(markdown(name, [Row(**{k: (math.nan if v is None else v) for k, v in d.items()}) for d in data], command))
-        return 0
-    for name in args.models:
+    command = f"{_CMD} " + " ".join(argv or sys.argv[1:])
+    for name in args.models if not args.from_json else []:
         rows = run_model(name, args.modes.split(","), args.variants.split(",") if args.variants else None, not args.no_sweep)
-        (args.out / f"pq_{name}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
-        with open(args.out / "pq.md", "a") as f:
-            f.write(markdown(name, rows, command) + "\n")
+        merged = {(r.variant, r.mode, r.samples): r for r in load_rows(args.out, name) + rows}  # new rows replace old
+        save = {"commands": load_commands(args.out, name) + [command], "rows": [asdict(r) for r in merged.values()]}
+        (args.out / f"pq_{name}.json").write_text(json.dumps(save, indent=1) + "\n")
+    write_markdown(args.out)
     return 0
 
 
