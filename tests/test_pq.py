@@ -356,3 +356,9 @@ def test_rounds_lower_the_output_error():
     one, r1 = pq_fit.fit_weights_traced(w, cfg, "matmul_b", gram, refine=10, rounds=1)
     three, r3 = pq_fit.fit_weights_traced(w, cfg, "matmul_b", gram, refine=10, rounds=3)
     assert r3.refine[-1] < r1.refine[-1]
+
+
+def test_empty_tensor(library):
+    fit = PQFit(order=(1, 0), d=4, centroids=np.ones((3, 4), np.float16), indices=np.zeros(0, np.int64))
+    blob = _blob(fit, (0, 5), coder="brotli")
+    assert decode_blob(blob).shape == (0, 5) and _native(library).decode(blob).shape == (0, 5)
