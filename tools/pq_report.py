@@ -253,7 +253,8 @@ def write_markdown(out: Path) -> None:
         if path.exists():
             rows = load_rows(out, name)
             order = {"-": 0, "kmeans": 1, "em": 2, "em+refine": 3, "em+refine+reassign": 4}
-            rows.sort(key=lambda r: (r.mode != "-", r.variant, r.samples != PLANS[name]["samples"], order.get(r.mode, 9), r.samples))
+            rows.sort(key=lambda r: (r.mode != "-", r.variant, r.samples not in (0, PLANS[name]["samples"]),
+                                     order.get(r.mode, 9), r.samples))
             parts.append(markdown(name, rows, load_commands(out, name)))
     (out / "pq.md").write_text("\n".join(parts))
 
