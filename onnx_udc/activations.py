@@ -87,6 +87,15 @@ def find_consumers(model: onnx.ModelProto, names: Iterable[str]) -> dict[str, Co
     return found
 
 
+def split_batch(batch: Feeds, max_batch: int) -> list[Feeds]:
+    """Cut a feed dict along axis 0 into pieces of at most ``max_batch`` samples (bounds
+    onnxruntime's arena), when every input has the same leading size; else unchanged."""
+    sizes = {v.shape[0] if np.ndim(v) else -1 for v in batch.values()}
+    if len(sizes) != 1 or (n := sizes.pop()) <= max_batch:
+        return [batch]
+    return [{k: v[i : i + max_batch] for k, v in batch.items()} for i in range(0, n, max_batch)]
+
+
 def conv_rows(x: np.ndarray, c: Consumer, max_rows: int, rng: np.random.Generator) -> np.ndarray:
     """x [N, I, H, W] -> sampled im2col rows [g, R, I/g*kh*kw] (columns: channel, ky, kx)."""
     (sh, sw), (pt, pl, pb, pr), (dh, dw), group = c.attrs
@@ -133,6 +142,12 @@ class ActivationProbe:
         # values); other initializers stay constants so onnxruntime still folds them
         self.probe = WeightProbe(exposed, sorted(self.consumers), threads=threads)
 
+    def _run(self, wanted: list[str], feeds: Feeds) -> dict[str, np.ndarray]:
+        try:
+            return dict(zip(wanted, self.probe.session.run(wanted, feeds)))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
+
     def stats(
         self,
         batches: list[Feeds],
@@ -140,29 +155,31 @@ class ActivationProbe:
         overrides: Mapping[str, np.ndarray] | None = None,
         max_rows: int = 4096,
         seed: int = 0,
+        max_batch: int = 64,
     ) -> dict[str, LayerStats]:
         """Run every batch once; Gram of each named weight's consumer input.
-        max_rows: rows sampled per batch and layer."""
+        max_rows: rows sampled per batch and layer (pro rata for the pieces of a batch cut
+        into at most ``max_batch`` samples)."""
         names = [n for n in names if n in self.consumers]
         wanted = sorted({self.consumers[n].activation for n in names})  # only these leave the session
         rng = np.random.default_rng(seed)
         acc: dict[str, LayerStats] = {}
         feeds_w = {name: np.ascontiguousarray(v, dtype=self.probe.base[name].dtype).reshape(self.probe.base[name].shape)
                    for name, v in (overrides or {}).items() if name in self.probe.base}
-        for batch in batches:
-            try:
-                outputs = dict(zip(wanted, self.probe.session.run(wanted, {**batch, **feeds_w})))
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
-            for name in names:
-                c = self.consumers[name]
-                act = outputs[c.activation]  # float32: only the sampled rows are widened
-                x = conv_rows(act, c, max_rows, rng) if c.role == "conv" else dense_rows(act, c, max_rows, rng)
-                x = x.astype(np.float64)
-                gram = np.einsum("grk,grl->gkl", x, x)  # [g, K, K]
-                if name in acc:
-                    acc[name].gram += gram
-                    acc[name].rows += x.shape[1]
-                else:
-                    acc[name] = LayerStats(gram=gram, rows=x.shape[1])
+        for whole in batches:
+            pieces = split_batch(whole, max_batch)
+            rows_each = max(1, -(-max_rows // len(pieces)))  # the same rows per batch, cut or not
+            for batch in pieces:
+                outputs = self._run(wanted, {**batch, **feeds_w})
+                for name in names:
+                    c = self.consumers[name]
+                    act = outputs[c.activation]  # float32: only the sampled rows are widened
+                    x = conv_rows(act, c, rows_each, rng) if c.role == "conv" else dense_rows(act, c, rows_each, rng)
+                    x = x.astype(np.float64)
+                    gram = np.einsum("grk,grl->gkl", x, x)  # [g, K, K]
+                    if name in acc:
+                        acc[name].gram += gram
+                        acc[name].rows += x.shape[1]
+                    else:
+                        acc[name] = LayerStats(gram=gram, rows=x.shape[1])
         return acc

@@ -362,3 +362,12 @@ def test_empty_tensor(library):
     fit = PQFit(order=(1, 0), d=4, centroids=np.ones((3, 4), np.float16), indices=np.zeros(0, np.int64))
     blob = _blob(fit, (0, 5), coder="brotli")
     assert decode_blob(blob).shape == (0, 5) and _native(library).decode(blob).shape == (0, 5)
+
+
+def test_split_batch():
+    from onnx_udc.activations import split_batch
+
+    batch = {"a": np.zeros((130, 3)), "b": np.ones((130,))}
+    pieces = split_batch(batch, 64)
+    assert [len(p["a"]) for p in pieces] == [64, 64, 2] and [len(p["b"]) for p in pieces] == [64, 64, 2]
+    assert split_batch({"a": np.zeros((130, 3)), "b": np.zeros((5,))}, 64)[0]["a"].shape == (130, 3)
