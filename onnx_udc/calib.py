@@ -3,6 +3,7 @@
 A calibration set is a list of feed dicts (input name -> array), each one batch:
 
     .npz file  --load_npz-->      one array per model input, samples along axis 0
+    image folder --load_images--> decoded, resized, normalised by a declared ImagePreprocess
     iterable of feed dicts  -->   taken as they come (a Python data reader)
     nothing   --synthesize-->     random inputs from the model's input specification
 
@@ -96,6 +97,99 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
     return CalibrationSet(batches, synthetic=False, source=str(path))
 
 
+# ---- a folder of images with a declared preprocessing ------------------------------------
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+PREPROCESS_FILE = "preprocess.json"
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an image file becomes one sample of a model input:
+
+        file --PIL convert(mode)--> resize to (height, width) (bilinear) --> float32 [H, W, C]
+             --* scale, - mean, / std (per channel)--> NCHW [C, H, W] or NHWC [H, W, C]
+
+    size: (height, width); None takes the model input's static dimensions.
+    input: the model input fed (None: the model's only input).
+    Declared in the API, or as ``preprocess.json`` in the image folder (the same keys).
+    """
+
+    size: tuple[int, int] | None = None
+    layout: str = "NCHW"
+    mode: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    input: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ConfigError(f"image layout must be NCHW or NHWC, got {self.layout!r}")
+        if self.mode not in ("RGB", "L"):
+            raise ConfigError(f"image mode must be RGB or L, got {self.mode!r}")
+        if not self.std or any(s == 0 for s in self.std):
+            raise ConfigError("image std must be non-zero")
+
+    @classmethod
+    def from_json(cls, path: Path) -> "ImagePreprocess":
+        import json
+
+        try:
+            spec = json.loads(path.read_text())
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a valid image preprocessing declaration: {exc}") from None
+
+
+def _image_input(model: onnx.ModelProto, prep: ImagePreprocess) -> tuple[onnx.ValueInfoProto, tuple[int, int]]:
+    required = model_inputs(model)
+    chosen = [v for v in required if prep.input in (None, v.name)]
+    if len(chosen) != 1 or len(required) != 1:
+        raise ConfigError(f"an image folder feeds a model with one input; the model has {[v.name for v in required]}")
+    v = chosen[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        raise ConfigError(f"input {v.name!r} has rank {len(dims)}; an image input has rank 4")
+    spatial = dims[2:4] if prep.layout == "NCHW" else dims[1:3]
+    size = prep.size or tuple(spatial)
+    if None in size or not size[0] or not size[1]:
+        raise ConfigError(f"input {v.name!r} has dynamic spatial size: declare the image size")
+    return v, (int(size[0]), int(size[1]))
+
+
+def load_image(path: Path, prep: ImagePreprocess, size: tuple[int, int]) -> np.ndarray:
+    """One image file -> float32 [C, H, W] (NCHW) or [H, W, C] (NHWC)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert(prep.mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the image: {exc}") from None
+    pixels = pixels.reshape(size[0], size[1], -1)  # [H, W, C]
+    x = (pixels * np.float32(prep.scale) - np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)
+    return x if prep.layout == "NHWC" else x.transpose(2, 0, 1)
+
+
+def load_images(
+    folder: str | Path, model: onnx.ModelProto, prep: ImagePreprocess | None = None,
+    limit: int = DEFAULT_SAMPLES, batch: int = 16,
+) -> CalibrationSet:
+    """Image files of a folder (sorted by name, up to ``limit``) -> batches of one model input."""
+    folder = Path(folder)
+    if prep is None:
+        declared = folder / PREPROCESS_FILE
+        prep = ImagePreprocess.from_json(declared) if declared.exists() else ImagePreprocess()
+    v, size = _image_input(model, prep)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not files:
+        raise ConfigError(f"calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    dtype = helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+    batches = [{v.name: np.stack([load_image(p, prep, size) for p in files[i : i + batch]]).astype(dtype)}
+               for i in range(0, len(files), batch)]
+    return CalibrationSet(batches, synthetic=False, source=f"{folder} ({len(files)} images)")
+
+
 def from_reader(reader: Iterable[Mapping[str, object]], model: onnx.ModelProto, limit: int = DEFAULT_SAMPLES) -> CalibrationSet:
     """Feed dicts from a Python iterable (a data reader), up to ``limit`` samples."""
     required = model_inputs(model)
@@ -168,8 +262,10 @@ def calibration_set(
         return source
     if source is None:
         return synthesize(model, samples)
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        return load_images(source, model, limit=samples)
     if isinstance(source, (str, Path)):
         if Path(source).suffix != ".npz":
-            raise ConfigError(f"calibration file {source}: only .npz (one array per model input) is supported")
+            raise ConfigError(f"calibration file {source}: only .npz (one array per model input) or a folder of images is supported")
         return load_npz(source, model, samples)
     return from_reader(source, model, samples)

@@ -69,8 +69,18 @@ def cli() -> None:
 @click.option("--coder", type=click.Choice(coders.names()), default="brotli", show_default=True)
 @click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
+# ---- product quantization (--quantizer pq) options ----
+@click.option("--pq-k", type=int, default=256, show_default=True, help="pq: centroids per layer (lowered for small layers)")
+@click.option("--pq-block", default="conv3x3=9,conv1x1=4,conv=8,matmul=4", show_default=True,
+              help="pq: block size per layer type")
+@click.option("--pq-iterations", type=int, default=10, show_default=True, help="pq: EM / k-means iterations")
+@click.option("--pq-refine", type=int, default=20, show_default=True,
+              help="pq: iterations of the centroid fine-tuning on the calibration activations (0: none)")
+@click.option("--pq-rounds", type=int, default=1, show_default=True,
+              help="pq: rounds of full output-error reassignment + fine-tuning (1: fine-tuning only)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-             calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet):
+             calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
+             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1):
     """Replace every large weight of MODEL by a compressed decode node.
 
     With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
@@ -81,6 +91,12 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     from .modelio import load_model, save_model
     from .quantizers.base import StepConfig
 
+    if quantizer == "pq":  # product quantization: its own pipeline (calibration-driven fit)
+        if any(v is not None for v in (target_ratio, target_size, min_sqnr, min_agreement, min_cosine, step_rel, target_bpw)):
+            raise ConfigError("--quantizer pq takes no step or rate-allocation target; use --pq-k / --pq-block")
+        _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
+                     pq_k, pq_block, pq_iterations, pq_refine, pq_rounds)
+        return
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
                "cosine": min_cosine}
     targets = {k: v for k, v in targets.items() if v is not None}
@@ -121,6 +137,50 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
             compressed, report = compress_model(proto, config, inplace=True, progress=lambda n: bar.advance(task, n))
     save_model(compressed, output)
     if not quiet:
+        _print_report(report, original_file, output.stat().st_size)
+
+
+# ---- product quantization ------------------------------------------------------------
+def parse_pq_blocks(spec: str) -> dict[str, int]:
+    """"conv3x3=9,matmul=4" -> {"conv3x3": 9, "matmul": 4} (other layer types keep their default)."""
+    from .quantizers.pq import PQConfig
+
+    blocks = dict(PQConfig().block)
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        key, _, value = item.partition("=")
+        if key not in blocks or not value.strip().isdigit():
+            raise ConfigError(f"--pq-block: {item!r} is not TYPE=SIZE with TYPE one of {sorted(blocks)}")
+        blocks[key] = int(value)
+    return blocks
+
+
+def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
+                 pq_k, pq_block, pq_iterations, pq_refine, pq_rounds=1):
+    from . import pq_model
+    from .calib import calibration_set
+    from .graph import CompressConfig
+    from .modelio import load_model, save_model
+    from .quantizers.pq import PQConfig
+
+    pq_config = PQConfig(block=parse_pq_blocks(pq_block), k=pq_k, iterations=pq_iterations, seed=seed)
+    if pq_refine < 0 or pq_rounds < 1:
+        raise ConfigError("--pq-refine must be >= 0 and --pq-rounds >= 1")
+    _check_writable(output)
+    proto = load_model(model)
+    original_file = model.stat().st_size
+    calibration = calibration_set(proto, calib, calib_samples) if calib is not None else None
+    fit = pq_model.fit_model(proto, pq_config, calibration, refine=pq_refine, rounds=pq_rounds,
+                             min_elements=min_elements, threads=threads,
+                             progress=None if quiet else (lambda name: click.echo(f"  fitted {name}", err=True)))
+    for warning in fit.warnings:
+        click.echo(f"onnx-udc: warning: {warning}", err=True)
+    config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads)
+    compressed, report = pq_model.compress(proto, fit, config, pq_config)
+    save_model(compressed, output)
+    if not quiet:
+        click.echo(f"pq: {len(fit.fits)} layers fitted in {fit.seconds:.1f} s "
+                   f"({'calibration: ' + str(fit.samples) + ' samples' if fit.calibrated else 'k-means, no calibration'}); "
+                   "other weights: scalar")
         _print_report(report, original_file, output.stat().st_size)
 
 

@@ -75,5 +75,6 @@ def decode_blob(blob: bytes | memoryview) -> np.ndarray:
     header, payload = parse_blob(blob)
     q = quantizers.by_id(header.quantizer)
     q.check(header)
-    symbols = coders.by_id(header.coder).decode(payload, header.numel, header.symbol_width)  # uint [numel]
+    count = q.symbol_count(header)  # numel, or one per block (pq)
+    symbols = coders.by_id(header.coder).decode(payload, count, header.symbol_width)  # uint [count]
     return q.decode(header, symbols).reshape(header.shape)

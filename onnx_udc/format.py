@@ -111,6 +111,7 @@ class QuantizerId(enum.IntEnum):
     A2 = 2
     D4 = 3
     E8 = 4
+    PQ = 5  # product quantization (FORMAT.md 4.7)
 
 
 class CoderId(enum.IntEnum):

@@ -53,6 +53,8 @@ class CompressConfig:
     threads:      parallel encoders (default: CPU count)
     steps:        per-tensor plan (rate allocation): name -> absolute step, or None to
                   code that tensor losslessly; tensors not listed use ``scalar``
+    quantizer_configs: name -> (quantizer, its config) for tensors coded by another
+                  quantizer than ``quantizer`` (product quantization fits: pq_model)
     """
 
     quantizer: str = "scalar"
@@ -62,6 +64,7 @@ class CompressConfig:
     min_elements: int = 1024
     threads: int | None = None
     steps: Mapping[str, float | None] | None = None
+    quantizer_configs: Mapping[str, tuple[str, object]] | None = None
 
     def step_config(self, name: str) -> StepConfig | None:
         """The step configuration of one tensor; None means: code it losslessly."""
@@ -290,8 +293,9 @@ def _encode_one(array: np.ndarray, cand: Candidate, config: CompressConfig) -> t
         result = encode_tensor(array, quantizer="raw", coder=config.coder)
         return result, action, math.inf
     seed = derive_seed(config.seed, cand.name)
-    tensor_config = quantizers.by_name(config.quantizer).tensor_config(step_config, cand.role, cand.shape)
-    result = encode_tensor(array, quantizer=config.quantizer, coder=config.coder, config=tensor_config, seed=seed)
+    quantizer, qconfig = (config.quantizer_configs or {}).get(cand.name, (config.quantizer, step_config))
+    qconfig = quantizers.by_name(quantizer).tensor_config(qconfig, cand.role, cand.shape)
+    result = encode_tensor(array, quantizer=quantizer, coder=config.coder, config=qconfig, seed=seed)
     return result, action, sqnr_db(array, decode_blob(result.blob))
 
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, encode_tensor  # noqa: E402
 from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob  # noqa: E402
+from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
 
@@ -61,6 +62,7 @@ def cases():
     yield "f16_w2_range", (rng.standard_normal((5, 40)) * 0.05).astype(np.float16), "scalar", "range", ScalarConfig(0.02), 14
     yield "raw_int8_range", np.clip(np.rint(rng.standard_normal((12, 20)) * 9), -128, 127).astype(np.int8), "raw", "range", None, 0
     yield "raw_empty_range", np.zeros((3, 0), dtype=np.float16), "raw", "range", None, 0
+    yield from pq_cases(np.random.default_rng(20261205))
 
 
 def period_cases():
@@ -127,6 +129,31 @@ def lattice_cases():
     # the scalar quantizer with a codeword table
     yield "scalar_table_f32_w1", rng.standard_normal((40, 50)).astype(np.float32), "scalar", "brotli", \
         ScalarConfig(1.5), 16, lambda blob: with_table(blob, [0, 3, 17, 40, 41], 3)
+
+
+def pq_fit(rng, shape, order, d, k, special=()):
+    """A fixed codebook and assignment (golden vectors do not depend on the fitting)."""
+    numel = int(np.prod(shape))
+    table = rng.standard_normal((k, d)).astype(np.float16)
+    table.reshape(-1)[: len(special)] = np.array(special, dtype=np.float16)
+    return PQFit(order=order, d=d, centroids=table, indices=rng.integers(0, k, block_count(numel, d)))
+
+
+def pq_cases(rng):
+    """Product quantization (FORMAT.md 4.7): additive block, existing vectors unchanged."""
+    # conv 3x3 blocks of 9, identity order, one-byte indices, brotli
+    fit = pq_fit(rng, (6, 4, 3, 3), (0, 1, 2, 3), 9, 16)
+    yield "pq_f32_conv_d9_brotli", np.zeros((6, 4, 3, 3), np.float32), "pq", "brotli", PQConfig(fit=fit), 0
+    # MatMul [K, N] read along K (order 1, 0), a padded tail block (35 = 8*4 + 3), store
+    fit = pq_fit(rng, (7, 5), (1, 0), 4, 5)
+    yield "pq_f32_matmul_tail_store", np.zeros((7, 5), np.float32), "pq", "store", PQConfig(fit=fit), 0
+    # two-byte indices (k = 300), 3-D order (2, 0, 1), float16 output, brotli
+    fit = pq_fit(rng, (5, 6, 40), (2, 0, 1), 8, 300)
+    yield "pq_f16_k300_w2_brotli", np.zeros((5, 6, 40), np.float16), "pq", "brotli", PQConfig(fit=fit), 0
+    # float32 of special halves: subnormals, signed zeros, largest finite, infinities
+    special = [6e-8, -6e-8, -0.0, 0.0, 65504.0, -65504.0, np.inf, -np.inf, 1e-5, -3e-5, 2.0**-14]
+    fit = pq_fit(rng, (3, 11), (0, 1), 11, 2, special)
+    yield "pq_f32_half_specials_store", np.zeros((3, 11), np.float32), "pq", "store", PQConfig(fit=fit), 0
 
 
 def main() -> int:

@@ -16,5 +16,6 @@ names = REGISTRY.names
 
 from . import raw, scalar  # noqa: E402,F401  (registration)
 from . import a2, d4, e8  # noqa: E402,F401  (registration: dithered lattices)
+from . import pq  # noqa: E402,F401  (registration)
 
 __all__ = ["Encoded", "Quantizer", "register", "by_id", "by_name", "names"]

@@ -83,6 +83,11 @@ class Quantizer(ABC):
         Vector quantizers pick their grouping axis here; the default changes nothing."""
         return config
 
+    def symbol_count(self, header: BlobHeader) -> int:
+        """Symbols in the payload: one per element (numel), except for quantizers that emit
+        one symbol per vector of weights (pq: one index per block). Called after check()."""
+        return header.numel
+
     def noise_power(self, step: float) -> float:
         """Mean squared error per weight at this step (exact for subtractive dither:
         the error is uniform over the scaled Voronoi cell, independent of the weights)."""

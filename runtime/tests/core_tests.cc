@@ -647,9 +647,9 @@ void TestLatticeRejects() {
     CHECK(code([](BlobSpec& s, int) { s.dtype = 3; }) == udc::Code::kBadHeader);
     CHECK(code([](BlobSpec& s, int) { s.step = -1.0f; }) == udc::Code::kBadHeader);
   }
-  // Quantizer 5 (product quantization, later) is unknown to this decoder.
+  // The first id after the registered ones (raw, scalar, lattices, pq) is unknown.
   BlobSpec s = LatticeSpec(4, 8);
-  s.quantizer = 5;
+  s.quantizer = 6;
   CHECK(DecodeCode(MakeBlob(s), 36) == udc::Code::kUnknownQuantizer);
 }
 
@@ -681,6 +681,58 @@ void TestScalarCodewordTable() {
 
 }  // namespace
 
+// ---- product quantization (FORMAT.md 4.7) ---------------------------------------------
+BlobSpec PQSpec() {
+  // W [2, 3] read in order (1, 0) in blocks of d = 2 from k = 2 centroids;
+  // centroids (halves): c0 = (1.0, 2.0), c1 = (-0.5, smallest subnormal 2^-24).
+  BlobSpec s;
+  s.quantizer = 5;
+  s.dtype = 1;
+  s.shape = {2, 3};
+  s.params = {1, 0};     // order
+  Put(s.params, 2, 2);   // d
+  Put(s.params, 2, 4);   // k
+  s.params.push_back(0);  // tail: pad
+  for (uint64_t h : {0x3C00u, 0x4000u, 0xB800u, 0x0001u}) Put(s.params, h, 2);
+  s.payload = {1, 0, 1};  // one index per block
+  return s;
+}
+
+void TestPQ() {
+  BlobSpec s = PQSpec();
+  std::vector<uint8_t> out;
+  CHECK(DecodeCode(MakeBlob(s), 24, &out) == udc::Code::kOk);
+  const float sub = BitsFloat(0x33800000u);  // 2^-24
+  const float want[6] = {-0.5f, 1.0f, -0.5f, sub, 2.0f, sub};  // transposed stream (3, 2) -> W (2, 3)
+  CHECK(std::memcmp(out.data(), want, 24) == 0);
+  s.dtype = 10;  // FLOAT16: the halves themselves
+  CHECK(DecodeCode(MakeBlob(s), 12, &out) == udc::Code::kOk);
+  const uint16_t want16[6] = {0xB800, 0x3C00, 0xB800, 0x0001, 0x4000, 0x0001};
+  CHECK(std::memcmp(out.data(), want16, 12) == 0);
+
+  s = PQSpec();
+  s.payload[1] = 2;  // index == k
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kCorruptPayload);
+  s = PQSpec();
+  s.payload.push_back(0);  // one symbol more than blocks
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kCorruptPayload);
+  s = PQSpec();
+  s.params[0] = 0;  // order (0, 0)
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
+  s = PQSpec();
+  s.params.pop_back();  // table one byte short
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
+  s = PQSpec();
+  s.params[4] = 0xFF;  // k = 255: the table length no longer matches
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
+  s = PQSpec();
+  s.symbol_width = 2;  // k = 2 needs one-byte indices
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
+  s = PQSpec();
+  s.params.resize(5);  // shorter than the fixed fields
+  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
+}
+
 int main() {
   TestCrc32();
   TestZigzag();
@@ -695,6 +747,7 @@ int main() {
   TestLatticeThreadsBitIdentical();
   TestLatticeRejects();
   TestScalarCodewordTable();
+  TestPQ();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -18,7 +18,7 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
 
   view->quantizer = FindQuantizer(h.quantizer);
   if (view->quantizer == nullptr) {
-    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar, 2 a2, 3 d4, 4 e8)");
+    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar, 2 a2, 3 d4, 4 e8, 5 pq)");
   }
   view->coder = FindCoder(h.coder);
   if (view->coder == nullptr) {
@@ -60,8 +60,11 @@ Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeO
 
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
-  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, h.numel, h.symbol_width, &scratch, &symbols));
-  if (h.numel != 0) view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
+  const uint64_t count = view.quantizer->SymbolCount(h);  // numel, or one symbol per block (pq)
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, count, h.symbol_width, &scratch, &symbols));
+  if (h.numel == 0) return Status::Ok();
+  UDC_RETURN_IF_ERROR(view.quantizer->CheckSymbols(h, symbols));
+  view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
   return Status::Ok();
 }
 

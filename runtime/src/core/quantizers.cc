@@ -8,6 +8,7 @@ const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
 const Quantizer& LatticeA2Quantizer();       // quantizers/a2.cc
 const Quantizer& LatticeD4Quantizer();       // quantizers/d4.cc
 const Quantizer& LatticeE8Quantizer();       // quantizers/e8.cc
+const Quantizer& PQQuantizer();              // quantizers/pq.cc
 
 namespace {
 
@@ -22,6 +23,7 @@ constexpr Entry kQuantizers[] = {
     {2, &LatticeA2Quantizer},
     {3, &LatticeD4Quantizer},
     {4, &LatticeE8Quantizer},
+    {5, &PQQuantizer},
 };
 
 }  // namespace

@@ -26,7 +26,15 @@ class Quantizer {
   // params. Returns kBadHeader naming the field; called before any allocation.
   virtual Status Validate(const Header& h) const = 0;
 
-  // symbols: h.numel * h.symbol_width planar bytes. out: h.numel elements of h.dtype
+  // Symbols in the payload: h.numel for quantizers with one symbol per element (the
+  // default); pq has one per block. Only called after Validate succeeded; <= h.numel.
+  virtual uint64_t SymbolCount(const Header& h) const { return h.numel; }
+
+  // Checks the decoded symbols (SymbolCount(h) planar symbols) when some symbol values are
+  // invalid (pq: an index >= k): kCorruptPayload. Called before Dequantize.
+  virtual Status CheckSymbols(const Header& /*h*/, const uint8_t* /*symbols*/) const { return Status::Ok(); }
+
+  // symbols: SymbolCount(h) * h.symbol_width planar bytes. out: h.numel elements of h.dtype
   // (h.element_bytes() bytes, no alignment required). Only called after Validate
   // succeeded; cannot fail. Bit-identical for any opt.max_threads.
   virtual void Dequantize(const Header& h, const uint8_t* symbols, uint8_t* out,

@@ -1,0 +1,168 @@
+"""Product quantization of a whole model, fitted bottom-up on calibration activations.
+
+    select (graph.select: weights to quantize) --> PQ layers: read by Conv / MatMul / Gemm
+    for each layer, in graph order (chunks of ``chunk`` layers):
+        activations.ActivationProbe.stats(calibration, overrides = already-fitted layers)
+            --> Gram of the layer's input [gc, K, K]
+        pq_fit.fit_weights_traced(w, config, role, gram, refine)  (EM + centroid fine-tuning)
+        overrides[w] = decoded PQ weight  (the layers above see the compressed layer)
+    --> ModelFit.fits: name -> PQFit  --compress()--> graph.compress_model with
+        quantizer_configs {name: ("pq", PQConfig(fit=...))}; other weights: the scalar quantizer
+
+Without calibration data every layer is fitted by plain k-means on its weights and
+``ModelFit.warnings`` says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from . import pq_fit
+from .activations import ActivationProbe
+from .calib import CalibrationSet
+from .graph import Action, CompressConfig, CompressReport, compress_model, select
+from .quantizers.pq import PQConfig, PQFit, reconstruct, PQParams
+
+
+@dataclass
+class LayerFit:
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    d: int
+    k: int
+    output_aware: bool
+    em_first: float  # EM objective (output error, block-diagonal metric) at the start / end
+    em_last: float
+    refine_first: float  # full output error before / after the centroid fine-tuning (nan: none)
+    refine_last: float
+    seconds: float
+
+
+@dataclass
+class ModelFit:
+    fits: dict[str, PQFit]
+    layers: list[LayerFit]
+    calibrated: bool
+    samples: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def _roles(model: onnx.ModelProto) -> dict[str, str]:
+    """weight name -> pq_fit role, for weights read as Conv W / MatMul B / Gemm B."""
+    roles: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1:
+            roles.setdefault(node.input[1], "conv")
+        elif node.op_type == "MatMul" and len(node.input) > 1:
+            roles.setdefault(node.input[1], "matmul_b")
+        elif node.op_type == "Gemm" and len(node.input) > 1:
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            roles.setdefault(node.input[1], "gemm_b_transposed" if trans_b else "gemm_b")
+    return roles
+
+
+def pq_layers(model: onnx.ModelProto, config: PQConfig, min_elements: int = 1024) -> list[tuple[str, str]]:
+    """(name, role) of the weights product quantization takes, in graph order: selected for
+    quantization, read by a Conv / MatMul / Gemm, with at least 4 blocks per centroid slot
+    for k >= 16 (smaller layers are left to the scalar quantizer: their codebook would cost
+    more than it saves)."""
+    roles = _roles(model)
+    chosen = {c.name: c for c in select(model, min_elements) if c.action is Action.QUANTIZE and c.kind == "initializer"}
+    out = []
+    for name, role in roles.items():
+        cand = chosen.get(name)
+        if cand is None or len(cand.shape) < 2:
+            continue
+        order = pq_fit.axis_order(role, cand.shape)
+        d = pq_fit.choose_block(config.block.get(pq_fit.layer_type(role, cand.shape), config.block.get("other", 4)),
+                                pq_fit.run_length(cand.shape, order))
+        if pq_fit.choose_k(config, -(-cand.numel // d)) >= 16:
+            out.append((name, role))
+    return out
+
+
+def _decoded(fit: PQFit, like: np.ndarray) -> np.ndarray:
+    params = PQParams(order=fit.order, d=fit.d, centroids=fit.centroids)
+    return reconstruct(params, fit.indices, like.shape).astype(like.dtype)
+
+
+def fit_model(
+    model: onnx.ModelProto,
+    config: PQConfig | None = None,
+    calib: CalibrationSet | None = None,
+    *,
+    refine: int = 20,
+    rounds: int = 1,
+    max_rows: int = 2048,
+    chunk: int = 1,
+    min_elements: int = 1024,
+    threads: int | None = None,
+    progress: Callable[[str], object] | None = None,
+) -> ModelFit:
+    """Fit every PQ layer bottom-up (see the module docstring).
+
+    refine: conjugate-gradient iterations of the centroid fine-tuning (0: none).
+    rounds: alternations of full-output-error reassignment and fine-tuning (pq_fit).
+    max_rows: activation rows sampled per batch and layer. chunk: layers whose activations
+    are collected in one pass (1: exact bottom-up; larger: fewer passes, each layer then
+    sees the compressed layers of earlier chunks only)."""
+    config = config or PQConfig()
+    start = time.perf_counter()
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    layers = pq_layers(model, config, min_elements)
+    result = ModelFit(fits={}, layers=[], calibrated=calib is not None, samples=calib.samples if calib else 0, seconds=0.0)
+    probe = None
+    if calib is None:
+        result.warnings.append("no calibration data: plain k-means on the weights (not output-aware)")
+    else:
+        if calib.synthetic:
+            result.warnings.append("calibration inputs are synthesized, not in-domain: the output-aware fit sees noise")
+        probe = ActivationProbe(model, [n for n, _ in layers], threads=threads)
+        missing = [n for n, _ in layers if n not in probe.consumers]
+        if missing:
+            result.warnings.append(f"{len(missing)} layer(s) not read directly by their Conv/MatMul/Gemm: k-means: {missing[:5]}")
+    overrides: dict[str, np.ndarray] = {}
+    for s in range(0, len(layers), max(1, chunk)):
+        group = layers[s : s + max(1, chunk)]
+        stats = {}
+        if probe is not None:
+            stats = probe.stats(calib.batches, [n for n, _ in group], overrides, max_rows=max_rows, seed=config.seed + s)
+        for name, role in group:
+            t0 = time.perf_counter()
+            w = arrays[name]
+            gram = stats[name].gram if name in stats else None
+            fit, rep = pq_fit.fit_weights_traced(w, config, role, gram, refine=refine if gram is not None else 0,
+                                                 rounds=rounds)
+            result.fits[name] = fit
+            if probe is not None and name in probe.consumers:
+                overrides[name] = _decoded(fit, w)
+            obj = rep.trace.objective
+            result.layers.append(LayerFit(
+                name=name, role=role, shape=tuple(w.shape), d=rep.d, k=rep.k, output_aware=rep.output_aware,
+                em_first=obj[0], em_last=obj[-1],
+                refine_first=rep.refine[0] if rep.refine else float("nan"),
+                refine_last=rep.refine[-1] if rep.refine else float("nan"),
+                seconds=time.perf_counter() - t0,
+            ))
+            if progress:
+                progress(name)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def compress(
+    model: onnx.ModelProto, fit: ModelFit, config: CompressConfig | None = None, pq_config: PQConfig | None = None
+) -> tuple[onnx.ModelProto, CompressReport]:
+    """The graph pass with the fitted layers coded by pq, every other weight as ``config`` says."""
+    base = pq_config or PQConfig()
+    chosen = {name: ("pq", replace(base, fit=f)) for name, f in fit.fits.items()}
+    config = replace(config or CompressConfig(), quantizer_configs=chosen)
+    return compress_model(model, config)

@@ -1,0 +1,208 @@
+// Quantizer 5, product quantization (FORMAT.md 4.7): one centroid index per block.
+//
+//   params: order[ndim] u8 | d u16 | k u32 | tail u8 (0: pad) | centroids f16 [k][d]
+//   symbols: B = ceil(numel / d) indices (planar, width 1 for k <= 256, else 2), each < k
+//   stream position p = b*d + j (p < numel) <- centroids[idx[b]][j]
+//   element: the transposed tensor (numpy.transpose(w, order)) read row-major at p,
+//            written back at its row-major position in w. FLOAT: float32 of the half
+//            (exact); FLOAT16: the half's bits.
+#include <cstring>
+#include <string>
+
+#include "core/parallel.h"
+#include "core/quantizers.h"
+#include "core/symbols.h"
+
+namespace udc {
+namespace {
+
+constexpr uint32_t kMaxK = 65536;
+constexpr size_t kFixed = 7;  // d u16, k u32, tail u8
+
+// Exact binary16 -> binary32 (every half is a float; integer bit work, no rounding).
+inline float HalfBitsToFloat(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1Fu) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf / NaN (payload kept)
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;  // signed zero
+  } else {  // subnormal half: normalise
+    uint32_t e = 113u;
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+struct Params {
+  uint8_t order[kMaxNdim] = {};
+  uint32_t d = 0;
+  uint32_t k = 0;
+  const uint8_t* table = nullptr;  // k * d little-endian halves
+};
+
+// Validates h.params against h.ndim; the only place params are read.
+Status ParseParams(const Header& h, Params* p) {
+  const uint64_t len = h.params_len;
+  if (len < h.ndim + kFixed) {
+    return Status(Code::kBadHeader, "params_len is " + std::to_string(len) + ", pq needs at least " +
+                                        std::to_string(h.ndim + kFixed));
+  }
+  bool seen[kMaxNdim] = {};
+  for (unsigned a = 0; a < h.ndim; ++a) {
+    const uint8_t v = h.params[a];
+    if (v >= h.ndim || seen[v]) {
+      return Status(Code::kBadHeader, "pq axis order is not a permutation of the " + std::to_string(h.ndim) + " axes");
+    }
+    seen[v] = true;
+    p->order[a] = v;
+  }
+  const uint8_t* f = h.params + h.ndim;
+  p->d = LoadU16(f);
+  p->k = LoadU32(f + 2);
+  const uint8_t tail = f[6];
+  if (p->d == 0) return Status(Code::kBadHeader, "pq block size d is 0");
+  if (p->k == 0 || p->k > kMaxK) {
+    return Status(Code::kBadHeader, "pq codebook size k is " + std::to_string(p->k) + ", must be in [1, 65536]");
+  }
+  if (tail != 0) return Status(Code::kBadHeader, "pq tail rule " + std::to_string(tail) + " is unknown (0: pad)");
+  const uint64_t want = uint64_t{h.ndim} + kFixed + uint64_t{2} * p->k * p->d;  // < 2^34: no overflow
+  if (len != want) {
+    return Status(Code::kBadHeader, "params_len is " + std::to_string(len) + ", pq with d=" + std::to_string(p->d) +
+                                        " k=" + std::to_string(p->k) + " needs " + std::to_string(want));
+  }
+  p->table = f + kFixed;
+  return Status::Ok();
+}
+
+// Walks the transposed tensor in row-major order, tracking the element's offset in w.
+class Cursor {
+ public:
+  Cursor(const Header& h, const Params& p, uint64_t position) : n_(h.ndim) {
+    uint64_t stride[kMaxNdim];
+    uint64_t s = 1;
+    for (int a = static_cast<int>(h.ndim) - 1; a >= 0; --a) {
+      stride[a] = s;
+      s *= h.shape[a];
+    }
+    for (unsigned a = 0; a < n_; ++a) {
+      dim_[a] = h.shape[p.order[a]];
+      stride_[a] = stride[p.order[a]];
+    }
+    offset_ = 0;
+    for (int a = static_cast<int>(n_) - 1; a >= 0; --a) {  // decompose position (dims are > 0 here)
+      idx_[a] = position % dim_[a];
+      position /= dim_[a];
+      offset_ += idx_[a] * stride_[a];
+    }
+  }
+  uint64_t offset() const { return offset_; }
+  void Next() {
+    for (int a = static_cast<int>(n_) - 1; a >= 0; --a) {
+      offset_ += stride_[a];
+      if (++idx_[a] < dim_[a]) return;
+      offset_ -= idx_[a] * stride_[a];
+      idx_[a] = 0;
+    }
+  }
+
+ private:
+  unsigned n_;
+  uint64_t dim_[kMaxNdim] = {}, stride_[kMaxNdim] = {}, idx_[kMaxNdim] = {};
+  uint64_t offset_ = 0;
+};
+
+template <int W, bool kHalf>
+void Run(const Header& h, const Params& p, uint64_t blocks, const uint8_t* symbols, uint8_t* out, uint64_t b0,
+         uint64_t b1) {
+  const uint64_t d = p.d;
+  uint64_t pos = b0 * d;
+  Cursor cur(h, p, pos);
+  for (uint64_t b = b0; b < b1; ++b) {
+    const uint8_t* c = p.table + 2 * (uint64_t{PlanarSymbol<W>(symbols, blocks, b)} * d);
+    for (uint64_t j = 0; j < d && pos < h.numel; ++j, ++pos, cur.Next()) {
+      const uint16_t half = LoadU16(c + 2 * j);
+      if (kHalf) {
+        std::memcpy(out + 2 * cur.offset(), &half, 2);
+      } else {
+        const float f = HalfBitsToFloat(half);
+        std::memcpy(out + 4 * cur.offset(), &f, 4);
+      }
+    }
+  }
+}
+
+class ProductQuantizer final : public Quantizer {
+ public:
+  const char* name() const override { return "pq"; }
+
+  Status Validate(const Header& h) const override {
+    if (h.dtype != static_cast<uint8_t>(DType::kFloat) && h.dtype != static_cast<uint8_t>(DType::kFloat16)) {
+      return Status(Code::kBadHeader, "dtype " + std::to_string(h.dtype) + " (" + DTypeName(h.dtype) +
+                                          ") is not allowed by the pq quantizer (FLOAT(1), FLOAT16(10))");
+    }
+    if (!(h.step == 0.0f) || h.seed != 0) {
+      return Status(Code::kBadHeader, "pq needs step 0.0 and seed 0");
+    }
+    Params p;
+    UDC_RETURN_IF_ERROR(ParseParams(h, &p));
+    const unsigned width = p.k <= 256 ? 1 : 2;
+    if (h.symbol_width != width) {
+      return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", pq with k=" +
+                                          std::to_string(p.k) + " needs " + std::to_string(width));
+    }
+    return Status::Ok();
+  }
+
+  uint64_t SymbolCount(const Header& h) const override {
+    const uint64_t d = LoadU16(h.params + h.ndim);  // valid after Validate
+    return (h.numel + d - 1) / d;  // numel <= 2^34: no overflow
+  }
+
+  Status CheckSymbols(const Header& h, const uint8_t* symbols) const override {
+    Params p;
+    UDC_RETURN_IF_ERROR(ParseParams(h, &p));
+    const uint64_t blocks = SymbolCount(h);
+    for (uint64_t b = 0; b < blocks; ++b) {
+      const uint32_t s = h.symbol_width == 1 ? PlanarSymbol<1>(symbols, blocks, b) : PlanarSymbol<2>(symbols, blocks, b);
+      if (s >= p.k) {
+        return Status(Code::kCorruptPayload, "pq index " + std::to_string(s) + " of block " + std::to_string(b) +
+                                                 " is not below k=" + std::to_string(p.k));
+      }
+    }
+    return Status::Ok();
+  }
+
+  void Dequantize(const Header& h, const uint8_t* symbols, uint8_t* out, const DecodeOptions& opt) const override {
+    Params p;
+    if (!ParseParams(h, &p).ok()) return;  // unreachable: Validate succeeded
+    const uint64_t blocks = SymbolCount(h);
+    const bool half = h.dtype == static_cast<uint8_t>(DType::kFloat16);
+    ParallelFor(blocks, opt.max_threads, [&](uint64_t b, uint64_t e) {
+      if (h.symbol_width == 1) {
+        half ? Run<1, true>(h, p, blocks, symbols, out, b, e) : Run<1, false>(h, p, blocks, symbols, out, b, e);
+      } else {
+        half ? Run<2, true>(h, p, blocks, symbols, out, b, e) : Run<2, false>(h, p, blocks, symbols, out, b, e);
+      }
+    });
+  }
+};
+
+}  // namespace
+
+const Quantizer& PQQuantizer() {
+  static const ProductQuantizer kPQ;
+  return kPQ;
+}
+
+}  // namespace udc
