@@ -159,7 +159,10 @@ def _image_input(model: onnx.ModelProto, prep: ImagePreprocess) -> tuple[onnx.Va
 
 def load_image(path: Path, prep: ImagePreprocess, size: tuple[int, int]) -> np.ndarray:
     """One image file -> float32 [C, H, W] (NCHW) or [H, W, C] (NHWC)."""
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ConfigError("calibration from an image folder needs Pillow: pip install 'onnx-udc[images]'") from None
 
     try:
         with Image.open(path) as img:
