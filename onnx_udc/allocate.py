@@ -33,7 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from . import fidelity, quantizers
-from .calib import CalibrationSet, calibration_set
+from .calib import CalibrationSet, batch_rows, calibration_set, first_samples
 from .codec import decode_blob, encode_tensor, symbol_entropy
 from .dither import derive_seed
 from .errors import ConfigError
@@ -264,7 +264,7 @@ def allocate(
 
     probe = WeightProbe(model, names, threads=config.threads)
     reference = probe.run(calib_set.batches)
-    sens_batches = _first_samples(calib_set.batches, sensitivity_samples)
+    sens_batches = first_samples(calib_set.batches, sensitivity_samples)
     # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds
     # by probing on fewer samples (not fewer than 4) for slow models.
     while len(sens_batches) > 0:
@@ -403,29 +403,12 @@ def allocate(
     )
 
 
-def _rows(batch: Mapping[str, np.ndarray]) -> int:
-    """Samples in a batch: the leading axis of its first input that has one."""
-    return next((int(v.shape[0]) for v in batch.values() if np.ndim(v) >= 1), 1)
-
-
 def _samples(batches: list) -> int:
-    return sum(_rows(b) for b in batches)
-
-
-def _first_samples(batches: list, n: int) -> list:
-    """The first ``n`` samples of ``batches`` (the last batch cut if needed)."""
-    out, left = [], max(1, n)
-    for b in batches:
-        if left <= 0:
-            break
-        rows = _rows(b)
-        out.append(b if rows <= left else {k: (v[:left] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
-        left -= rows
-    return out
+    return sum(batch_rows(b) for b in batches)
 
 
 def _halve(batches: list) -> list:
-    return _first_samples(batches, _samples(batches) // 2)
+    return first_samples(batches, _samples(batches) // 2)
 
 
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],

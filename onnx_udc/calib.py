@@ -41,12 +41,24 @@ class CalibrationSet:
 
     @property
     def samples(self) -> int:
-        return sum(_batch_size(b) for b in self.batches)
+        return sum(batch_rows(b) for b in self.batches)
 
 
-def _batch_size(feeds: Feeds) -> int:
-    first = next(iter(feeds.values()), None)
-    return int(first.shape[0]) if first is not None and first.ndim else 1
+def batch_rows(feeds: Mapping[str, np.ndarray]) -> int:
+    """Samples in a batch: the leading axis of its first input that has one (else 1)."""
+    return next((int(v.shape[0]) for v in feeds.values() if np.ndim(v) >= 1), 1)
+
+
+def first_samples(batches: list[Feeds], n: int) -> list[Feeds]:
+    """The first ``n`` samples of ``batches`` (the last batch cut if needed)."""
+    out, left = [], max(1, n)
+    for b in batches:
+        if left <= 0:
+            break
+        rows = batch_rows(b)
+        out.append(b if rows <= left else {k: (v[:left] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
+        left -= rows
+    return out
 
 
 def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -201,7 +213,7 @@ def from_reader(reader: Iterable[Mapping[str, object]], model: onnx.ModelProto, 
     for i, feeds in enumerate(itertools.islice(reader, 100_000)):
         batch = _check_feeds(feeds, required, f"calibration batch {i}")
         batches.append(batch)
-        taken += _batch_size(batch)
+        taken += batch_rows(batch)
         if taken >= limit:
             break
     if not batches:
