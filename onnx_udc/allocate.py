@@ -329,7 +329,7 @@ def allocate(
         final = None
         for _ in range(4):
             lam = _search(lambda x: tables.totals(tables.choose(x))[0] > budget) if budget > 0 else 1e-8
-            lam = lam / 1.0001
+            lam = lam / 1.0001  # just below the first lambda that overspends: the largest that fits
             choice = tables.choose(lam)
             model_out, report = realize(choice)
             real = model_out.ByteSize()
@@ -382,7 +382,6 @@ def allocate(
         real = model_out.ByteSize()
     seconds["search"] = time.perf_counter() - clock
 
-    rows = np.arange(len(names))
     plans = [
         TensorPlan(name=n, shape=tuple(arrays[n].shape), numel=int(tables.numel[l]), itemsize=int(tables.itemsize[l]),
                    rms=float(tables.rms[l]), sensitivity=float(tables.sens[l]),
@@ -391,7 +390,6 @@ def allocate(
         for l, n in enumerate(names)
     ]
     payload, d_pred = tables.totals(choice)
-    del rows
     if unprobed:
         say(f"{len(unprobed)} tensors inside subgraphs were not probed; they use the default step")
     return Allocation(
