@@ -1,7 +1,6 @@
 """Rate allocation: targets are met, sensitive tensors get finer steps, the noise model holds."""
 
 import json
-import math
 
 import numpy as np
 import onnx

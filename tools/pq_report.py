@@ -43,7 +43,6 @@ from onnx_udc.codec import symbol_entropy  # noqa: E402
 from onnx_udc.graph import CompressConfig, compress_model, decompress_model  # noqa: E402
 from onnx_udc.quantizers.pq import PQConfig, encode_fit  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
-from onnx_udc.symbols import to_planar  # noqa: E402
 
 # model -> (pq variants: label -> block sizes / k), scalar anchors, calibration samples, max rows
 PLANS = {
@@ -138,11 +137,12 @@ def index_costs(fit: pq_model.ModelFit, coder: str) -> tuple[float, float, float
         numel = f.indices.size * f.d  # padding included; exact for d | numel
         enc = encode_fit(f, numel)
         book = len(enc.params)  # axis order, d, k, tail and the float16 codebook
-        planar = to_planar(enc.symbols, enc.symbol_width)
-        idx_coded += len(c.encode(planar))
-        idx_raw += len(planar)
-        coded += len(c.encode(planar)) + book
-        raw += len(planar) + book
+        payload = len(c.encode(enc.symbols, enc.symbol_width, enc.period))
+        stored = enc.symbols.size * enc.symbol_width  # raw indices
+        idx_coded += payload
+        idx_raw += stored
+        coded += payload + book
+        raw += stored + book
         ent += symbol_entropy(enc.symbols) * enc.symbols.size / 8 + book
         weights += numel
     return coded, raw, ent, weights, idx_coded, idx_raw

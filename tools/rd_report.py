@@ -38,7 +38,6 @@ from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, symbol_entropy  # noqa: E402
 from onnx_udc.format import BlobHeader, DType, pack_blob  # noqa: E402
 from onnx_udc.quantizers.lattice import LatticeConfig, vector_axis_order  # noqa: E402
-from onnx_udc.symbols import to_planar  # noqa: E402
 
 QUANTIZERS = ("scalar", "a2", "d4", "e8")
 STEPS_REL = (0.03, 0.06, 0.12, 0.25, 0.5, 1.0)
@@ -122,7 +121,7 @@ def measure(w: np.ndarray, tensor: str, role: str, quantizer: str, step_rel: flo
     rms = float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))
     cfg = LatticeConfig(step=step_rel * rms, axis_order=order, refine=refine)
     enc = q.encode(w, cfg, seed)
-    payload = coder.encode(to_planar(enc.symbols, enc.symbol_width))
+    payload = coder.encode(enc.symbols, enc.symbol_width, enc.period)
     header = BlobHeader(quantizer=q.id, coder=coder.id, dtype=DType.from_numpy(w.dtype), shape=w.shape,
                         symbol_width=enc.symbol_width, step=enc.step, seed=enc.seed, params=enc.params)
     blob = pack_blob(header, payload)
