@@ -529,7 +529,11 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
              "process (no thread spin-waiting, so sessions do not disturb each other); peak load memory is the "
              "resident memory a fresh process adds while creating the session. onnx-udc rows give both load paths: "
              "the registered custom op (portable) and the fast loader. Bits per weight (file) = file bytes x 8 / "
-             "weights of the original model; bits per compressed weight counts only the blobs.", ""]
+             "weights of the original model; bits per compressed weight counts only the blobs. Rate-allocated "
+             "variants (`onnx-udc alloc ...`) were allocated on calibration inputs from each zoo entry's "
+             "`calibration()`: other views of the photos for EfficientNet-Lite0 (never evaluated), the last "
+             "samples of the evaluation set for the other models (for PP-OCR det, whose set has 32 crops, "
+             "all of it).", ""]
     for res in results:
         lines += [f"## {res.title}", "", f"Original: {res.original_bytes:,} bytes, {res.weights:,} weights; "
                   f"headline metric `{res.primary}`.", ""]
