@@ -14,6 +14,7 @@ Two ways to run a compressed model in onnxruntime:
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -132,14 +133,10 @@ class NativeDecoder:
         return out
 
 
-_DECODER: NativeDecoder | None = None
-
-
+@functools.cache
 def native_decoder() -> NativeDecoder:
-    global _DECODER
-    if _DECODER is None:
-        _DECODER = NativeDecoder()
-    return _DECODER
+    """The process's decoder of the native library (loaded once)."""
+    return NativeDecoder()
 
 
 def session_options(options: ort.SessionOptions | None = None) -> ort.SessionOptions:
@@ -307,12 +304,7 @@ class NativeRange:
         return out
 
 
-_RANGE: NativeRange | None = None
-
-
+@functools.cache
 def native_range() -> NativeRange:
     """The range coder of the native library; RuntimeLibraryError when it is not built."""
-    global _RANGE
-    if _RANGE is None:
-        _RANGE = NativeRange()
-    return _RANGE
+    return NativeRange()

@@ -118,11 +118,13 @@ def test_random_payloads_never_crash_and_agree_with_the_reference(native):
 def test_missing_library_raises_runtime_library_error(monkeypatch, tmp_path):
     import onnx_udc.runtime as runtime
 
-    monkeypatch.setattr(runtime, "_RANGE", None)
+    runtime.native_range.cache_clear()
     monkeypatch.setenv(runtime.LIBRARY_ENV, str(tmp_path / "nope.so"))
-    with pytest.raises(RuntimeLibraryError, match="does not exist"):
-        by_name("range").encode(np.zeros(4, np.uint8), 1)
-    monkeypatch.setattr(runtime, "_RANGE", None)
+    try:
+        with pytest.raises(RuntimeLibraryError, match="does not exist"):
+            by_name("range").encode(np.zeros(4, np.uint8), 1)
+    finally:
+        runtime.native_range.cache_clear()
 
 
 def test_golden_range_blobs_decode_with_the_reference():
