@@ -289,6 +289,7 @@ def allocate(
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
 
     cache: dict[tuple[str, int], np.ndarray] = {}
+    cache_budget = 4 * sum(a.nbytes for a in arrays.values())
 
     def decoded(l: int, k: int) -> np.ndarray:
         name = names[l]
@@ -300,10 +301,10 @@ def allocate(
             cfg = quantizer.tensor_config(cfg, roles[name], arrays[name].shape)  # as compress_model does
             blob = encode_tensor(arrays[name], quantizer=config.quantizer, coder="store", config=cfg,
                                  seed=derive_seed(config.seed, name)).blob
-            cache[key] = decode_blob(blob)
-            if sum(a.nbytes for a in cache.values()) > 4 * sum(a.nbytes for a in arrays.values()):
-                cache.clear()
-                cache[key] = decode_blob(blob)
+            value = decode_blob(blob)
+            if sum(a.nbytes for a in cache.values()) + value.nbytes > cache_budget:
+                cache.clear()  # bounded memory: keep at most a few copies of the weights
+            cache[key] = value
         return cache[key]
 
     measured: dict[tuple, tuple[float, float, float]] = {}

@@ -88,15 +88,20 @@ def _raise_status(status: int, message: str) -> None:
     raise FormatError(text, name)
 
 
+def _load_library(path: str | None) -> tuple[str, ctypes.CDLL]:
+    """The native library at ``path`` (default: ``library_path()``), loaded."""
+    path = path or library_path()
+    try:
+        return path, ctypes.CDLL(path)
+    except OSError as exc:
+        raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
+
+
 class NativeDecoder:
     """ctypes binding of the library's C entry points (``udc_inspect``, ``udc_decode``)."""
 
     def __init__(self, path: str | None = None):
-        path = path or library_path()
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
+        path, lib = _load_library(path)
         u8p = ctypes.POINTER(ctypes.c_uint8)
         lib.udc_inspect.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(_BlobInfo), ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_inspect.restype = ctypes.c_int
@@ -252,11 +257,7 @@ class NativeRange:
     """ctypes binding of ``udc_range_encode`` / ``udc_range_decode`` (symbols <-> payload)."""
 
     def __init__(self, path: str | None = None):
-        path = path or library_path()
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
+        path, lib = _load_library(path)
         if not hasattr(lib, "udc_range_encode"):
             raise RuntimeLibraryError(f"{path} predates the range coder: rebuild it with `make runtime`")
         u8p, u32p = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)
