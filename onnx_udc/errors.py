@@ -61,6 +61,17 @@ class RuntimeLibraryError(UdcError):
     exit_code = 5
 
 
+class DeviceError(UdcError):
+    """The CUDA decoder cannot run: the library was built without CUDA, there is no driver
+    or device (``status`` UNAVAILABLE), or a CUDA call failed (DEVICE_ERROR)."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, status: str = "UNAVAILABLE"):
+        super().__init__(message)
+        self.status = status
+
+
 class ConfigError(UdcError, ValueError):
     """An option has an invalid value (the message lists the valid choices)."""
 

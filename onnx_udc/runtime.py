@@ -27,6 +27,7 @@ from onnx import TensorProto
 
 from .errors import (
     ChecksumError,
+    DeviceError,
     FormatError,
     LimitError,
     ModelError,
@@ -44,7 +45,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 STATUS_NAMES = (
     "OK", "TRUNCATED", "BAD_MAGIC", "UNSUPPORTED_VERSION", "UNKNOWN_QUANTIZER", "UNKNOWN_CODER",
     "BAD_HEADER", "LIMIT_EXCEEDED", "CHECKSUM_MISMATCH", "CORRUPT_PAYLOAD", "BUFFER_SIZE",
-    "INVALID_ARGUMENT", "OUT_OF_MEMORY", "INTERNAL",
+    "INVALID_ARGUMENT", "OUT_OF_MEMORY", "INTERNAL", "UNAVAILABLE", "DEVICE_ERROR",
 )
 
 
@@ -85,6 +86,8 @@ def _raise_status(status: int, message: str) -> None:
         raise ChecksumError(text)
     if name == "LIMIT_EXCEEDED":
         raise LimitError(text)
+    if name in ("UNAVAILABLE", "DEVICE_ERROR"):
+        raise DeviceError(text, name)
     raise FormatError(text, name)
 
 
@@ -107,6 +110,13 @@ class NativeDecoder:
         lib.udc_inspect.restype = ctypes.c_int
         lib.udc_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_decode.restype = ctypes.c_int
+        lib.udc_decode_units.argtypes = lib.udc_decode.argtypes
+        lib.udc_decode_units.restype = ctypes.c_int
+        lib.udc_cuda_device_count.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_cuda_device_count.restype = ctypes.c_int
+        lib.udc_decode_cuda.argtypes = [u8p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
+                                        ctypes.POINTER(CudaTiming), ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_decode_cuda.restype = ctypes.c_int
         lib.udc_version.restype = ctypes.c_char_p
         self._lib = lib
         self.path = path
@@ -120,22 +130,68 @@ class NativeDecoder:
             _raise_status(status, err.value.decode(errors="replace"))
         return info
 
-    def decode(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
-        """blob -> tensor [*shape], decoded by the C++ core."""
-        buf = np.frombuffer(blob, dtype=np.uint8) if not isinstance(blob, np.ndarray) else blob
+    def _output(self, buf: np.ndarray) -> np.ndarray:
         info = self._inspect(buf)
         try:
             dtype = DType(info.dtype)
         except ValueError:
             raise FormatError(f"unsupported element type code {info.dtype}") from None
-        out = np.empty(tuple(info.shape[: info.ndim]), dtype=dtype.numpy)
+        return np.empty(tuple(info.shape[: info.ndim]), dtype=dtype.numpy)
+
+    def _decode_with(self, entry, blob, *extra) -> np.ndarray:
+        buf = np.frombuffer(blob, dtype=np.uint8) if not isinstance(blob, np.ndarray) else blob
+        out = self._output(buf)
         err = ctypes.create_string_buffer(256)
-        status = self._lib.udc_decode(
-            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, out.ctypes.data, out.nbytes, err, 256
-        )
+        args = (buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size)
+        if extra:  # udc_decode_cuda: device before the output, timing after it
+            status = entry(*args, extra[0], out.ctypes.data, out.nbytes, extra[1], err, 256)
+        else:
+            status = entry(*args, out.ctypes.data, out.nbytes, err, 256)
         if status:
             _raise_status(status, err.value.decode(errors="replace"))
         return out
+
+    def decode(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
+        """blob -> tensor [*shape], decoded by the C++ core."""
+        return self._decode_with(self._lib.udc_decode, blob)
+
+    def decode_units(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
+        """blob -> tensor [*shape] through the element-parallel reconstruction the CUDA
+        decoder runs, executed on the host (``udc_decode_units``): the same bytes as decode."""
+        return self._decode_with(self._lib.udc_decode_units, blob)
+
+    def cuda_device_count(self) -> int:
+        """CUDA devices the library can use; 0 when it was built without CUDA or has no driver."""
+        count = ctypes.c_int(0)
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_cuda_device_count(ctypes.byref(count), err, 256)
+        if status and STATUS_NAMES[status] != "UNAVAILABLE":
+            _raise_status(status, err.value.decode(errors="replace"))
+        return count.value if status == 0 else 0
+
+    def cuda_unavailable_reason(self) -> str | None:
+        """Why no CUDA device can be used (None when one can): for skip messages."""
+        count = ctypes.c_int(0)
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_cuda_device_count(ctypes.byref(count), err, 256)
+        if status:
+            return err.value.decode(errors="replace")
+        return None if count.value > 0 else "no CUDA device is visible"
+
+    def decode_cuda(self, blob: bytes | memoryview | np.ndarray, device: int = 0) -> tuple[np.ndarray, CudaTiming]:
+        """blob -> (tensor [*shape], per-stage seconds): entropy decoding on the CPU, the
+        reconstruction on CUDA ``device``, the tensor copied back. Raises DeviceError when
+        no CUDA decoder or device is available."""
+        timing = CudaTiming()
+        out = self._decode_with(self._lib.udc_decode_cuda, blob, int(device), ctypes.byref(timing))
+        return out, timing
+
+
+class CudaTiming(ctypes.Structure):
+    """``udc_cuda_timing``: seconds per stage of one ``udc_decode_cuda`` call."""
+
+    _fields_ = [("entropy_s", ctypes.c_double), ("upload_s", ctypes.c_double),
+                ("kernel_s", ctypes.c_double), ("download_s", ctypes.c_double)]
 
 
 @functools.cache

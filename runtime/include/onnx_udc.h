@@ -41,7 +41,9 @@ enum udc_status {
   UDC_BUFFER_SIZE = 10,         /* out_len != numel * element size */
   UDC_INVALID_ARGUMENT = 11,    /* null pointer */
   UDC_OUT_OF_MEMORY = 12,
-  UDC_INTERNAL = 13
+  UDC_INTERNAL = 13,
+  UDC_UNAVAILABLE = 14,         /* CUDA: not in this build, no driver, or no such device */
+  UDC_DEVICE_ERROR = 15         /* CUDA: a CUDA call failed (message names it) */
 };
 
 #define UDC_MAX_NDIM 8
@@ -69,6 +71,32 @@ UDC_API int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* inf
  * out may be NULL only when out_len is 0. */
 UDC_API int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
                        size_t err_len);
+
+/* Decodes like udc_decode through the element-parallel reconstruction that the CUDA
+ * decoder runs (one work item per element, lattice vector or pq element; FORMAT.md section
+ * 4), on the calling thread: the same bytes as udc_decode. For tests of that path on
+ * machines without a GPU. */
+UDC_API int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
+                             size_t err_len);
+
+/* ---- CUDA (libraries built where a CUDA toolkit was found) -------------------------------
+ * udc_cuda_device_count: UDC_OK and *count = the CUDA devices visible; UDC_UNAVAILABLE (and
+ * *count = 0) when the library was built without CUDA or no usable driver is present.
+ *
+ * udc_decode_cuda: udc_decode's checks and entropy decoding on the CPU, the reconstruction
+ * on CUDA device `device`, the tensor copied back into the host buffer out (out_len as for
+ * udc_decode). The same bytes as udc_decode. timing (may be NULL) receives the seconds of
+ * each stage, each stage synchronised. */
+typedef struct udc_cuda_timing {
+  double entropy_s;    /* header checks, checksum and entropy decoding on the CPU */
+  double upload_s;     /* symbols and params to the device */
+  double kernel_s;     /* the reconstruction kernel */
+  double download_s;   /* the tensor back to the host */
+} udc_cuda_timing;
+
+UDC_API int udc_cuda_device_count(int* count, char* err, size_t err_len);
+UDC_API int udc_decode_cuda(const uint8_t* blob, size_t blob_len, int device, void* out, size_t out_len,
+                            udc_cuda_timing* timing, char* err, size_t err_len);
 
 /* ---- coder 2, range (FORMAT.md section 5.2), on unsigned symbols ------------------------
  * For encoders (the Python package) and tests: the blob decoder above uses it by itself.

@@ -11,6 +11,7 @@
 #include "core/coders/range.h"
 #include "core/decode.h"
 #include "core/status.h"
+#include "capi_guard.h"
 
 #ifndef UDC_VERSION_STRING
 #define UDC_VERSION_STRING "0.0.0"
@@ -19,39 +20,10 @@
 static_assert(static_cast<int>(udc::Code::kOk) == UDC_OK, "status numbers");
 static_assert(static_cast<int>(udc::Code::kChecksumMismatch) == UDC_CHECKSUM_MISMATCH, "status numbers");
 static_assert(static_cast<int>(udc::Code::kInternal) == UDC_INTERNAL, "status numbers");
+static_assert(static_cast<int>(udc::Code::kDeviceError) == UDC_DEVICE_ERROR, "status numbers");
 static_assert(udc::kMaxNdim == UDC_MAX_NDIM, "ndim limit");
 
-namespace {
-
-int Report(const udc::Status& s, char* err, size_t err_len) {
-  if (err != nullptr && err_len > 0) {
-    const std::string& m = s.message();
-    const size_t n = m.size() < err_len - 1 ? m.size() : err_len - 1;
-    std::memcpy(err, m.data(), n);
-    err[n] = '\0';
-  }
-  return static_cast<int>(s.code());
-}
-
-int ReportRaw(int code, const char* message, char* err, size_t err_len) {
-  if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", message);
-  return code;
-}
-
-template <typename Fn>
-int Guard(char* err, size_t err_len, Fn&& fn) {
-  try {
-    return Report(fn(), err, err_len);
-  } catch (const std::bad_alloc&) {
-    return ReportRaw(UDC_OUT_OF_MEMORY, "out of memory while decoding the blob", err, err_len);
-  } catch (const std::exception& e) {
-    return ReportRaw(UDC_INTERNAL, e.what(), err, err_len);
-  } catch (...) {
-    return ReportRaw(UDC_INTERNAL, "unknown C++ exception", err, err_len);
-  }
-}
-
-}  // namespace
+using udc::capi::Guard;
 
 extern "C" {
 
@@ -84,6 +56,16 @@ int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, 
     if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
     if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
     return udc::Decode(blob, blob_len, out, out_len);
+  });
+}
+
+int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
+    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    udc::BlobView view;
+    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
+    return udc::DecodeUnitsOnHost(view, out, out_len);
   });
 }
 

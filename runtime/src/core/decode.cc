@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include "core/plan.h"
+
 namespace udc {
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -46,17 +48,26 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
   return Status::Ok();
 }
 
-Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
-  const Header& h = view.header;
+namespace {
+
+Status CheckOut(const BlobView& view, const void* out, size_t out_len) {
   if (view.quantizer == nullptr || view.coder == nullptr) {
     return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
   }
   if (uint64_t{out_len} != view.nbytes()) {
     return Status(Code::kBufferSize, "output buffer has " + std::to_string(out_len) + " bytes, the tensor needs " +
-                                         std::to_string(view.nbytes()) + " (numel " + std::to_string(h.numel) +
-                                         " * " + std::to_string(DTypeSize(h.dtype)) + ")");
+                                         std::to_string(view.nbytes()) + " (numel " + std::to_string(view.header.numel) +
+                                         " * " + std::to_string(DTypeSize(view.header.dtype)) + ")");
   }
   if (out == nullptr && out_len != 0) return Status(Code::kInvalidArgument, "output buffer is NULL");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  const Header& h = view.header;
+  UDC_RETURN_IF_ERROR(CheckOut(view, out, out_len));
 
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
@@ -65,6 +76,28 @@ Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeO
   if (h.numel == 0) return Status::Ok();
   UDC_RETURN_IF_ERROR(view.quantizer->CheckSymbols(h, symbols));
   view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
+  return Status::Ok();
+}
+
+Status Prepare(const BlobView& view, Prepared* out) {
+  if (view.quantizer == nullptr || view.coder == nullptr) {
+    return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
+  }
+  const Header& h = view.header;
+  const uint64_t count = view.quantizer->SymbolCount(h);
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, count, h.symbol_width, &out->scratch, &out->symbols));
+  out->symbol_bytes = count * h.symbol_width;
+  if (h.numel != 0) UDC_RETURN_IF_ERROR(view.quantizer->CheckSymbols(h, out->symbols));
+  view.quantizer->Plan(h, &out->plan);
+  if (h.numel == 0) out->plan.units = 0;
+  return Status::Ok();
+}
+
+Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len) {
+  UDC_RETURN_IF_ERROR(CheckOut(view, out, out_len));
+  Prepared prepared;
+  UDC_RETURN_IF_ERROR(Prepare(view, &prepared));
+  ReconstructOnHost(prepared.plan, prepared.symbols, view.header.params, static_cast<uint8_t*>(out));
   return Status::Ok();
 }
 

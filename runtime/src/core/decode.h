@@ -16,6 +16,7 @@
 #include "core/coders.h"
 #include "core/format.h"
 #include "core/quantizers.h"
+#include "core/reconstruct.h"
 #include "core/status.h"
 
 namespace udc {
@@ -35,6 +36,23 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view);
 // Decodes an inspected blob into out; out_len must equal view.nbytes() (kBufferSize).
 // May throw std::bad_alloc.
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt = {});
+
+// What a device decoder needs of an inspected blob: the coder's planar symbols (checked by
+// Quantizer::CheckSymbols) and the quantizer's ReconPlan. `symbols` points into the blob
+// or into `scratch`; params are view.header.params[0, params_len).
+struct Prepared {
+  ReconPlan plan;
+  ByteBuffer scratch;
+  const uint8_t* symbols = nullptr;
+  uint64_t symbol_bytes = 0;
+};
+
+// Entropy decoding (sequential, on this CPU) + CheckSymbols + Plan. May throw std::bad_alloc.
+Status Prepare(const BlobView& view, Prepared* out);
+
+// DecodeInto through Prepare and the element-parallel units of core/reconstruct.h, run on
+// this thread: the host twin of the CUDA decoder, bit-identical to DecodeInto.
+Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len);
 
 // Inspect + DecodeInto. May throw std::bad_alloc.
 Status Decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, const DecodeOptions& opt = {});

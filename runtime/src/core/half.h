@@ -1,4 +1,4 @@
-// half.h - binary32 -> binary16 conversion with round-to-nearest-even (IEEE 754
+// half.h - binary32 <-> binary16 conversions. binary32 -> binary16 with round-to-nearest-even (IEEE 754
 // convertFormat), bit-identical to numpy's astype(float16): overflow to +-inf (65520 and up
 // round to inf), subnormal results, signed zeros, ties to even; NaNs as numpy's
 // npy_floatbits_to_halfbits: sign and the top 10 payload bits kept, a payload that would
@@ -10,11 +10,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/hd.h"
+
 namespace udc {
 
-inline uint16_t FloatToHalfBits(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
+UDC_HD inline uint16_t FloatToHalfBits(float f) {
+  const uint32_t x = FloatBits(f);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t ax = x & 0x7FFFFFFFu;
 
@@ -42,6 +43,29 @@ inline uint16_t FloatToHalfBits(float f) {
   const uint32_t halfway = 1u << (shift - 1u);
   if (rest > halfway || (rest == halfway && (h & 1u))) ++h;  // 0x400 is the smallest normal
   return static_cast<uint16_t>(sign | h);
+}
+
+// Exact binary16 -> binary32 (every half is a float; integer bit work, no rounding).
+UDC_HD inline float HalfBitsToFloat(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1Fu) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf / NaN (payload kept)
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;  // signed zero
+  } else {  // subnormal half: normalise
+    uint32_t e = 113u;
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
+  }
+  return BitsFloat(bits);
 }
 
 }  // namespace udc

@@ -13,6 +13,8 @@
 
 namespace udc {
 
+struct ReconPlan;  // core/reconstruct.h
+
 struct DecodeOptions {
   int max_threads = 0;  // <= 0: hardware concurrency, capped at 8; 1: single-threaded
 };
@@ -39,6 +41,11 @@ class Quantizer {
   // succeeded; cannot fail. Bit-identical for any opt.max_threads.
   virtual void Dequantize(const Header& h, const uint8_t* symbols, uint8_t* out,
                           const DecodeOptions& opt) const = 0;
+
+  // The same dequantization as independent units of work (core/reconstruct.h), for the
+  // CUDA decoder: ReconstructUnit over the plan's units writes exactly Dequantize's bytes.
+  // Only called after Validate succeeded; cannot fail.
+  virtual void Plan(const Header& h, ReconPlan* plan) const = 0;
 };
 
 // The strategy registered for `id`, or nullptr for an unknown id.

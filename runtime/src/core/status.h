@@ -25,6 +25,8 @@ enum class Code : int {
   kInvalidArgument = 11,
   kOutOfMemory = 12,
   kInternal = 13,
+  kUnavailable = 14,   // no CUDA decoder in this build, no driver or no such device
+  kDeviceError = 15,   // a CUDA call failed
 };
 
 // "OK", "TRUNCATED", ... ; "UNKNOWN_STATUS" for a number outside the enum.

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 
+#include "core/hd.h"
+
 namespace udc {
 
 template <int W>
-inline uint32_t PlanarSymbol(const uint8_t* symbols, uint64_t numel, uint64_t i) {
+UDC_HD inline uint32_t PlanarSymbol(const uint8_t* symbols, uint64_t numel, uint64_t i) {
   static_assert(W == 1 || W == 2 || W == 4, "symbol width is 1, 2 or 4");
   uint32_t v = symbols[i];
   if (W >= 2) v |= uint32_t{symbols[numel + i]} << 8;

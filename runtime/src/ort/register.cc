@@ -6,6 +6,9 @@
 #include <string>
 
 #include "ort/cpu_ops.h"
+#if defined(UDC_WITH_CUDA)
+#include "ort/cuda_ops.h"
+#endif
 
 #define UDC_EXPORT __attribute__((visibility("default")))
 
@@ -25,6 +28,9 @@ Ort::CustomOpDomain* Domain() {
   static Ort::CustomOpDomain* domain = [] {
     auto* d = new Ort::CustomOpDomain(kDomain);  // intentionally leaked, see above
     udc::ort::RegisterCpuOps(*d);
+#if defined(UDC_WITH_CUDA)
+    udc::ort::RegisterCudaOps(*d);  // same op names, for CUDAExecutionProvider
+#endif
     return d;
   }();
   return domain;

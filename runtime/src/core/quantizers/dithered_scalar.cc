@@ -13,6 +13,7 @@
 #include "core/dither.h"
 #include "core/half.h"
 #include "core/parallel.h"
+#include "core/plan.h"
 #include "core/quantizers.h"
 #include "core/quantizers/codewords.h"
 #include "core/symbols.h"
@@ -95,6 +96,14 @@ class DitheredScalar final : public Quantizer {
       Dispatch<true>(h, symbols, out, opt);
     } else {
       Dispatch<false>(h, symbols, out, opt);
+    }
+  }
+
+  void Plan(const Header& h, ReconPlan* plan) const override {
+    *plan = BasePlan(h, Recon::kScalar, h.numel, h.numel);
+    if (h.params_len) {  // a codeword table of 1-dimensional entries
+      plan->table_at = 4;
+      plan->table_count = LoadU32(h.params);
     }
   }
 };

@@ -27,57 +27,14 @@
 #include "core/format.h"
 #include "core/half.h"
 #include "core/parallel.h"
+#include "core/plan.h"
 #include "core/quantizers.h"
 #include "core/quantizers/codewords.h"
+#include "core/quantizers/lattice_math.h"
 #include "core/symbols.h"
 
 namespace udc {
 namespace lattice {
-
-constexpr int kDitherBits = 24;
-
-// floor(a / b) for b > 0.
-constexpr int64_t FloorDiv(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
-// floor(y / unit + 1/2): ties go up (unit even).
-constexpr int64_t RoundHalfUp(int64_t y, int64_t unit) { return FloorDiv(y + unit / 2, unit); }
-
-// Conway-Sloane nearest point of D_N for y (coordinates times unit): round every
-// coordinate; if the sum is odd, re-round the first coordinate farthest from its integer
-// the other way (up when its offset is >= 0).
-template <int N>
-inline void NearestDn(const int64_t* y, int64_t unit, int64_t* f) {
-  int64_t sum = 0, worst_abs = -1, worst_delta = 0;
-  int worst = 0;
-  for (int j = 0; j < N; ++j) {
-    f[j] = RoundHalfUp(y[j], unit);
-    const int64_t delta = y[j] - f[j] * unit;
-    const int64_t abs = delta < 0 ? -delta : delta;
-    if (abs > worst_abs) {
-      worst_abs = abs;
-      worst = j;
-      worst_delta = delta;
-    }
-    sum += f[j];
-  }
-  if (sum & 1) f[worst] += worst_delta >= 0 ? 1 : -1;
-}
-
-// Vector v's dither u[0..N) (exact binary32).
-template <class G>
-inline void VectorDither(uint64_t seed, uint64_t v, float* u) {
-  constexpr int64_t kUnit = (int64_t{1} << kDitherBits) / G::kBox;
-  constexpr float kInvUnit = 1.0f / static_cast<float>(kUnit);  // a power of two: exact
-  int64_t k[G::kN], q[G::kN];
-  for (int j = 0; j < G::kN; ++j) {
-    k[j] = static_cast<int64_t>(SplitMix64At(seed, v * G::kN + j) >> (64 - kDitherBits));
-  }
-  G::Nearest(k, kUnit, q);
-  for (int j = 0; j < G::kN; ++j) u[j] = static_cast<float>(k[j] - q[j] * kUnit) * kInvUnit;
-}
 
 // Output element offset of each stream position, for the stored axis order.
 class StreamOrder {
@@ -245,6 +202,15 @@ class LatticeQuantizer final : public Quantizer {
       if (half) Dispatch<G, true, false>(h, symbols, out, order, table, opt);
       else Dispatch<G, false, false>(h, symbols, out, order, table, opt);
     }
+  }
+
+  void Plan(const Header& h, ReconPlan* plan) const override {
+    const uint64_t nvec = h.numel / G::kN;
+    *plan = BasePlan(h, static_cast<Recon>(G::kId), h.numel, nvec + (h.numel - nvec * G::kN));
+    SetStreamOrder(h, h.params, plan);
+    for (int j = 0; j < G::kN; ++j) plan->scale[j] = h.step * G::kScale[j];
+    plan->table_at = uint64_t{h.ndim} + 4;
+    plan->table_count = LoadU32(h.params + h.ndim);
   }
 };
 

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <string>
 
+#include "core/half.h"
 #include "core/parallel.h"
+#include "core/plan.h"
 #include "core/quantizers.h"
 #include "core/symbols.h"
 
@@ -18,31 +20,6 @@ namespace {
 
 constexpr uint32_t kMaxK = 65536;
 constexpr size_t kFixed = 7;  // d u16, k u32, tail u8
-
-// Exact binary16 -> binary32 (every half is a float; integer bit work, no rounding).
-inline float HalfBitsToFloat(uint16_t h) {
-  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t mant = h & 0x3FFu;
-  uint32_t bits;
-  if (exp == 0x1Fu) {
-    bits = sign | 0x7F800000u | (mant << 13);  // inf / NaN (payload kept)
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;  // signed zero
-  } else {  // subnormal half: normalise
-    uint32_t e = 113u;
-    while (!(mant & 0x400u)) {
-      mant <<= 1;
-      --e;
-    }
-    bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 struct Params {
   uint8_t order[kMaxNdim] = {};
@@ -195,6 +172,16 @@ class ProductQuantizer final : public Quantizer {
         half ? Run<2, true>(h, p, blocks, symbols, out, b, e) : Run<2, false>(h, p, blocks, symbols, out, b, e);
       }
     });
+  }
+
+  void Plan(const Header& h, ReconPlan* plan) const override {
+    Params p;
+    (void)ParseParams(h, &p);  // succeeded in Validate
+    *plan = BasePlan(h, Recon::kPQ, SymbolCount(h), h.numel);
+    SetStreamOrder(h, p.order, plan);
+    plan->pq_d = p.d;
+    plan->pq_k = p.k;
+    plan->pq_at = static_cast<uint64_t>(p.table - h.params);
   }
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/parallel.h"
+#include "core/plan.h"
 #include "core/quantizers.h"
 
 namespace udc {
@@ -59,6 +60,8 @@ class Raw final : public Quantizer {
         return;
     }
   }
+
+  void Plan(const Header& h, ReconPlan* plan) const override { *plan = BasePlan(h, Recon::kRaw, h.numel, h.numel); }
 };
 
 }  // namespace

@@ -1,0 +1,120 @@
+// cuda_ops.cc - CUDA kernels of the decode ops (onnxruntime's CUDAExecutionProvider).
+//
+//   kernel creation (constant blob, kept in host memory: the input is declared CPU memory):
+//     Inspect + entropy decoding on the CPU (sequential by nature)
+//     --upload symbols, params--> reconstruction kernel on the GPU (cuda/reconstruct.cu)
+//     --> cached tensor in device memory from onnxruntime's allocator for this provider,
+//     on a private stream, synchronised before the kernel exists
+//   Compute: output = new device tensor; cudaMemcpyAsync(device to device) on onnxruntime's
+//     compute stream (KernelContext_GetGPUComputeStream), never the default stream
+//   non-constant blob: the same decode in every Compute, into the output, on the compute
+//     stream (synchronised: the uploads read host memory owned by the call)
+//
+// Every CUDA error becomes an OrtStatus naming the node and the CUDA call.
+#include "ort/cuda_ops.h"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "cuda/device_decode.h"
+#include "ort/decode_op.h"
+
+namespace udc {
+namespace ort {
+namespace {
+
+class CudaDecodeKernel : public KernelBase {
+ public:
+  static constexpr const char* kProvider = "CUDAExecutionProvider";
+  static constexpr OrtMemType kBlobMemory = OrtMemTypeCPUInput;
+
+  using KernelBase::KernelBase;
+
+  ~CudaDecodeKernel() {
+    if (cache_ != nullptr && allocator_ != nullptr) allocator_->Free(allocator_, cache_);
+    if (allocator_ != nullptr) Ort::GetApi().ReleaseAllocator(allocator_);
+  }
+
+  OrtStatusPtr Init(const OrtKernelInfo* info) {
+    // The provider's device allocator: the cache lives where onnxruntime puts this node's
+    // output, and counts against the provider's memory limit.
+    if (OrtStatusPtr s = Ort::GetApi().KernelInfoGetAllocator(info, OrtMemTypeDefault, &allocator_)) return s;
+    const OrtMemoryInfo* mem = nullptr;
+    if (OrtStatusPtr s = Ort::GetApi().AllocatorGetInfo(allocator_, &mem)) return s;
+    if (OrtStatusPtr s = Ort::GetApi().MemoryInfoGetId(mem, &device_)) return s;
+
+    Ort::ConstKernelInfo kinfo(info);
+    int is_constant = 0;
+    Ort::ConstValue blob = kinfo.GetTensorConstantInput(0, &is_constant);
+    if (!is_constant) return nullptr;  // decode in every Compute
+
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
+    BlobView view;
+    if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+    nbytes_ = static_cast<size_t>(view.nbytes());
+    shape_ = Shape(view.header);
+
+    cuda::DeviceGuard guard;
+    if (OrtStatusPtr s = Check(guard.Set(device_))) return s;
+    if (nbytes_) {
+      cache_ = allocator_->Alloc(allocator_, nbytes_);
+      if (cache_ == nullptr) {
+        return MakeStatus(ORT_FAIL, Prefix() + "OUT_OF_MEMORY: cannot allocate " + std::to_string(nbytes_) +
+                                        " bytes on CUDA device " + std::to_string(device_));
+      }
+    }
+    cudaStream_t stream = nullptr;
+    if (OrtStatusPtr s = Check(cuda::FromCuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                              "cudaStreamCreateWithFlags"))) {
+      return s;
+    }
+    const Status decoded = cuda::DecodeToDevice(view, cache_, nbytes_, stream);
+    cudaStreamDestroy(stream);
+    if (OrtStatusPtr s = Check(decoded)) return s;
+    cached_ = true;
+    return nullptr;
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    return Guarded(Prefix(), [&]() -> OrtStatusPtr {
+      Ort::KernelContext ctx(context);
+      cudaStream_t stream = static_cast<cudaStream_t>(ctx.GetGPUComputeStream());
+      cuda::DeviceGuard guard;
+      if (OrtStatusPtr s = Check(guard.Set(device_))) return s;
+      if (cached_) {
+        Ort::UnownedValue out = ctx.GetOutput(0, shape_);
+        if (nbytes_ == 0) return nullptr;
+        return Check(cuda::FromCuda(
+            cudaMemcpyAsync(out.GetTensorMutableRawData(), cache_, nbytes_, cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpyAsync(cached tensor to output)"));
+      }
+      Ort::ConstValue blob = ctx.GetInput(0);
+      const uint8_t* data = nullptr;
+      size_t len = 0;
+      if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
+      BlobView view;
+      if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+      Ort::UnownedValue out = ctx.GetOutput(0, Shape(view.header));
+      const size_t nbytes = static_cast<size_t>(view.nbytes());
+      return Check(cuda::DecodeToDevice(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes, stream));
+    });
+  }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  int device_ = 0;
+  bool cached_ = false;
+  std::vector<int64_t> shape_;
+  void* cache_ = nullptr;
+  size_t nbytes_ = 0;
+};
+
+}  // namespace
+
+void RegisterCudaOps(Ort::CustomOpDomain& domain) { RegisterOps<CudaDecodeKernel>(domain); }
+
+}  // namespace ort
+}  // namespace udc

@@ -1,0 +1,163 @@
+// decode_op.h - what the CPU and CUDA decode ops share: the op table of FORMAT.md section 1,
+// blob access and checks, error statuses that name the node, and the custom-op class.
+//
+//   DecodeOp<Kernel>  (one per output dtype and execution provider)
+//     CreateKernelV2 -> Kernel(spec, node name).Init(info)   errors -> OrtStatus, never abort
+//     KernelComputeV2 -> Kernel::ComputeV2(context)          likewise
+// A Kernel derives from KernelBase and declares kProvider (the execution provider's name)
+// and kBlobMemory (where onnxruntime must put the blob input).
+#ifndef UDC_ORT_DECODE_OP_H_
+#define UDC_ORT_DECODE_OP_H_
+
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "core/decode.h"
+#include "ort/ort_include.h"
+
+namespace udc {
+namespace ort {
+
+struct OpSpec {
+  const char* name;
+  ONNXTensorElementDataType ort_type;
+  DType dtype;
+};
+
+// FORMAT.md section 1: one op per decoded element type.
+inline constexpr OpSpec kSpecs[] = {
+    {"Decode", ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, DType::kFloat},
+    {"DecodeUInt8", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, DType::kUInt8},
+    {"DecodeInt8", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8, DType::kInt8},
+    {"DecodeInt32", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32, DType::kInt32},
+    {"DecodeFloat16", ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, DType::kFloat16},
+};
+inline constexpr size_t kNumSpecs = sizeof kSpecs / sizeof kSpecs[0];
+
+inline OrtStatusPtr MakeStatus(OrtErrorCode code, const std::string& message) {
+  return Ort::GetApi().CreateStatus(code, message.c_str());
+}
+
+inline std::string NodePrefix(const std::string& node, const OpSpec& spec) {
+  return "onnx_udc: node '" + node + "' (ai.onnx_udc." + spec.name + "): ";
+}
+
+// Runs fn() (returning OrtStatusPtr); any C++ exception becomes an OrtStatus with `prefix`.
+template <typename Fn>
+OrtStatusPtr Guarded(const std::string& prefix, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const Ort::Exception& e) {
+    return MakeStatus(e.GetOrtErrorCode(), prefix + e.what());
+  } catch (const std::bad_alloc&) {
+    return MakeStatus(ORT_FAIL, prefix + "OUT_OF_MEMORY: out of memory while decoding the blob");
+  } catch (const std::exception& e) {
+    return MakeStatus(ORT_FAIL, prefix + "INTERNAL: " + e.what());
+  } catch (...) {
+    return MakeStatus(ORT_FAIL, prefix + "INTERNAL: unknown C++ exception");
+  }
+}
+
+// Blob access and checks for one node.
+class KernelBase {
+ public:
+  KernelBase(const OpSpec& spec, std::string node_name) : spec_(spec), node_name_(std::move(node_name)) {}
+
+ protected:
+  std::string Prefix() const { return NodePrefix(node_name_, spec_); }
+
+  // Status -> OrtStatus naming the node and the status (nullptr for ok).
+  OrtStatusPtr Check(const Status& s) const {
+    if (s.ok()) return nullptr;
+    const bool runtime_failure = s.code() == Code::kOutOfMemory || s.code() == Code::kInternal ||
+                                 s.code() == Code::kDeviceError || s.code() == Code::kUnavailable;
+    return MakeStatus(runtime_failure ? ORT_FAIL : ORT_INVALID_GRAPH, Prefix() + CodeName(s.code()) + ": " + s.message());
+  }
+
+  // The blob input must be a 1-D uint8 tensor in host memory.
+  OrtStatusPtr BlobBytes(const Ort::ConstValue& blob, const uint8_t** data, size_t* len) const {
+    Ort::TensorTypeAndShapeInfo info = blob.GetTensorTypeAndShapeInfo();
+    if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 || info.GetDimensionsCount() != 1) {
+      return MakeStatus(ORT_INVALID_GRAPH, Prefix() + "INVALID_ARGUMENT: the blob input must be a 1-D uint8 tensor");
+    }
+    *len = info.GetElementCount();
+    *data = static_cast<const uint8_t*>(blob.GetTensorRawData());
+    if (*data == nullptr && *len != 0) {
+      return MakeStatus(ORT_INVALID_GRAPH, Prefix() + "INVALID_ARGUMENT: the blob tensor has no data");
+    }
+    static const uint8_t kEmpty = 0;
+    if (*data == nullptr) *data = &kEmpty;
+    return nullptr;
+  }
+
+  // Inspect (header, limits, checksum) + the op's dtype.
+  OrtStatusPtr InspectBlob(const uint8_t* data, size_t len, BlobView* view) const {
+    if (OrtStatusPtr s = Check(Inspect(data, len, view))) return s;
+    if (view->header.dtype != static_cast<uint8_t>(spec_.dtype)) {
+      return MakeStatus(ORT_INVALID_GRAPH,
+                        Prefix() + "BAD_HEADER: blob dtype is " + std::to_string(view->header.dtype) + " (" +
+                            DTypeName(view->header.dtype) + ") but op " + spec_.name + " outputs " +
+                            DTypeName(static_cast<uint8_t>(spec_.dtype)));
+    }
+    return nullptr;
+  }
+
+  static std::vector<int64_t> Shape(const Header& h) {
+    std::vector<int64_t> shape(h.ndim);
+    for (unsigned d = 0; d < h.ndim; ++d) shape[d] = static_cast<int64_t>(h.shape[d]);  // <= 2^40
+    return shape;
+  }
+
+  const OpSpec& spec_;
+  std::string node_name_;
+};
+
+template <class Kernel>
+class DecodeOp : public Ort::CustomOpBase<DecodeOp<Kernel>, Kernel, /*WithStatus=*/true> {
+ public:
+  explicit DecodeOp(const OpSpec& spec) : spec_(spec) {}
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
+    *op_kernel = nullptr;
+    std::string node = "?";
+    try {
+      node = Ort::ConstKernelInfo(info).GetNodeName();
+    } catch (...) {
+    }
+    return Guarded(NodePrefix(node, spec_), [&]() -> OrtStatusPtr {
+      auto kernel = std::make_unique<Kernel>(spec_, node);
+      if (OrtStatusPtr s = kernel->Init(info)) return s;
+      *op_kernel = kernel.release();
+      return nullptr;
+    });
+  }
+
+  const char* GetName() const { return spec_.name; }
+  const char* GetExecutionProviderType() const { return Kernel::kProvider; }
+  size_t GetInputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetInputType(size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8; }
+  OrtMemType GetInputMemoryType(size_t /*index*/) const { return Kernel::kBlobMemory; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return spec_.ort_type; }
+
+ private:
+  const OpSpec& spec_;
+};
+
+// The ops of kSpecs for one Kernel, added to `domain`. The op objects are static: they
+// outlive the domain and every session.
+template <class Kernel>
+void RegisterOps(Ort::CustomOpDomain& domain) {
+  static const DecodeOp<Kernel> kOps[] = {DecodeOp<Kernel>(kSpecs[0]), DecodeOp<Kernel>(kSpecs[1]),
+                                          DecodeOp<Kernel>(kSpecs[2]), DecodeOp<Kernel>(kSpecs[3]),
+                                          DecodeOp<Kernel>(kSpecs[4])};
+  static_assert(sizeof kOps / sizeof kOps[0] == kNumSpecs, "one op per spec");
+  for (const DecodeOp<Kernel>& op : kOps) domain.Add(&op);
+}
+
+}  // namespace ort
+}  // namespace udc
+
+#endif  // UDC_ORT_DECODE_OP_H_
