@@ -5,6 +5,7 @@
 //       runtime/src/core/quantizers/*.cc runtime/src/core/coders/*.cc -lbrotlidec -o fuzz_decode
 //
 // (or configure with -DUDC_BUILD_FUZZER=ON and CMAKE_CXX_COMPILER=clang++).
+// Every blob that decodes must decode to the same bytes through udc_decode_units.
 // Each input is tried twice: as is (exercising the header checks and the checksum), and
 // with its checksum field recomputed so the fuzzer also reaches the coders and quantizers.
 #include <cstdint>
@@ -36,6 +37,11 @@ void Try(const uint8_t* data, size_t size) {
   std::vector<uint8_t> out(static_cast<size_t>(info.nbytes) + 1);
   const int rc2 = udc_decode(data, size, out.data(), static_cast<size_t>(info.nbytes), err, sizeof err);
   if (rc2 != UDC_OK && rc2 != UDC_CORRUPT_PAYLOAD && rc2 != UDC_OUT_OF_MEMORY) std::abort();
+  // The element-parallel path of the CUDA decoder, run on the host: same status, same bytes.
+  std::vector<uint8_t> units(static_cast<size_t>(info.nbytes) + 1);
+  const int rc3 = udc_decode_units(data, size, units.data(), static_cast<size_t>(info.nbytes), nullptr, 0);
+  if (rc3 != rc2) std::abort();
+  if (rc2 == UDC_OK && std::memcmp(units.data(), out.data(), static_cast<size_t>(info.nbytes)) != 0) std::abort();
   if (udc_decode(data, size, out.data(), static_cast<size_t>(info.nbytes) + 1, nullptr, 0) != UDC_BUFFER_SIZE) {
     std::abort();
   }
