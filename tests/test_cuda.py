@@ -150,3 +150,22 @@ def test_cuda_provider_runs_the_decode_op_on_the_gpu(cuda_ort, library, case):
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CUDAExecutionProvider"])
     for _ in range(2):  # the cached tensor is copied on every run
         assert session.run(None, {})[0].tobytes() == expected
+
+
+def test_fast_loader_accepts_cuda_providers(library, tmp_path):
+    """CUDA providers go to onnxruntime as given: on a CPU-only onnxruntime it falls back to
+    the CPU with its own warning; the outputs equal a CPU-only session's."""
+    import warnings
+
+    from onnx_udc import InferenceSession, compress_model
+
+    model = onnx.load(str(Path(__file__).resolve().parents[1] / "models" / "fashion_mnist" / "resnet20_fmnist.onnx"))
+    compressed, _ = compress_model(model)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    name = model.graph.input[0].name
+    reference = InferenceSession(compressed).run(None, {name: x})[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDAExecutionProvider is not in available provider names"
+        for fast in (True, False):
+            session = InferenceSession(compressed, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], fast=fast)
+            np.testing.assert_allclose(session.run(None, {name: x})[0], reference, rtol=1e-5, atol=1e-5)
