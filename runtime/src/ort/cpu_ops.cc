@@ -26,16 +26,10 @@ class CpuDecodeKernel : public KernelBase {
 
   // Reads the blob at kernel creation when it is a constant initializer.
   OrtStatusPtr Init(const OrtKernelInfo* info) {
-    Ort::ConstKernelInfo kinfo(info);
-    int is_constant = 0;
-    Ort::ConstValue blob = kinfo.GetTensorConstantInput(0, &is_constant);
-    if (!is_constant) return nullptr;  // decode in every Compute
-
-    const uint8_t* data = nullptr;
-    size_t len = 0;
-    if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
+    bool constant = false;
     BlobView view;
-    if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+    if (OrtStatusPtr s = ConstantBlob(info, &constant, &view)) return s;
+    if (!constant) return nullptr;  // decode in every Compute
     nbytes_ = static_cast<size_t>(view.nbytes());
     cache_.reset(new uint8_t[nbytes_ ? nbytes_ : 1]);
     if (OrtStatusPtr s = Check(DecodeInto(view, cache_.get(), nbytes_))) return s;
@@ -52,12 +46,8 @@ class CpuDecodeKernel : public KernelBase {
         if (nbytes_) std::memcpy(out.GetTensorMutableRawData(), cache_.get(), nbytes_);
         return nullptr;
       }
-      Ort::ConstValue blob = ctx.GetInput(0);
-      const uint8_t* data = nullptr;
-      size_t len = 0;
-      if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
       BlobView view;
-      if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+      if (OrtStatusPtr s = RunBlob(ctx, &view)) return s;
       Ort::UnownedValue out = ctx.GetOutput(0, Shape(view.header));
       const size_t nbytes = static_cast<size_t>(view.nbytes());
       return Check(DecodeInto(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes));

@@ -44,16 +44,10 @@ class CudaDecodeKernel : public KernelBase {
     if (OrtStatusPtr s = Ort::GetApi().AllocatorGetInfo(allocator_, &mem)) return s;
     if (OrtStatusPtr s = Ort::GetApi().MemoryInfoGetId(mem, &device_)) return s;
 
-    Ort::ConstKernelInfo kinfo(info);
-    int is_constant = 0;
-    Ort::ConstValue blob = kinfo.GetTensorConstantInput(0, &is_constant);
-    if (!is_constant) return nullptr;  // decode in every Compute
-
-    const uint8_t* data = nullptr;
-    size_t len = 0;
-    if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
+    bool constant = false;
     BlobView view;
-    if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+    if (OrtStatusPtr s = ConstantBlob(info, &constant, &view)) return s;
+    if (!constant) return nullptr;  // decode in every Compute
     nbytes_ = static_cast<size_t>(view.nbytes());
     shape_ = Shape(view.header);
 
@@ -91,12 +85,8 @@ class CudaDecodeKernel : public KernelBase {
             cudaMemcpyAsync(out.GetTensorMutableRawData(), cache_, nbytes_, cudaMemcpyDeviceToDevice, stream),
             "cudaMemcpyAsync(cached tensor to output)"));
       }
-      Ort::ConstValue blob = ctx.GetInput(0);
-      const uint8_t* data = nullptr;
-      size_t len = 0;
-      if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
       BlobView view;
-      if (OrtStatusPtr s = InspectBlob(data, len, &view)) return s;
+      if (OrtStatusPtr s = RunBlob(ctx, &view)) return s;
       Ort::UnownedValue out = ctx.GetOutput(0, Shape(view.header));
       const size_t nbytes = static_cast<size_t>(view.nbytes());
       return Check(cuda::DecodeToDevice(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes, stream));

@@ -92,6 +92,13 @@ class KernelBase {
     return nullptr;
   }
 
+  OrtStatusPtr InspectValue(const Ort::ConstValue& blob, BlobView* view) const {
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    if (OrtStatusPtr s = BlobBytes(blob, &data, &len)) return s;
+    return InspectBlob(data, len, view);
+  }
+
   // Inspect (header, limits, checksum) + the op's dtype.
   OrtStatusPtr InspectBlob(const uint8_t* data, size_t len, BlobView* view) const {
     if (OrtStatusPtr s = Check(Inspect(data, len, view))) return s;
@@ -103,6 +110,19 @@ class KernelBase {
     }
     return nullptr;
   }
+
+  // The blob when it is a constant initializer (at kernel creation), inspected; *found is
+  // false for a blob fed at run time.
+  OrtStatusPtr ConstantBlob(const OrtKernelInfo* info, bool* found, BlobView* view) const {
+    int is_constant = 0;
+    Ort::ConstValue blob = Ort::ConstKernelInfo(info).GetTensorConstantInput(0, &is_constant);
+    *found = is_constant != 0;
+    if (!*found) return nullptr;
+    return InspectValue(blob, view);
+  }
+
+  // The blob input of this run, inspected.
+  OrtStatusPtr RunBlob(Ort::KernelContext& ctx, BlobView* view) const { return InspectValue(ctx.GetInput(0), view); }
 
   static std::vector<int64_t> Shape(const Header& h) {
     std::vector<int64_t> shape(h.ndim);
