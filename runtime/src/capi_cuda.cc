@@ -56,8 +56,12 @@ int udc_decode_cuda(const uint8_t* blob, size_t blob_len, int device, void* out,
       s = udc::cuda::FromCuda(cudaMemcpy(out, d_out, out_len, cudaMemcpyDeviceToHost), "cudaMemcpy(output to host)");
       t.download_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - copy).count();
     }
-    if (d_out) cudaFree(d_out);
-    cudaStreamDestroy(stream);
+    if (d_out) {
+      const udc::Status freed = udc::cuda::FromCuda(cudaFree(d_out), "cudaFree(output)");
+      if (s.ok()) s = freed;
+    }
+    const udc::Status destroyed = udc::cuda::FromCuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
+    if (s.ok()) s = destroyed;
     if (s.ok() && timing) *timing = udc_cuda_timing{inspect_s + t.entropy_s, t.upload_s, t.kernel_s, t.download_s};
     return s;
   });

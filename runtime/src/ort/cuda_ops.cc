@@ -66,8 +66,9 @@ class CudaDecodeKernel : public KernelBase {
       return s;
     }
     const Status decoded = cuda::DecodeToDevice(view, cache_, nbytes_, stream);
-    cudaStreamDestroy(stream);
+    const Status destroyed = cuda::FromCuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
     if (OrtStatusPtr s = Check(decoded)) return s;
+    if (OrtStatusPtr s = Check(destroyed)) return s;
     cached_ = true;
     return nullptr;
   }
