@@ -264,6 +264,10 @@ class NativeRange:
         lib.udc_range_encode.argtypes = [u32p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, u8p, ctypes.c_size_t,
                                          ctypes.POINTER(ctypes.c_size_t), ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_range_encode.restype = ctypes.c_int
+        self._wide = getattr(lib, "udc_range_encode_wide", None)  # periods above 255 (FORMAT.md 5.2)
+        if self._wide is not None:
+            self._wide.argtypes = lib.udc_range_encode.argtypes
+            self._wide.restype = ctypes.c_int
         lib.udc_range_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, u32p,
                                          ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_range_decode.restype = ctypes.c_int
@@ -271,7 +275,8 @@ class NativeRange:
         self.path = path
 
     def encode(self, symbols: np.ndarray, width: int, period: int) -> bytes:
-        """symbols uint [numel] -> payload."""
+        """symbols uint [numel] -> payload. A period above 255 (up to 2^20) is kept through the
+        extended header when the library has ``udc_range_encode_wide``, else clamped to 255."""
         sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
         if sym.size and int(symbols.max()) >= (1 << (8 * width)):
             raise OverflowError(f"symbol {int(symbols.max())} does not fit {width} byte(s)")
@@ -281,7 +286,8 @@ class NativeRange:
             out = np.empty(cap, dtype=np.uint8)
             out_len = ctypes.c_size_t(0)
             err = ctypes.create_string_buffer(256)
-            status = self._lib.udc_range_encode(
+            encode = self._wide if self._wide is not None else self._lib.udc_range_encode
+            status = encode(
                 sym.ctypes.data_as(u32p), sym.size, width, period, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
                 cap, ctypes.byref(out_len), err, 256)
             if status == STATUS_NAMES.index("BUFFER_SIZE"):
@@ -290,7 +296,7 @@ class NativeRange:
             if status:
                 _raise_status(status, err.value.decode(errors="replace"))
             return out[: out_len.value].tobytes()
-        raise RuntimeError("udc_range_encode asked for a larger buffer twice")
+        raise RuntimeError("the range encoder asked for a larger buffer twice")
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""

@@ -76,9 +76,46 @@ def _bins(symbol: int, state: _State, max_class: int):
     return out
 
 
-def encode(symbols, width: int, period: int = 1, check: bool = True) -> bytes:
-    """symbols -> payload. check=False lets the tests write 2^(8*width), which no encoder may."""
-    period = max(1, min(int(period), 255))
+def header(period: int) -> bytes:
+    """The payload header for a context period: one byte up to 255, else the extended header
+    0, variant 1, the period as a little-endian base-128 varint."""
+    if period <= 255:
+        return bytes([period])
+    out = bytearray([0, 1])
+    while period >= 0x80:
+        out.append(0x80 | (period & 0x7F))
+        period >>= 7
+    return bytes(out + bytes([period]))
+
+
+def parse_header(payload: bytes) -> tuple[int, int]:
+    """payload -> (period, header length), or CorruptPayload."""
+    if not payload:
+        raise CorruptPayload("missing period byte")
+    if payload[0]:
+        return payload[0], 1
+    if len(payload) < 2 or payload[1] != 1:
+        raise CorruptPayload("missing or unknown extended variant")
+    period, i = 0, 2
+    while True:
+        if i >= len(payload) or i == 5:
+            raise CorruptPayload("truncated or too long period varint")
+        byte = payload[i]
+        period |= (byte & 0x7F) << (7 * (i - 2))
+        if byte < 0x80:
+            if byte == 0 and i > 2:
+                raise CorruptPayload("empty last varint group")
+            break
+        i += 1
+    if not 1 <= period <= 1 << 20:
+        raise CorruptPayload(f"period {period}")
+    return period, i + 1
+
+
+def encode(symbols, width: int, period: int = 1, check: bool = True, wide: bool = False) -> bytes:
+    """symbols -> payload. check=False lets the tests write 2^(8*width), which no encoder may.
+    wide=False clamps the period to 255 (the legacy header), True keeps it (up to 2^20)."""
+    period = max(1, min(int(period), (1 << 20) if wide else 255))
     max_class = 8 * width - 1
     state = _State(period)
     out = bytearray()
@@ -119,15 +156,14 @@ def encode(symbols, width: int, period: int = 1, check: bool = True) -> bytes:
             out.append(v >> 24)
     while out and out[-1] == 0:
         out.pop()
-    return bytes([period]) + bytes(out)
+    return header(period) + bytes(out)
 
 
 def decode(payload: bytes, numel: int, width: int) -> list[int]:
     """payload -> numel symbols, or CorruptPayload (the checks of section 5.2)."""
     payload = bytes(payload)
-    if not payload or payload[0] == 0:
-        raise CorruptPayload("missing or zero period")
-    period, stream = payload[0], payload[1:]
+    period, start = parse_header(payload)
+    stream = payload[start:]
     if numel == 0:
         if stream:
             raise CorruptPayload("stream bytes for 0 symbols")

@@ -72,11 +72,21 @@ def period_cases():
     yield "f32_period4_range", w, 4
 
 
-def period_blob(weights: np.ndarray, period: int) -> bytes:
-    """A scalar-quantized blob coded by the range coder with the given context period."""
+def wide_period_cases():
+    """Range blobs with the extended header (FORMAT.md 5.2): a row period above 255, chosen by
+    the encoder because each column (input feature) has its own scale."""
+    rng = np.random.default_rng(20261207)
+    scales = np.exp(rng.uniform(-2.5, 2.5, 300))
+    yield "f32_rowperiod300_range", (rng.laplace(size=(7, 300)) * scales).astype(np.float32), 300
+    yield "f32_rowperiod300_w2_range", (rng.standard_normal((5, 300)) * scales * 40).astype(np.float32), 300
+
+
+def period_blob(weights: np.ndarray, period: int, row: int = 0) -> bytes:
+    """A scalar-quantized blob coded by the range coder with the given context period (and row hint)."""
     q = quantizers.by_name("scalar")
     encoded = q.encode(weights, ScalarConfig(0.05), 21)
-    payload = coders.by_name("range").encode(encoded.symbols, encoded.symbol_width, period)
+    payload = coders.by_name("range").encode(encoded.symbols, encoded.symbol_width, period, row=row)
+    assert row <= 255 or payload[:2] == b"\x00\x01", "the encoder did not pick the row period"
     header = BlobHeader(quantizer=q.id, coder=CoderId.RANGE, dtype=DType.from_numpy(weights.dtype),
                         shape=weights.shape, symbol_width=encoded.symbol_width, step=encoded.step,
                         seed=encoded.seed)
@@ -165,6 +175,7 @@ def main() -> int:
         blob = encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob
         blobs.append((name, blob if post is None else post(blob)))
     blobs += [(name, period_blob(array, period)) for name, array, period in period_cases()]
+    blobs += [(name, period_blob(array, 1, row)) for name, array, row in wide_period_cases()]
     for name, blob in blobs:
         decoded = decode_blob(blob)
         (OUT / f"{name}.blob").write_bytes(blob)

@@ -2,7 +2,12 @@
 
     symbols [numel] --binarise (zero flag, unary class, sign, mantissa)--> bins
         --adaptive models, contexts: running mean magnitude at this vector position,
-          class and previous sign for the sign--> 32-bit range coder --> payload = period byte + stream
+          class and previous sign for the sign--> 32-bit range coder --> payload = header + stream
+    header: the period byte (1..255), or 0, variant 1, varint period (up to 2^20)
+
+The encoder tries two context periods, the quantizer's vector length and the tensor's row
+length (``row``: then the context is the running magnitude of the same column in earlier
+rows, the scale of one input feature), and keeps the shorter payload (the first on a tie).
 
 Universal like brotli (it learns the statistics as it goes, no table is sent) but it
 models the symbols themselves, not their bytes, so it stays at or below the order-0
@@ -20,7 +25,8 @@ from ..errors import FormatError
 from ..format import CoderId
 from . import Coder, register
 
-MAX_PERIOD = 255  # the payload stores the period in one byte; longer vectors are clamped
+MAX_PERIOD = 255  # the legacy header stores the period in one byte; longer vectors are clamped
+MAX_ROW_PERIOD = 1 << 20  # the extended header's limit (FORMAT.md 5.2)
 
 
 def _native():
@@ -29,13 +35,22 @@ def _native():
     return native_range()
 
 
+def candidate_periods(period: int, row: int) -> list[int]:
+    """The context periods the encoder tries: the vector length (clamped to 255), then the
+    row length when it is a different, usable one."""
+    first = max(1, min(int(period), MAX_PERIOD))
+    return [first] + ([int(row)] if 2 <= row <= MAX_ROW_PERIOD and row != first else [])
+
+
 @register
 class RangeCoder(Coder):
     id = CoderId.RANGE
     name = "range"
 
-    def encode(self, symbols: np.ndarray, width: int, period: int = 1) -> bytes:
-        return _native().encode(symbols, width, max(1, min(int(period), MAX_PERIOD)))
+    def encode(self, symbols: np.ndarray, width: int, period: int = 1, row: int = 0) -> bytes:
+        native = _native()
+        periods = candidate_periods(period, row)
+        return min((native.encode(symbols, width, p) for p in periods), key=len)  # first of the shortest
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         out = _native().decode(payload, numel, width)  # uint32 [numel]

@@ -14,6 +14,7 @@
 #define UDC_CORE_CODERS_RANGE_MODEL_H_
 
 #include <cstdint>
+#include <vector>
 
 namespace udc {
 namespace range {
@@ -27,7 +28,10 @@ constexpr uint32_t kRangeTop = uint32_t{1} << 24;  // renormalise while range < 
 constexpr int kMagContexts = 7;
 constexpr int kMaxClasses = 32;
 constexpr int kModelledMantissaBits = 2;
-constexpr uint32_t kMaxPeriod = 255;
+constexpr uint32_t kMaxPeriod = 255;                // the legacy header: one period byte
+constexpr uint32_t kMaxWidePeriod = uint32_t{1} << 20;  // the extended header (FORMAT.md 5.2): varint period
+constexpr uint8_t kExtendedEscape = 0;              // payload[0] = 0: an extended header follows
+constexpr uint8_t kVariantWidePeriod = 1;           // payload[1]: the only extended variant so far
 constexpr uint32_t kMagClampForMean = uint32_t{1} << 20;
 
 // One adaptive binary model: p = P(bit = 1) in units of 2^-16, n = updates seen (capped).
@@ -64,18 +68,22 @@ inline void Update(Bin& b, int bit) {
 
 inline int BitLength(uint32_t x) { return x == 0 ? 0 : 32 - __builtin_clz(x); }
 
-// Every model and the context state of one stream. ~2.5 KB.
+// Every model and the context state of one stream. ~1.5 KB + 4 bytes per period position.
 struct Model {
   Bin zero[kMagContexts];
   Bin sign[kMaxClasses][3];
   Bin cls[kMagContexts][kMaxClasses];
   Bin mant[kMaxClasses][4];
-  uint32_t mean[kMaxPeriod] = {};  // A[pos]: 16 x running mean of |q| at this vector position
+  std::vector<uint32_t> mean_store;  // A[0..period-1]: 16 x running mean of |q| at each vector position
+  uint32_t* mean;
   uint32_t period = 1;
   uint32_t pos = 0;                // i mod period
   int prev_sign = 0;               // 0: previous symbol zero (or none), 1: positive, 2: negative
 
-  explicit Model(uint32_t p) : period(p) {}
+  // p in 1..kMaxWidePeriod (the caller checks): at most 4 MiB of state.
+  explicit Model(uint32_t p) : mean_store(p, 0), mean(mean_store.data()), period(p) {}
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   int MagContext() const {
     const int c = BitLength(mean[pos] >> 4);
