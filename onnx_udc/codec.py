@@ -34,7 +34,7 @@ def symbol_entropy(symbols: np.ndarray) -> float:
 
 def row_length(weights: np.ndarray, encoded) -> int:
     """Symbols per tensor row (all dimensions but the first) when there is one symbol per
-    element in row-major order, else 0: a context hint for the coder (Coder.encode)."""
+    element, else 0: a context hint for the coder (Coder.encode)."""
     if weights.ndim < 2 or weights.shape[0] == 0 or encoded.symbols.size != weights.size:
         return 0
     return int(weights.size // weights.shape[0])

@@ -36,6 +36,24 @@ def weights(numel: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((rows, 1024)) * scales * 0.05).astype(np.float32)
 
 
+def row_period_blob(w: np.ndarray, config, path: Path):
+    """A scalar blob whose range payload uses the row length as context period (the extended
+    header), whichever period the encoder would pick: the decode speed of that variant."""
+    from onnx_udc import quantizers
+    from onnx_udc.codec import EncodeResult, symbol_entropy
+    from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob, parse_blob
+    from onnx_udc.runtime import native_range
+
+    q = quantizers.by_name("scalar")
+    encoded = q.encode(w, config, 1)
+    payload = native_range().encode(encoded.symbols, encoded.symbol_width, w.shape[1])
+    header = BlobHeader(quantizer=q.id, coder=CoderId.RANGE, dtype=DType.from_numpy(w.dtype), shape=w.shape,
+                        symbol_width=encoded.symbol_width, step=encoded.step, seed=encoded.seed, params=encoded.params)
+    blob = pack_blob(header, payload)
+    path.write_bytes(blob)
+    return path, EncodeResult(blob=blob, header=parse_blob(blob)[0], entropy_bits=symbol_entropy(encoded.symbols))
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", type=Path, default=ROOT / "runtime" / "build" / "udc_bench_decode")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=0.3)
+    parser.add_argument("--baseline-bench", type=Path, default=None,
+                        help="a udc_bench_decode of another build (e.g. the main branch's): its range "
+                             "decode time is measured in the same run and reported as a ratio")
     args = parser.parse_args(argv)
 
     from onnx_udc import coders, quantizers
@@ -74,8 +95,22 @@ def main(argv: list[str] | None = None) -> int:
                     path.write_bytes(result.blob)
                     jobs.append((qname, step_name, config.step_rel, cname, path, result))
                     print(f"encoded {path.name}", file=sys.stderr)
+        for step_name, step_rel in STEPS:  # the range coder's extended header: context period = row length
+            config = StepConfig() if step_rel is None else StepConfig(step_rel=step_rel)
+            path, result = row_period_blob(w, config, Path(tmp) / f"scalar_{step_name}_range_row.blob")
+            jobs.append(("scalar", step_name, config.step_rel, "range, row period 1024", path, result))
         cmd = [str(args.bench), "--repeat", str(args.repeat), "--min-seconds", str(args.min_seconds)]
         run = subprocess.run(cmd + [str(j[4]) for j in jobs], check=True, capture_output=True, text=True)
+        baseline = {}
+        if args.baseline_bench is not None:  # same-run comparison of the range decoder against another build
+            legacy = [j for j in jobs if j[3] == "range"]
+            for _ in range(2):  # interleaved, best of both
+                for bench in (args.baseline_bench, args.bench):
+                    r = subprocess.run([str(bench), "--repeat", str(args.repeat), "--min-seconds", str(args.min_seconds)]
+                                       + [str(j[4]) for j in legacy], check=True, capture_output=True, text=True)
+                    for j, row in zip(legacy, csv.DictReader(r.stdout.splitlines(), delimiter="\t")):
+                        key = (str(j[4]), bench == args.bench)
+                        baseline[key] = min(baseline.get(key, float("inf")), float(row["coder_ns"]))
     rows = list(csv.DictReader(run.stdout.splitlines(), delimiter="\t"))
 
     out = [
@@ -107,6 +142,21 @@ def main(argv: list[str] | None = None) -> int:
                    f"{rate(row['decode_ns'])} | {float(n) / float(row['memcpy_ns']) * 1e3:.0f} | "
                    f"{float(row['decode_ns']) / float(row['memcpy_ns']):.0f} |")
     out.append("")
+    if baseline:
+        out += [
+            f"Range decoder of this build against `{args.baseline_bench}` (an older build), same blobs, "
+            "same run, interleaved, best of two: coder time of this build over the baseline's "
+            "(1.00 = same speed, above 1 = slower).",
+            "",
+            "| quantizer | step_rel | this build coder M/s | baseline coder M/s | time ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for qname, _, step_rel, cname, path, result in jobs:
+            if cname != "range":
+                continue
+            n, new_ns, old_ns = result.header.numel, baseline[(str(path), True)], baseline[(str(path), False)]
+            out.append(f"| {qname} | {step_rel} | {n / new_ns * 1e3:.1f} | {n / old_ns * 1e3:.1f} | {new_ns / old_ns:.2f} |")
+        out.append("")
     args.out.write_text("\n".join(out))
     print("\n".join(out))
     return 0
