@@ -33,9 +33,10 @@ def symbol_entropy(symbols: np.ndarray) -> float:
 
 
 def row_length(weights: np.ndarray, encoded) -> int:
-    """Symbols per tensor row (all dimensions but the first) when there is one symbol per
-    element, else 0: a context hint for the coder (Coder.encode)."""
-    if weights.ndim < 2 or weights.shape[0] == 0 or encoded.symbols.size != weights.size:
+    """Symbols per tensor row (all dimensions but the first) when the symbols are the
+    elements in row-major order (one per element, period 1: scalar, raw), else 0: a context
+    hint for the coder (Coder.encode). Lattice streams follow their own axis order."""
+    if weights.ndim < 2 or weights.shape[0] == 0 or encoded.period != 1 or encoded.symbols.size != weights.size:
         return 0
     return int(weights.size // weights.shape[0])
 

@@ -74,10 +74,11 @@ def test_period_context_helps_vectors_with_unequal_coordinates(native):
 
 
 def test_row_period_is_tried_and_kept_only_when_shorter(native):
-    from onnx_udc.coders.range_coder import candidate_periods
+    from onnx_udc.coders.range_coder import candidates
 
-    assert candidate_periods(1, 0) == [1] and candidate_periods(4, 4) == [4] and candidate_periods(300, 0) == [255]
-    assert candidate_periods(1, 300) == [1, 300] and candidate_periods(1, (1 << 20) + 1) == [1]
+    assert candidates(1, 0) == [(1, 1)] and candidates(300, 0) == [(255, 1)] and candidates(4, 4) == [(4, 1), (4, 2)]
+    assert candidates(1, 300) == [(1, 1), (300, 1)] and candidates(1, (1 << 20) + 1) == [(1, 1)]
+    assert candidates(8, 96) == [(8, 1), (96, 1), (8, 2)] and candidates(9, 0) == [(9, 1)]
     rng = np.random.default_rng(13)
     scales = np.exp(rng.uniform(-3, 3, 400))  # one scale per column (input feature)
     q = np.rint(rng.laplace(size=(60, 400)) * scales).astype(np.int64).ravel()
@@ -88,6 +89,32 @@ def test_row_period_is_tried_and_kept_only_when_shorter(native):
     assert np.array_equal(coder.decode(best, s.size, 2), s) and ref.decode(best, s.size, 2) == s.tolist()
     iid = laplace_symbols(rng, 4000, 3.0, 1)  # no column structure: the row period does not pay
     assert coder.encode(iid, 1, 1, row=400) == coder.encode(iid, 1, 1) == native.encode(iid, 1, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.integers(0, 300), st.integers(1, 8), st.floats(0.01, 1e4), st.integers(0, 2**32))
+def test_position_models_variant_matches_reference(width, n, period, scale, seed):
+    rng = np.random.default_rng(seed)
+    s = laplace_symbols(rng, n, scale, width)  # uint64 [n]
+    from onnx_udc.runtime import native_range
+
+    payload = native_range().encode(s, width, period, 2)
+    assert payload == ref.encode(s, width, period, variant=2) and payload[:3] == bytes([0, 2, period])
+    assert ref.decode(payload, n, width) == [int(x) for x in s]
+    assert np.array_equal(native_range().decode(payload, n, width), s)
+
+
+def test_position_models_pay_for_the_halved_d4_coordinate(native):
+    from onnx_udc import quantizers
+    from onnx_udc.quantizers.lattice import LatticeConfig
+
+    w = np.random.default_rng(19).standard_normal(1 << 15).astype(np.float32)
+    encoded = quantizers.by_name("d4").encode(w, LatticeConfig(step_rel=0.05), 1)
+    coder = by_name("range")
+    best = coder.encode(encoded.symbols, encoded.symbol_width, encoded.period)
+    shared = native.encode(encoded.symbols, encoded.symbol_width, encoded.period)  # one model set
+    assert best[:3] == b"\x00\x02\x04" and len(best) < 0.995 * len(shared)
+    assert np.array_equal(coder.decode(best, encoded.symbols.size, encoded.symbol_width), encoded.symbols)
 
 
 def test_encode_tensor_passes_the_row_length():
@@ -127,7 +154,7 @@ def test_hostile_payloads_are_rejected_by_both_decoders(native):
     # the extended header (0, variant, varint period)
     wide = native.encode(s, 1, 300)
     assert wide[:4] == b"\x00\x01\xac\x02" and native.decode(wide, 500, 1).tolist() == s.tolist()
-    for bad in (b"\x00", b"\x00\x02\x05", b"\x00\x00\x05", b"\x00\x01", b"\x00\x01\x80",  # truncated / unknown variant
+    for bad in (b"\x00", b"\x00\x03\x05", b"\x00\x00\x05", b"\x00\x02\x09", b"\x00\x02\x00",  # variant 2: 1..8 b"\x00\x01", b"\x00\x01\x80",  # truncated / unknown variant
                 b"\x00\x01\x00", b"\x00\x01\x81\x80\x40", b"\x00\x01\x80\x80\x80\x01",  # period 0, > 2^20, > 3 bytes
                 b"\x00\x01\x85\x00"):  # an empty last varint group
         _corrupt(native, bad + wide[4:], 500, 1)
@@ -147,7 +174,8 @@ def test_random_payloads_never_crash_and_agree_with_the_reference(native):
         width = int(rng.choice([1, 2, 4]))
         numel = int(rng.integers(0, 40))
         head = [bytes([int(rng.integers(1, 4))]), b"\x00\x01" + bytes([int(rng.integers(1, 128))]),
-                rng.integers(0, 256, int(rng.integers(0, 5)), dtype=np.uint8).tobytes()][trial % 3]
+                b"\x00\x02" + bytes([int(rng.integers(1, 9))]),
+                rng.integers(0, 256, int(rng.integers(0, 5)), dtype=np.uint8).tobytes()][trial % 4]
         payload = head + rng.integers(0, 256, int(rng.integers(0, 12)), dtype=np.uint8).tobytes()
         try:
             expected = ref.decode(payload, numel, width)

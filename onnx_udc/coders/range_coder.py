@@ -3,11 +3,14 @@
     symbols [numel] --binarise (zero flag, unary class, sign, mantissa)--> bins
         --adaptive models, contexts: running mean magnitude at this vector position,
           class and previous sign for the sign--> 32-bit range coder --> payload = header + stream
-    header: the period byte (1..255), or 0, variant 1, varint period (up to 2^20)
+    header: the period byte (1..255), or 0, variant, varint period
+            variant 1: period up to 2^20; variant 2: one model set per vector position (period <= 8)
 
-The encoder tries two context periods, the quantizer's vector length and the tensor's row
-length (``row``: then the context is the running magnitude of the same column in earlier
-rows, the scale of one input feature), and keeps the shorter payload (the first on a tie).
+The encoder tries a few (period, variant) candidates and keeps the shortest payload (the
+first on a tie): the quantizer's vector length; the tensor's row length (``row``: the
+context is then the running magnitude of the same column in earlier rows, the scale of one
+input feature); and for vectors of 2..8 coordinates, a model set per coordinate (the D4
+index halves its last coordinate, whose statistics differ from the others').
 
 Universal like brotli (it learns the statistics as it goes, no table is sent) but it
 models the symbols themselves, not their bytes, so it stays at or below the order-0
@@ -27,6 +30,8 @@ from . import Coder, register
 
 MAX_PERIOD = 255  # the legacy header stores the period in one byte; longer vectors are clamped
 MAX_ROW_PERIOD = 1 << 20  # the extended header's limit (FORMAT.md 5.2)
+MAX_POSITION_SETS = 8  # variant 2's limit
+VARIANT_PERIOD, VARIANT_POSITION_MODELS = 1, 2  # extended header variants (payload[1])
 
 
 def _native():
@@ -35,11 +40,17 @@ def _native():
     return native_range()
 
 
-def candidate_periods(period: int, row: int) -> list[int]:
-    """The context periods the encoder tries: the vector length (clamped to 255), then the
-    row length when it is a different, usable one."""
+def candidates(period: int, row: int) -> list[tuple[int, int]]:
+    """The (context period, variant) pairs the encoder tries, in order: the vector length
+    (clamped to 255; variant 1 then writes the one-byte header), the row length when it is a
+    different, usable one, and a model set per position for vectors of 2..8 coordinates."""
     first = max(1, min(int(period), MAX_PERIOD))
-    return [first] + ([int(row)] if 2 <= row <= MAX_ROW_PERIOD and row != first else [])
+    out = [(first, VARIANT_PERIOD)]
+    if 2 <= row <= MAX_ROW_PERIOD and row != first:
+        out.append((int(row), VARIANT_PERIOD))
+    if 2 <= first <= MAX_POSITION_SETS:
+        out.append((first, VARIANT_POSITION_MODELS))
+    return out
 
 
 @register
@@ -49,8 +60,7 @@ class RangeCoder(Coder):
 
     def encode(self, symbols: np.ndarray, width: int, period: int = 1, row: int = 0) -> bytes:
         native = _native()
-        periods = candidate_periods(period, row)
-        return min((native.encode(symbols, width, p) for p in periods), key=len)  # first of the shortest
+        return min((native.encode(symbols, width, p, v) for p, v in candidates(period, row)), key=len)  # first shortest
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         out = _native().decode(payload, numel, width)  # uint32 [numel]
