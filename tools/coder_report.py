@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         "for free): H0 plus a learning cost of about (K-1)/2 log2(n) bits for K distinct values in n "
         "weights. On small tensors that cost alone exceeds 1% of H0, so any coder that learns an "
         "order-0 model can only get within 1% there by exploiting context (the range coder's running "
-        "magnitude context) by more than it pays to learn.",
+        "magnitude context) by more than it pays to learn. The range encoder codes each tensor with "
+        "its candidate headers (FORMAT.md 5.2: the vector period, here 1; for tensors of two or more "
+        "dimensions also the row length as context period, a column context) and keeps the shortest.",
         "",
     ]
     steps = [("default step", None, StepConfig().step_rel), ("fine step", args.fine_step_rel, args.fine_step_rel)]
