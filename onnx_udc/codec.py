@@ -32,6 +32,15 @@ def symbol_entropy(symbols: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def row_length(weights: np.ndarray, encoded) -> int:
+    """Symbols per tensor row (all dimensions but the first) when the symbols are the
+    elements in row-major order (one per element, period 1: scalar, raw), else 0: a context
+    hint for the coder (Coder.encode). Lattice streams follow their own axis order."""
+    if weights.ndim < 2 or weights.shape[0] == 0 or encoded.period != 1 or encoded.symbols.size != weights.size:
+        return 0
+    return int(weights.size // weights.shape[0])
+
+
 def encode_tensor(
     weights: np.ndarray,
     quantizer: str = "scalar",
@@ -45,7 +54,7 @@ def encode_tensor(
     c = coders.by_name(coder)
     encoded = q.encode(weights, config, seed)
     dtype = DType.from_numpy(weights.dtype)
-    payload = c.encode(encoded.symbols, encoded.symbol_width, encoded.period)
+    payload = c.encode(encoded.symbols, encoded.symbol_width, encoded.period, row=row_length(weights, encoded))
     header = BlobHeader(
         quantizer=q.id,
         coder=c.id,

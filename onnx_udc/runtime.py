@@ -320,14 +320,21 @@ class NativeRange:
         lib.udc_range_encode.argtypes = [u32p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, u8p, ctypes.c_size_t,
                                          ctypes.POINTER(ctypes.c_size_t), ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_range_encode.restype = ctypes.c_int
+        self._variant = getattr(lib, "udc_range_encode_variant", None)  # the extended header (FORMAT.md 5.2)
+        if self._variant is not None:
+            args = lib.udc_range_encode.argtypes
+            self._variant.argtypes = args[:4] + [ctypes.c_uint32] + args[4:]
+            self._variant.restype = ctypes.c_int
         lib.udc_range_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, u32p,
                                          ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_range_decode.restype = ctypes.c_int
         self._lib = lib
         self.path = path
 
-    def encode(self, symbols: np.ndarray, width: int, period: int) -> bytes:
-        """symbols uint [numel] -> payload."""
+    def encode(self, symbols: np.ndarray, width: int, period: int, variant: int = 1) -> bytes:
+        """symbols uint [numel] -> payload. variant 1: a period above 255 (up to 2^20) is kept
+        through the extended header (a library without ``udc_range_encode_variant`` clamps it
+        to 255); variant 2: a model set per vector position (period <= 8)."""
         sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
         if sym.size and int(symbols.max()) >= (1 << (8 * width)):
             raise OverflowError(f"symbol {int(symbols.max())} does not fit {width} byte(s)")
@@ -337,16 +344,22 @@ class NativeRange:
             out = np.empty(cap, dtype=np.uint8)
             out_len = ctypes.c_size_t(0)
             err = ctypes.create_string_buffer(256)
-            status = self._lib.udc_range_encode(
-                sym.ctypes.data_as(u32p), sym.size, width, period, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
-                cap, ctypes.byref(out_len), err, 256)
+            out_p = out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+            if self._variant is not None:
+                status = self._variant(sym.ctypes.data_as(u32p), sym.size, width, period, variant, out_p, cap,
+                                       ctypes.byref(out_len), err, 256)
+            elif variant == 1:
+                status = self._lib.udc_range_encode(sym.ctypes.data_as(u32p), sym.size, width, period, out_p, cap,
+                                                    ctypes.byref(out_len), err, 256)
+            else:
+                raise RuntimeLibraryError(f"{self.path} predates range variant {variant}: rebuild it with `make runtime`")
             if status == STATUS_NAMES.index("BUFFER_SIZE"):
                 cap = out_len.value
                 continue
             if status:
                 _raise_status(status, err.value.decode(errors="replace"))
             return out[: out_len.value].tobytes()
-        raise RuntimeError("udc_range_encode asked for a larger buffer twice")
+        raise RuntimeError("the range encoder asked for a larger buffer twice")
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""

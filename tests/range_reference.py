@@ -32,16 +32,27 @@ class _Bin:
         self.n = min(self.n + 1, COUNT_MAX)
 
 
-class _State:
-    """Models and context of one stream (section 5.2, "Models" and "Contexts")."""
+class _Models:
+    """One set of the adaptive models Z, G, C, M (section 5.2, "Models")."""
 
-    def __init__(self, period: int):
+    def __init__(self):
         self.zero = [_Bin() for _ in range(MAG_CTX)]
         self.sign = [[_Bin() for _ in range(3)] for _ in range(32)]
         self.cls = [[_Bin() for _ in range(32)] for _ in range(MAG_CTX)]
         self.mant = [[_Bin() for _ in range(4)] for _ in range(32)]
+
+
+class _State:
+    """Models and context of one stream (section 5.2, "Models" and "Contexts"): one model set,
+    or one per vector position (variant 2)."""
+
+    def __init__(self, period: int, per_position: bool = False):
+        self.sets = [_Models() for _ in range(period if per_position else 1)]
         self.mean = [0] * period
         self.period, self.pos, self.prev_sign = period, 0, 0
+
+    def models(self) -> _Models:
+        return self.sets[self.pos if len(self.sets) > 1 else 0]
 
     def ctx(self) -> int:
         return min((self.mean[self.pos] >> 4).bit_length(), MAG_CTX - 1)
@@ -56,19 +67,19 @@ class _State:
 def _bins(symbol: int, state: _State, max_class: int):
     """The (model or None, bit) sequence of one symbol, updating the context afterwards."""
     mag, neg = (symbol >> 1) + (symbol & 1), symbol & 1
-    ctx = state.ctx()
-    out = [(state.zero[ctx], int(mag == 0))]
+    ctx, m = state.ctx(), state.models()
+    out = [(m.zero[ctx], int(mag == 0))]
     if mag:
         k = mag.bit_length() - 1
-        out += [(state.cls[ctx][j], 1) for j in range(k)]
+        out += [(m.cls[ctx][j], 1) for j in range(k)]
         if k < max_class:
-            out.append((state.cls[ctx][k], 0))
-        out.append((state.sign[k][state.prev_sign], neg))
+            out.append((m.cls[ctx][k], 0))
+        out.append((m.sign[k][state.prev_sign], neg))
         node = 1
         for depth, b in enumerate(range(k - 1, -1, -1)):
             bit = (mag >> b) & 1
             if depth < 2:
-                out.append((state.mant[k][node], bit))
+                out.append((m.mant[k][node], bit))
                 node = 2 * node + bit
             else:
                 out.append((None, bit))
@@ -76,11 +87,50 @@ def _bins(symbol: int, state: _State, max_class: int):
     return out
 
 
-def encode(symbols, width: int, period: int = 1, check: bool = True) -> bytes:
-    """symbols -> payload. check=False lets the tests write 2^(8*width), which no encoder may."""
-    period = max(1, min(int(period), 255))
+def header(period: int, variant: int = 1) -> bytes:
+    """The payload header for a context period: variant 1, one byte up to 255, else the
+    extended header 0, variant, the period as a little-endian base-128 varint."""
+    if period <= 255 and variant == 1:
+        return bytes([period])
+    out = bytearray([0, variant])
+    while period >= 0x80:
+        out.append(0x80 | (period & 0x7F))
+        period >>= 7
+    return bytes(out + bytes([period]))
+
+
+def parse_header(payload: bytes) -> tuple[int, bool, int]:
+    """payload -> (period, a model set per position, header length), or CorruptPayload."""
+    if not payload:
+        raise CorruptPayload("missing period byte")
+    if payload[0]:
+        return payload[0], False, 1
+    if len(payload) < 2 or payload[1] not in (1, 2):
+        raise CorruptPayload("missing or unknown extended variant")
+    period, i = 0, 2
+    while True:
+        if i >= len(payload) or i == 5:
+            raise CorruptPayload("truncated or too long period varint")
+        byte = payload[i]
+        period |= (byte & 0x7F) << (7 * (i - 2))
+        if byte < 0x80:
+            if byte == 0 and i > 2:
+                raise CorruptPayload("empty last varint group")
+            break
+        i += 1
+    if not 1 <= period <= (8 if payload[1] == 2 else 1 << 20):
+        raise CorruptPayload(f"period {period} for variant {payload[1]}")
+    return period, payload[1] == 2, i + 1
+
+
+def encode(symbols, width: int, period: int = 1, check: bool = True, wide: bool = False, variant: int = 1) -> bytes:
+    """symbols -> payload. check=False lets the tests write 2^(8*width), which no encoder may.
+    wide=False clamps the period to 255 (the legacy header), True keeps it (up to 2^20).
+    variant=2: a model set per vector position (period <= 8)."""
+    period = max(1, min(int(period), (1 << 20) if wide or variant == 2 else 255))
+    assert variant == 1 or period <= 8
     max_class = 8 * width - 1
-    state = _State(period)
+    state = _State(period, variant == 2)
     out = bytearray()
     low, rng = 0, 0xFFFFFFFF
 
@@ -119,15 +169,14 @@ def encode(symbols, width: int, period: int = 1, check: bool = True) -> bytes:
             out.append(v >> 24)
     while out and out[-1] == 0:
         out.pop()
-    return bytes([period]) + bytes(out)
+    return header(period, variant) + bytes(out)
 
 
 def decode(payload: bytes, numel: int, width: int) -> list[int]:
     """payload -> numel symbols, or CorruptPayload (the checks of section 5.2)."""
     payload = bytes(payload)
-    if not payload or payload[0] == 0:
-        raise CorruptPayload("missing or zero period")
-    period, stream = payload[0], payload[1:]
+    period, per_position, start = parse_header(payload)
+    stream = payload[start:]
     if numel == 0:
         if stream:
             raise CorruptPayload("stream bytes for 0 symbols")
@@ -165,23 +214,23 @@ def decode(payload: bytes, numel: int, width: int) -> list[int]:
         model.update(bit)
         return bit
 
-    state = _State(period)
+    state = _State(period, per_position)
     max_class = 8 * width - 1
     out = []
     for _ in range(numel):
-        ctx = state.ctx()
-        if adaptive(state.zero[ctx]):
+        ctx, m = state.ctx(), state.models()
+        if adaptive(m.zero[ctx]):
             state.push(0, 0)
             out.append(0)
             continue
         k = 0
-        while k < max_class and adaptive(state.cls[ctx][k]):
+        while k < max_class and adaptive(m.cls[ctx][k]):
             k += 1
-        neg = adaptive(state.sign[k][state.prev_sign])
+        neg = adaptive(m.sign[k][state.prev_sign])
         mag, node = 1, 1
         for depth in range(k):
             if depth < 2:
-                bit = adaptive(state.mant[k][node])
+                bit = adaptive(m.mant[k][node])
                 node = 2 * node + bit
             else:
                 bit = bit_with(ONE // 2)

@@ -36,6 +36,37 @@ def weights(numel: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((rows, 1024)) * scales * 0.05).astype(np.float32)
 
 
+def takes_step(qname: str, w: np.ndarray) -> bool:
+    """Whether the quantizer is configured by a step (pq takes a fitted codebook instead)."""
+    from onnx_udc.errors import ConfigError
+    from onnx_udc import quantizers
+    from onnx_udc.quantizers.base import StepConfig
+
+    try:
+        quantizers.by_name(qname).encode(w[:1], StepConfig(), 1)
+    except ConfigError:
+        return False
+    return True
+
+
+def forced_range_blob(w: np.ndarray, qname: str, config, period: int, variant: int, path: Path):
+    """A blob whose range payload has the given context period and header variant (FORMAT.md
+    5.2), whichever the encoder would pick: the decode speed of each variant."""
+    from onnx_udc import quantizers
+    from onnx_udc.codec import EncodeResult, symbol_entropy
+    from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob, parse_blob
+    from onnx_udc.runtime import native_range
+
+    q = quantizers.by_name(qname)
+    encoded = q.encode(w, config, 1)
+    payload = native_range().encode(encoded.symbols, encoded.symbol_width, period, variant)
+    header = BlobHeader(quantizer=q.id, coder=CoderId.RANGE, dtype=DType.from_numpy(w.dtype), shape=w.shape,
+                        symbol_width=encoded.symbol_width, step=encoded.step, seed=encoded.seed, params=encoded.params)
+    blob = pack_blob(header, payload)
+    path.write_bytes(blob)
+    return path, EncodeResult(blob=blob, header=parse_blob(blob)[0], entropy_bits=symbol_entropy(encoded.symbols))
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", type=Path, default=ROOT / "runtime" / "build" / "udc_bench_decode")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=0.3)
+    parser.add_argument("--baseline-bench", type=Path, default=None,
+                        help="a udc_bench_decode of another build (e.g. the main branch's): its range "
+                             "decode time is measured in the same run and reported as a ratio")
     args = parser.parse_args(argv)
 
     from onnx_udc import coders, quantizers
@@ -62,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bench.is_file():
         raise SystemExit(f"{args.bench} not built: cmake --build runtime/build")
     w = weights(args.numel)
-    lossy = [n for n in quantizers.names() if not quantizers.by_name(n).lossless]
+    lossy = [n for n in quantizers.names() if not quantizers.by_name(n).lossless and takes_step(n, w)]
     jobs = []
     with tempfile.TemporaryDirectory() as tmp:
         for qname in lossy:
@@ -74,8 +108,27 @@ def main(argv: list[str] | None = None) -> int:
                     path.write_bytes(result.blob)
                     jobs.append((qname, step_name, config.step_rel, cname, path, result))
                     print(f"encoded {path.name}", file=sys.stderr)
+        for qname in lossy:  # range payloads of one given (period, variant), whichever the encoder would pick
+            for step_name, step_rel in STEPS:
+                config = StepConfig() if step_rel is None else StepConfig(step_rel=step_rel)
+                period = quantizers.by_name(qname).encode(w[:1], config, 1).period
+                forced = [(period, 1, "range, short header")]
+                forced += [(w.shape[1], 1, "range, row period")] if period == 1 else [(period, 2, "range, position models")]
+                for p, variant, label in forced:
+                    path = Path(tmp) / f"{qname}_{step_name}_range_{p}_{variant}.blob"
+                    jobs.append((qname, step_name, config.step_rel, label, *forced_range_blob(w, qname, config, p, variant, path)))
         cmd = [str(args.bench), "--repeat", str(args.repeat), "--min-seconds", str(args.min_seconds)]
         run = subprocess.run(cmd + [str(j[4]) for j in jobs], check=True, capture_output=True, text=True)
+        baseline = {}
+        if args.baseline_bench is not None:  # same-run comparison of the range decoder against another build
+            legacy = [j for j in jobs if j[3] == "range, short header"]  # bytes an older build decodes too
+            for _ in range(2):  # interleaved, best of both
+                for bench in (args.baseline_bench, args.bench):
+                    r = subprocess.run([str(bench), "--repeat", str(args.repeat), "--min-seconds", str(args.min_seconds)]
+                                       + [str(j[4]) for j in legacy], check=True, capture_output=True, text=True)
+                    for j, row in zip(legacy, csv.DictReader(r.stdout.splitlines(), delimiter="\t")):
+                        key = (str(j[4]), bench == args.bench)
+                        baseline[key] = min(baseline.get(key, float("inf")), float(row["coder_ns"]))
     rows = list(csv.DictReader(run.stdout.splitlines(), delimiter="\t"))
 
     out = [
@@ -92,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         "of the decoded float32 bytes, the baseline measured in the same run. M/s is million "
         "weights per second; `x memcpy` is the decode time over the memcpy time; H0 the order-0 entropy "
         "of the symbols and bits/weight the payload's. The machine is shared (2 cores, other jobs "
-        "running), so absolute rates are noisy; the memcpy column is the same-run baseline.",
+        "running), so absolute rates are noisy; the memcpy column is the same-run baseline. "
+        "`range` is what the encoder picks (FORMAT.md 5.2: the shortest of its candidates); the "
+        "`range, ...` rows force one header variant on the same symbols: the one-byte header "
+        "(one model set, the vector period), the row length as period (scalar), a model set per "
+        "vector position (lattices).",
         "",
         "| quantizer | step_rel | width | H0 | coder | bits/weight | coder M/s | decode M/s | memcpy M/s | decode x memcpy |",
         "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
@@ -107,6 +164,21 @@ def main(argv: list[str] | None = None) -> int:
                    f"{rate(row['decode_ns'])} | {float(n) / float(row['memcpy_ns']) * 1e3:.0f} | "
                    f"{float(row['decode_ns']) / float(row['memcpy_ns']):.0f} |")
     out.append("")
+    if baseline:
+        out += [
+            f"Range decoder of this build against `{args.baseline_bench}` (an older build), same blobs "
+            "(the `range, short header` ones, which both builds decode), same run, interleaved, best of "
+            "two: coder time of this build over the baseline's (1.00 = same speed, above 1 = slower).",
+            "",
+            "| quantizer | step_rel | this build coder M/s | baseline coder M/s | time ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for qname, _, step_rel, cname, path, result in jobs:
+            if cname != "range, short header":
+                continue
+            n, new_ns, old_ns = result.header.numel, baseline[(str(path), True)], baseline[(str(path), False)]
+            out.append(f"| {qname} | {step_rel} | {n / new_ns * 1e3:.1f} | {n / old_ns * 1e3:.1f} | {new_ns / old_ns:.2f} |")
+        out.append("")
     args.out.write_text("\n".join(out))
     print("\n".join(out))
     return 0

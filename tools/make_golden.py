@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, encode_tensor  # noqa: E402
-from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob  # noqa: E402
+from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob, parse_blob  # noqa: E402
 from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
@@ -72,11 +72,21 @@ def period_cases():
     yield "f32_period4_range", w, 4
 
 
-def period_blob(weights: np.ndarray, period: int) -> bytes:
-    """A scalar-quantized blob coded by the range coder with the given context period."""
+def wide_period_cases():
+    """Range blobs with the extended header (FORMAT.md 5.2): a row period above 255, chosen by
+    the encoder because each column (input feature) has its own scale."""
+    rng = np.random.default_rng(20261207)
+    scales = np.exp(rng.uniform(-2.5, 2.5, 300))
+    yield "f32_rowperiod300_range", (rng.laplace(size=(7, 300)) * scales).astype(np.float32), 300
+    yield "f32_rowperiod300_w2_range", (rng.standard_normal((5, 300)) * scales * 40).astype(np.float32), 300
+
+
+def period_blob(weights: np.ndarray, period: int, row: int = 0) -> bytes:
+    """A scalar-quantized blob coded by the range coder with the given context period (and row hint)."""
     q = quantizers.by_name("scalar")
     encoded = q.encode(weights, ScalarConfig(0.05), 21)
-    payload = coders.by_name("range").encode(encoded.symbols, encoded.symbol_width, period)
+    payload = coders.by_name("range").encode(encoded.symbols, encoded.symbol_width, period, row=row)
+    assert row <= 255 or payload[:2] == b"\x00\x01", "the encoder did not pick the row period"
     header = BlobHeader(quantizer=q.id, coder=CoderId.RANGE, dtype=DType.from_numpy(weights.dtype),
                         shape=weights.shape, symbol_width=encoded.symbol_width, step=encoded.step,
                         seed=encoded.seed)
@@ -131,6 +141,16 @@ def lattice_cases():
         ScalarConfig(1.5), 16, lambda blob: with_table(blob, [0, 3, 17, 40, 41], 3)
 
 
+def position_model_cases():
+    """Range blobs with the extended header's variant 2 (FORMAT.md 5.2: a model set per vector
+    position), which the encoder picks for D4 indices (their last coordinate is halved)."""
+    rng = np.random.default_rng(20261208)
+    yield "d4_f32_w1_posmodels_range", rng.standard_normal((64, 64)).astype(np.float32), "d4", "range", \
+        LatticeConfig(step_rel=0.5), 17, None
+    yield "d4_f16_w2_posmodels_range", (rng.standard_normal((64, 128)) * 0.1).astype(np.float16), "d4", "range", \
+        LatticeConfig(step_rel=0.004, axis_order=(1, 0)), 18, None
+
+
 def pq_fit(rng, shape, order, d, k, special=()):
     """A fixed codebook and assignment (golden vectors do not depend on the fitting)."""
     numel = int(np.prod(shape))
@@ -159,12 +179,15 @@ def pq_cases(rng):
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = []
-    every = [(*case, None) for case in cases()] + list(lattice_cases())
+    every = [(*case, None) for case in cases()] + list(lattice_cases()) + list(position_model_cases())
     blobs = []
     for name, array, quantizer, coder, config, seed, post in every:
         blob = encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob
         blobs.append((name, blob if post is None else post(blob)))
     blobs += [(name, period_blob(array, period)) for name, array, period in period_cases()]
+    blobs += [(name, period_blob(array, 1, row)) for name, array, row in wide_period_cases()]
+    for name, blob in blobs:
+        assert "posmodels" not in name or parse_blob(blob)[1][:2] == b"\x00\x02", f"{name}: variant 2 not picked"
     for name, blob in blobs:
         decoded = decode_blob(blob)
         (OUT / f"{name}.blob").write_bytes(blob)

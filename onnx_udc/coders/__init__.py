@@ -20,12 +20,14 @@ class Coder(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def encode(self, symbols: np.ndarray, width: int, period: int = 1) -> bytes:
+    def encode(self, symbols: np.ndarray, width: int, period: int = 1, row: int = 0) -> bytes:
         """symbols uint [numel] (each < 2^(8*width)) -> payload.
 
         ``period``: the symbols form vectors of this many consecutive symbols
         (``Encoded.period``); a coder may use it as context, and must then store it in
-        the payload itself.
+        the payload itself. ``row``: when the symbols are the tensor's elements in row-major
+        order, the length of one row (all dimensions but the first; 0: unknown or not
+        applicable), another context hint under the same rule.
         """
 
     @abstractmethod
@@ -36,7 +38,7 @@ class Coder(ABC):
 class ByteCoder(Coder):
     """A coder of the planar symbol bytes (FORMAT.md section 3): store and brotli."""
 
-    def encode(self, symbols: np.ndarray, width: int, period: int = 1) -> bytes:
+    def encode(self, symbols: np.ndarray, width: int, period: int = 1, row: int = 0) -> bytes:
         return self.encode_bytes(to_planar(symbols, width))
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:

@@ -110,6 +110,14 @@ UDC_API int udc_decode_cuda(const uint8_t* blob, size_t blob_len, int device, vo
 UDC_API int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
                              uint8_t* out, size_t out_cap, size_t* out_len, char* err, size_t err_len);
 
+/* udc_range_encode with a variant of the extended header (FORMAT.md 5.2). variant 1: period
+ * up to 2^20 (not clamped; e.g. the row length of a weight matrix), the one-byte header
+ * (udc_range_encode's bytes) when period <= 255. variant 2: one model set per vector
+ * position, period <= 8. UDC_INVALID_ARGUMENT for another variant or a period out of range. */
+UDC_API int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
+                                     uint32_t variant, uint8_t* out, size_t out_cap, size_t* out_len, char* err,
+                                     size_t err_len);
+
 /* Decodes a range payload into exactly numel symbols out[numel]. UDC_CORRUPT_PAYLOAD on any
  * inconsistency (see FORMAT.md 5.2: it never reads past payload_len). */
 UDC_API int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width,

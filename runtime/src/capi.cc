@@ -87,6 +87,26 @@ int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_wi
   });
 }
 
+// Coder 2 with an extended-header variant (FORMAT.md 5.2): same contract as udc_range_encode.
+int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
+                             uint32_t variant, uint8_t* out, size_t out_cap, size_t* out_len, char* err,
+                             size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
+    *out_len = 0;
+    std::vector<uint8_t> payload;
+    UDC_RETURN_IF_ERROR(udc::RangeEncodeVariant(symbols, numel, symbol_width, period, variant, &payload));
+    *out_len = payload.size();
+    if (payload.size() > out_cap) {
+      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
+                                                     " bytes, the buffer has " + std::to_string(out_cap));
+    }
+    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    std::memcpy(out, payload.data(), payload.size());
+    return udc::Status::Ok();
+  });
+}
+
 int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width, uint32_t* out,
                      char* err, size_t err_len) {
   return Guard(err, err_len, [&]() -> udc::Status {

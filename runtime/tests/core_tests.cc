@@ -528,6 +528,76 @@ void TestRangeCoder() {
   CHECK(udc_range_decode(buf, len - 1, 10, 1, dec, nullptr, 0) != UDC_OK || dec[9] != 9);
 }
 
+// ---- coder 2, range: the extended header (FORMAT.md 5.2: 0, variant, varint period) -------
+// Expected payloads from tests/range_reference.py (encode(..., wide=True)).
+void TestRangeWidePeriod() {
+  const std::vector<uint32_t> syms = {0, 1, 2, 3, 4, 255, 0, 0, 7, 9};
+  std::vector<uint8_t> payload;
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, 300, 1, &payload).ok());
+  CHECK((payload == std::vector<uint8_t>{0, 1, 172, 2, 119, 42, 152, 138, 237, 118, 140}));
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, uint32_t{1} << 20, 1, &payload).ok());
+  CHECK((payload == std::vector<uint8_t>{0, 1, 128, 128, 64, 119, 42, 152, 138, 237, 118, 140}));
+  std::vector<uint8_t> legacy;
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, 255, 1, &payload).ok());
+  CHECK(udc::RangeEncode(syms.data(), syms.size(), 1, 255, &legacy).ok() && payload == legacy);
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, (uint32_t{1} << 20) + 1, 1, &payload).code() ==
+        udc::Code::kInvalidArgument);
+  // variant 2: a model set per vector position (period <= 8)
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, 4, 2, &payload).ok());
+  CHECK((payload == std::vector<uint8_t>{0, 2, 4, 111, 93, 80, 23, 209, 179, 239}));
+  std::vector<uint32_t> back10(10);
+  CHECK(udc::RangeDecode(payload.data(), payload.size(), 10, 1, back10.data()).ok() && back10 == syms);
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, 9, 2, &payload).code() == udc::Code::kInvalidArgument);
+  CHECK(udc::RangeEncodeVariant(syms.data(), syms.size(), 1, 4, 3, &payload).code() == udc::Code::kInvalidArgument);
+  for (uint8_t bad_period : {uint8_t{0}, uint8_t{9}}) {
+    std::vector<uint8_t> p = {0, 2, bad_period, 111, 93, 80, 23, 209, 179, 239};
+    CHECK(udc::RangeDecode(p.data(), p.size(), 10, 1, back10.data()).code() == udc::Code::kCorruptPayload);
+  }
+
+  uint64_t x = 777;
+  for (uint32_t period : {256u, 1000u, 4096u}) {
+    std::vector<uint32_t> in(5000), back(5000, 0xDEADBEEF);
+    for (size_t i = 0; i < in.size(); ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const unsigned bits = static_cast<unsigned>(i % period) % 11;  // scale depends on the column
+      in[i] = static_cast<uint32_t>((x >> 33) & ((uint64_t{1} << bits) - 1));
+    }
+    CHECK(udc::RangeEncodeVariant(in.data(), in.size(), 2, period, 1, &payload).ok());
+    CHECK(payload[0] == 0 && payload[1] == 1);
+    CHECK(udc::RangeDecode(payload.data(), payload.size(), in.size(), 2, back.data()).ok());
+    CHECK(in == back);
+  }
+
+  std::vector<uint32_t> out(16);
+  auto code = [&](std::vector<uint8_t> p, uint64_t numel) {
+    return udc::RangeDecode(p.data(), p.size(), numel, 1, out.data()).code();
+  };
+  const std::vector<uint8_t> stream = {119, 42, 152, 138, 237, 118, 140};
+  auto with = [&](std::vector<uint8_t> head) {
+    head.insert(head.end(), stream.begin(), stream.end());
+    return head;
+  };
+  CHECK(code(with({0, 1, 172, 2}), 10) == udc::Code::kOk);
+  CHECK(out[5] == 255 && out[9] == 9);
+  CHECK(code({0}, 10) == udc::Code::kCorruptPayload);                         // ends after the escape
+  CHECK(code(with({0, 3, 5}), 10) == udc::Code::kCorruptPayload);             // unknown variant
+  CHECK(code({0, 1}, 10) == udc::Code::kCorruptPayload);                      // no varint
+  CHECK(code({0, 1, 0x80}, 10) == udc::Code::kCorruptPayload);                // truncated varint
+  CHECK(code(with({0, 1, 0}), 10) == udc::Code::kCorruptPayload);             // period 0
+  CHECK(code(with({0, 1, 0x81, 0x80, 0x40}), 10) == udc::Code::kCorruptPayload);  // 2^20 + 1
+  CHECK(code(with({0, 1, 0x80, 0x80, 0x80, 1}), 10) == udc::Code::kCorruptPayload);  // 4 bytes
+  CHECK(code(with({0, 1, 0x85, 0}), 10) == udc::Code::kCorruptPayload);       // empty last group
+  CHECK(code({0, 1, 0x80, 0x80, 0x40}, 0) == udc::Code::kOk);                 // 2^20, no symbols
+
+  size_t len = 0;
+  uint8_t buf[16];
+  CHECK(udc_range_encode_variant(syms.data(), syms.size(), 1, 300, 1, buf, sizeof buf, &len, nullptr, 0) == UDC_OK);
+  CHECK(len == 11 && buf[2] == 172);
+  uint32_t dec[10];
+  CHECK(udc_range_decode(buf, len, 10, 1, dec, nullptr, 0) == UDC_OK);
+  CHECK(std::memcmp(dec, syms.data(), sizeof dec) == 0);
+}
+
 // ---- lattice quantizers A2 (2), D4 (3), E8 (4) and codeword tables (FORMAT.md 4.2-4.5) ----
 // Shape {3, 3}, axis order (1, 0), store coder, width 1, step 0.37, seed 12345, a table with
 // one entry (the first vector's symbols -> 0.75 in every coordinate), 9 = whole vectors +
@@ -743,6 +813,7 @@ int main() {
   TestRejects();
   TestCApi();
   TestRangeCoder();
+  TestRangeWidePeriod();
   TestLatticeKnownValues();
   TestLatticeThreadsBitIdentical();
   TestLatticeRejects();

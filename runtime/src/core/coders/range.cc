@@ -129,22 +129,63 @@ Status Corrupt(const std::string& what) { return Status(Code::kCorruptPayload, "
 
 bool ValidWidth(unsigned w) { return w == 1 || w == 2 || w == 4; }
 
+// The payload header (FORMAT.md 5.2): a period byte 1..255, or the escape 0, the variant
+// byte 1 and the period 1..2^20 as a little-endian base-128 varint of at most 3 bytes (no
+// empty last group). Sets *period and *header_len, or returns kCorruptPayload.
+Status ParseHeader(const uint8_t* payload, uint64_t payload_len, uint32_t* period, bool* per_position,
+                   uint64_t* header_len) {
+  *per_position = false;
+  if (payload_len == 0) return Corrupt("is empty: the period byte is missing");
+  if (payload[0] != range::kExtendedEscape) {
+    *period = payload[0];
+    *header_len = 1;
+    return Status::Ok();
+  }
+  if (payload_len < 2) return Corrupt("ends inside the extended header");
+  const uint8_t variant = payload[1];
+  if (variant != range::kVariantWidePeriod && variant != range::kVariantPositionModels) {
+    return Corrupt("has unknown variant " + std::to_string(variant));
+  }
+  uint32_t value = 0;
+  uint64_t i = 2;
+  for (int shift = 0;; shift += 7, ++i) {
+    if (i >= payload_len) return Corrupt("ends inside the period varint");
+    if (shift == 21) return Corrupt("has a period varint longer than 3 bytes");
+    const uint8_t byte = payload[i];
+    value |= static_cast<uint32_t>(byte & 0x7F) << shift;
+    if (!(byte & 0x80)) {
+      if (byte == 0 && shift != 0) return Corrupt("has a period varint with an empty last group");
+      break;
+    }
+  }
+  if (value == 0 || value > range::kMaxWidePeriod) return Corrupt("has period " + std::to_string(value));
+  *per_position = variant == range::kVariantPositionModels;
+  if (*per_position && value > range::kMaxPositionSets) {
+    return Corrupt("has period " + std::to_string(value) + " with a model set per position (at most 8)");
+  }
+  *period = value;
+  *header_len = i + 1;
+  return Status::Ok();
+}
+
 // Decodes numel symbols, handing each to sink(i, symbol).
 template <class Sink>
 Status DecodeStream(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned width, Sink&& sink) {
   if (!ValidWidth(width)) return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4");
-  if (payload_len == 0) return Corrupt("is empty: the period byte is missing");
-  const uint32_t period = payload[0];
+  uint32_t period = 0;
+  bool per_position = false;
+  uint64_t header_len = 0;
+  UDC_RETURN_IF_ERROR(ParseHeader(payload, payload_len, &period, &per_position, &header_len));
   if (period == 0) return Corrupt("has period 0");
-  const uint8_t* stream = payload + 1;
-  const uint64_t len = payload_len - 1;
+  const uint8_t* stream = payload + header_len;
+  const uint64_t len = payload_len - header_len;
   if (numel == 0) {
     return len == 0 ? Status::Ok() : Corrupt("has " + std::to_string(len) + " stream bytes for 0 symbols");
   }
   if (len != 0 && stream[len - 1] == 0) return Corrupt("stream ends with a zero byte (not canonical)");
   Reader reader(stream, len);
   if (!reader.StartsInside()) return Corrupt("stream starts with ff ff ff ff");
-  range::Model model(period);
+  range::Model model(period, per_position);
   const int max_class = 8 * static_cast<int>(width) - 1;
   const uint64_t limit = uint64_t{1} << (8 * width);
   for (uint64_t i = 0; i < numel; ++i) {
@@ -199,18 +240,14 @@ class Range final : public Coder {
 
 }  // namespace
 
-Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
-                   std::vector<uint8_t>* payload) {
-  if (!ValidWidth(symbol_width)) return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4");
-  if (period == 0) return Status(Code::kInvalidArgument, "period must be >= 1");
-  if (numel != 0 && symbols == nullptr) return Status(Code::kInvalidArgument, "symbols is NULL");
-  if (period > range::kMaxPeriod) period = range::kMaxPeriod;
+namespace {
+
+// symbols -> the coded stream S appended to *payload (after its header), with context period p.
+Status EncodeStream(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
+                    bool per_position, std::vector<uint8_t>* payload) {
   const uint64_t limit = uint64_t{1} << (8 * symbol_width);
-  payload->clear();
-  payload->reserve(static_cast<size_t>(numel * symbol_width / 2 + 16));
-  payload->push_back(static_cast<uint8_t>(period));
   Writer writer(payload);
-  range::Model model(period);
+  range::Model model(period, per_position);
   const int max_class = 8 * static_cast<int>(symbol_width) - 1;
   for (uint64_t i = 0; i < numel; ++i) {
     if (symbols[i] >= limit) {
@@ -221,6 +258,54 @@ Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_widt
   }
   writer.Finish();
   return Status::Ok();
+}
+
+Status CheckEncodeArgs(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period) {
+  if (!ValidWidth(symbol_width)) return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4");
+  if (period == 0) return Status(Code::kInvalidArgument, "period must be >= 1");
+  if (numel != 0 && symbols == nullptr) return Status(Code::kInvalidArgument, "symbols is NULL");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
+                   std::vector<uint8_t>* payload) {
+  UDC_RETURN_IF_ERROR(CheckEncodeArgs(symbols, numel, symbol_width, period));
+  if (period > range::kMaxPeriod) period = range::kMaxPeriod;
+  payload->clear();
+  payload->reserve(static_cast<size_t>(numel * symbol_width / 2 + 16));
+  payload->push_back(static_cast<uint8_t>(period));
+  return EncodeStream(symbols, numel, symbol_width, period, false, payload);
+}
+
+Status RangeEncodeVariant(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
+                          unsigned variant, std::vector<uint8_t>* payload) {
+  if (variant == range::kVariantWidePeriod && period <= range::kMaxPeriod) {
+    return RangeEncode(symbols, numel, symbol_width, period, payload);
+  }
+  UDC_RETURN_IF_ERROR(CheckEncodeArgs(symbols, numel, symbol_width, period));
+  if (variant != range::kVariantWidePeriod && variant != range::kVariantPositionModels) {
+    return Status(Code::kInvalidArgument, "unknown range variant " + std::to_string(variant));
+  }
+  const bool per_position = variant == range::kVariantPositionModels;
+  const uint32_t max_period = per_position ? range::kMaxPositionSets : range::kMaxWidePeriod;
+  if (period > max_period) {
+    return Status(Code::kInvalidArgument, "period " + std::to_string(period) + " is above " +
+                                              std::to_string(max_period) + " for variant " + std::to_string(variant));
+  }
+  payload->clear();
+  payload->reserve(static_cast<size_t>(numel * symbol_width / 2 + 16));
+  payload->push_back(range::kExtendedEscape);
+  payload->push_back(static_cast<uint8_t>(variant));
+  for (uint32_t v = period;; v >>= 7) {  // little-endian base-128 varint
+    if (v < 0x80) {
+      payload->push_back(static_cast<uint8_t>(v));
+      break;
+    }
+    payload->push_back(static_cast<uint8_t>(0x80 | (v & 0x7F)));
+  }
+  return EncodeStream(symbols, numel, symbol_width, period, per_position, payload);
 }
 
 Status RangeDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,

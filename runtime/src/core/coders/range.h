@@ -17,6 +17,13 @@ namespace udc {
 Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
                    std::vector<uint8_t>* payload);
 
+// The extended header of FORMAT.md 5.2. variant 1: the period (up to 2^20, e.g. the row
+// length of a weight matrix) is kept, and a period <= 255 gives RangeEncode's payload byte
+// for byte (the short header). variant 2: a model set per vector position (period <= 8).
+// kInvalidArgument for another variant or a period out of range.
+Status RangeEncodeVariant(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
+                          unsigned variant, std::vector<uint8_t>* payload);
+
 // payload -> exactly numel symbols into out[numel]; kCorruptPayload on any inconsistency.
 Status RangeDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
                    uint32_t* out);
