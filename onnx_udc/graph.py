@@ -283,12 +283,21 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     return 10.0 * math.log10(max(float(np.dot(ref, ref)), 1e-300) / noise)
 
 
+# Below this RMS a quantization step would be subnormal in float32 (the quantizers refuse
+# it): such tensors (all zero, or decayed to ~1e-38) are stored exactly, which costs nothing.
+_NEGLIGIBLE_RMS = 1e-30
+
+
+def _negligible(array: np.ndarray) -> bool:
+    return not np.any(array) or float(np.sqrt(np.mean(np.square(array, dtype=np.float64)))) < _NEGLIGIBLE_RMS
+
+
 def _encode_one(array: np.ndarray, cand: Candidate, config: CompressConfig) -> tuple[EncodeResult, Action, float]:
     """Encode one initializer; returns the result, the action taken and the SQNR."""
     action = cand.action
     step_config = config.step_config(cand.name)
-    if action is Action.QUANTIZE and (step_config is None or not np.all(np.isfinite(array)) or not np.any(array)):
-        action = Action.LOSSLESS  # planned exact, all-zero or non-finite tensors stay exact
+    if action is Action.QUANTIZE and (step_config is None or not np.all(np.isfinite(array)) or _negligible(array)):
+        action = Action.LOSSLESS  # planned exact, all-zero, negligible or non-finite tensors stay exact
     if action is Action.LOSSLESS:
         result = encode_tensor(array, quantizer="raw", coder=config.coder)
         return result, action, math.inf

@@ -4,12 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from blobs import BROKEN, valid_blob
-from onnx_udc import FormatError, decode_blob, encode_tensor, inspect_blob
+from onnx_udc import ConfigError, FormatError, decode_blob, encode_tensor, inspect_blob
 from onnx_udc.format import HEADER_SIZE, BlobHeader, DType, pack_blob, parse_blob
 from onnx_udc.quantizers.scalar import ScalarConfig, entropy_bits
 from onnx_udc.symbols import from_planar, to_planar, unzigzag, zigzag
@@ -59,6 +59,10 @@ def test_zigzag_and_planar_invert():
 def test_scalar_error_is_within_half_a_step(w, step_rel, seed):
     if not np.any(w):
         w = w + 1
+    # A step below the smallest normal float32 is refused (ConfigError, see the test below):
+    # such tensors (all weights subnormal) are not this property's subject.
+    rms = float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))
+    assume(np.float32(step_rel * rms) >= np.finfo(np.float32).tiny)
     result = encode_tensor(w, config=ScalarConfig(step_rel=step_rel), seed=seed)
     back = decode_blob(result.blob)
     assert back.shape == w.shape and back.dtype == np.float32
@@ -120,3 +124,9 @@ def test_entropy_helper():
     assert entropy_bits(np.array([0, 1, 0, 1])) == pytest.approx(1.0)
     assert entropy_bits(np.array([5, 5, 5])) == 0.0
     assert math.isclose(entropy_bits(np.arange(8)), 3.0)
+
+
+def test_scalar_refuses_a_subnormal_step_with_a_clear_error():
+    w = np.full((4, 4), 1.5e-43, np.float32)  # every weight subnormal
+    with pytest.raises(ConfigError, match="not a normal positive float32"):
+        encode_tensor(w, config=ScalarConfig(step_rel=0.2))

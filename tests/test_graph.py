@@ -188,3 +188,16 @@ def test_weight_read_as_a_shape_is_never_touched():
     model.graph.node.append(onnx.helper.make_node("Reshape", ["x", "Wt"], ["z"]))
     got = {c.name: c for c in select(model)}
     assert got["W"].action is Action.KEEP and "Reshape" in got["W"].reason
+
+
+def test_negligible_weights_are_stored_exactly():
+    """A weight decayed to subnormal values cannot get a normal float32 step: it is kept
+    exact (raw) instead of failing the whole compression."""
+    model = modelzoo.cnn(channels=32)
+    init = next(i for i in model.graph.initializer if i.name == "conv2.w")
+    tiny = np.full(numpy_helper.to_array(init).shape, 1.5e-43, np.float32)
+    init.CopyFrom(numpy_helper.from_array(tiny, "conv2.w"))
+    compressed, report = compress_model(model)
+    assert {t.name: t.action for t in report.tensors}["conv2.w"] is Action.LOSSLESS
+    found = {node.output[0]: init for node, init in decode_nodes(compressed)}
+    assert decode_blob(blob_bytes(found["conv2.w"])).tobytes() == tiny.tobytes()
