@@ -14,7 +14,7 @@ The indices and the dither of a blob stay as they are; only its codeword table
         J^T H J without the cross-terms between vectors); an entry costs 64 n bits, worth
         2 ln 2 * E / numel each at the tensor's rate (dE/dR at high rate, the weights-only
         rule of codewords.refine in output-error units); best first, at most max_entries
-        (keys="table": exactly the keys of the blob's present table instead)
+        (keys="table": exactly the keys of the blob's present table instead; "all": every key)
       values: joint least squares over the chosen entries, cross-terms included,
         by preconditioned conjugate gradients (matrix-free: J^T H J p; block-Jacobi A_u^-1)
     --> float32 values into a new table --> blob with new params, same payload
@@ -47,7 +47,7 @@ from .quantizers.lattice import LatticeQuantizer, pack_params, parse_params
 from .quantizers.scalar import ScalarQuantizer
 from .symbols import unzigzag
 
-KEY_MODES = ("data", "table")
+KEY_MODES = ("data", "table", "all")
 TARGETS = ("output", "weights")
 
 
@@ -167,7 +167,8 @@ def fit_table(
     role: how the consumer reads w ("conv", "matmul_b", "gemm_b", "gemm_b_transposed").
     keys: "data" (choose entries by their output-error saving against their cost) or
     "table" (keep the keys of the blob's present table, e.g. the weights-only refinement,
-    and re-solve their values on the data). The result is never worse than the input blob
+    and re-solve their values on the data) or "all" (the first max_entries keys, whatever
+    they cost). The result is never worse than the input blob
     on this Gram: if the fine-tuned table does not lower the error, the input is returned.
     target [O, K]: the rows to approach instead of w's own (output_target: the original
     model's layer output, the error of the compressed layers below included).
@@ -217,6 +218,8 @@ def fit_table(
     blocks = _key_blocks(rows, nvec, n, inverse, u, lay.scales, gram)  # [U, n, n]
     if keys == "table":
         chosen = np.flatnonzero(hit >= 0)
+    elif keys == "all":
+        chosen = np.arange(min(u, max_entries, codewords.MAX_ENTRIES))
     else:
         # saving of each key alone, from the blob as it decodes today
         g = j_t(apply(e_now), var, u * n).reshape(u, n)  # [U, n]
