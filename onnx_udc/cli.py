@@ -392,7 +392,9 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
 @click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
 @click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation):
+@click.option("--pq/--no-pq", "vq", default=False, show_default=True,
+              help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -405,6 +407,8 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
         model_names = model_names or "fmnist"
     if no_allocation:
         config = replace(config, allocate=False)
+    if vq:
+        config = replace(config, pq=True)
     if steps:
         try:
             config = replace(config, steps=tuple(float(s) for s in steps.split(",")))

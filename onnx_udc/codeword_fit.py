@@ -159,7 +159,7 @@ def _regularized_inverse(a: np.ndarray) -> np.ndarray:
 
 def fit_table(
     blob: bytes, w: np.ndarray, role: str, gram: np.ndarray, *, iterations: int = 30,
-    max_entries: int = 4096, keys: str = "data", target: np.ndarray | None = None,
+    max_entries: int = 4096, keys: str = "data", target: np.ndarray | None = None, cost_scale: float = 1.0,
 ) -> tuple[bytes, TableFit]:
     """One scalar / lattice blob + its original weights w [*shape] + the Gram of the consumer's
     input gram [gc, K, K] -> the blob with a data-driven codeword table, and what changed.
@@ -170,6 +170,7 @@ def fit_table(
     and re-solve their values on the data) or "all" (the first max_entries keys, whatever
     they cost). The result is never worse than the input blob
     on this Gram: if the fine-tuned table does not lower the error, the input is returned.
+    cost_scale: multiplies the price of an entry (keys="data"; > 1: fewer entries).
     target [O, K]: the rows to approach instead of w's own (output_target: the original
     model's layer output, the error of the compressed layers below included).
     """
@@ -224,7 +225,7 @@ def fit_table(
         # saving of each key alone, from the blob as it decodes today
         g = j_t(apply(e_now), var, u * n).reshape(u, n)  # [U, n]
         saving = np.einsum("ui,uij,uj->u", g, _regularized_inverse(blocks), g)  # [U]
-        cost = 2.0 * math.log(2.0) * err_input / max(numel, 1) * codewords.BITS_PER_COORD * n
+        cost = cost_scale * 2.0 * math.log(2.0) * err_input / max(numel, 1) * codewords.BITS_PER_COORD * n
         ranked = np.argsort(-saving, kind="stable")[: min(max_entries, codewords.MAX_ENTRIES)]
         chosen = np.sort(ranked[saving[ranked] > cost])
     # start: chosen keys at today's values, the others back at their points
@@ -372,6 +373,7 @@ def refine_model(
     max_rows: int = 1024,
     chunk: int = 1,
     target: str = "output",
+    cost_scale: float = 1.0,
     threads: int | None = None,
     progress: Callable[[str], object] | None = None,
 ) -> tuple[onnx.ModelProto, ModelTables]:
@@ -431,7 +433,7 @@ def refine_model(
                 rows = _rows(tuple(w.shape), tuple(range(w.ndim)), role)
                 rows_target = output_target(rows.take(w), h, cross)
             new_blob, fit = fit_table(blob, w, role, h, iterations=iterations, max_entries=max_entries, keys=keys,
-                                      target=rows_target)
+                                      target=rows_target, cost_scale=cost_scale)
             if new_blob is not blob:
                 init.CopyFrom(numpy_helper.from_array(np.frombuffer(new_blob, np.uint8), init.name))
             overrides[name] = decode_blob(new_blob)
