@@ -715,3 +715,12 @@ def plot_vq(result: ModelResult, ax) -> None:
         pts = sorted((r for r in rows if r.series == series), key=lambda r: r.file_bytes)
         ax.plot([r.file_bytes / 1e6 for r in pts], [r.fidelity[result.primary] for r in pts], styles.get(series, "o:"),
                 label=series, markersize=5)
+
+
+def merge_vq(earlier: ModelResult, fresh: ModelResult) -> ModelResult:
+    """``earlier`` (a full benchmark of the model) with its vector-quantizer rows replaced by
+    those of ``fresh`` (a run with only them: --pq-only), so RESULTS.md keeps every other row."""
+    kept = [r for r in earlier.rows if r.kind != "vq"]
+    return ModelResult(earlier.model, earlier.title, earlier.primary, earlier.original_bytes, earlier.weights,
+                       rows=kept + [r for r in fresh.rows if r.kind == "vq"], skipped=earlier.skipped,
+                       target=earlier.target or fresh.target, allocations=earlier.allocations)

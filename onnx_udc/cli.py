@@ -394,7 +394,9 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
 @click.option("--pq/--no-pq", "vq", default=False, show_default=True,
               help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False):
+@click.option("--pq-only", is_flag=True,
+              help="only the --pq rows, merged into the model's earlier results in --out (its other rows are kept)")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -407,8 +409,10 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
         model_names = model_names or "fmnist"
     if no_allocation:
         config = replace(config, allocate=False)
-    if vq:
+    if vq or pq_only:
         config = replace(config, pq=True)
+    if pq_only:
+        config = replace(config, steps=(), anchors=(), allocate=False)
     if steps:
         try:
             config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
@@ -431,7 +435,11 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
         try:
             model = zoo.get(name)
             click.echo(f"{name}: building / loading", err=True)
-            results.append(benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True)))
+            result = benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True))
+            earlier = out / f"bench_{model.name}.json"
+            if pq_only and earlier.exists():
+                result = benchmark.merge_vq(benchmark.load_result(earlier), result)
+            results.append(result)
         except zoo.ZooUnavailable as exc:
             if model_names:
                 raise ConfigError(f"{name}: {exc}") from None

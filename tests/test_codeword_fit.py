@@ -155,3 +155,19 @@ def test_cli_refine_codewords(tmp_path, capsys):
     assert main(base + ["--refine-codewords", "weights", "-q"]) == 0
     code = main(base + ["--refine-codewords", "data", "-q"])
     assert code == 2 and "--calib" in capsys.readouterr().err
+
+
+def test_bench_merge_keeps_earlier_rows_and_replaces_vq_rows():
+    from onnx_udc.benchmark import ModelResult, Row, merge_vq, vq_section
+
+    def row(name, kind, ratio, acc):
+        return Row("m", name, kind, "udc-fast", 100, ratio, 1.0, None, {"accuracy": acc}, 1, 1, 1, 1, None,
+                   series="E8" if kind == "vq" else "", compress_s=2.0, compress_peak_mb=10.0, calib_samples=8)
+
+    earlier = ModelResult("m", "M", "accuracy", 1000, 10, rows=[row("original", "original", 1, 0.9),
+                          row("E8 old", "vq", 5, 0.5)], target={"metric": "accuracy", "threshold": 0.8})
+    fresh = ModelResult("m", "M", "accuracy", 1000, 10, rows=[row("original", "original", 1, 0.9), row("E8 s=1", "vq", 9, 0.85)])
+    merged = merge_vq(earlier, fresh)
+    assert [r.variant for r in merged.rows] == ["original", "E8 s=1"] and merged.target == earlier.target
+    text = "\n".join(vq_section(merged))
+    assert "| E8 s=1 | E8 | 9.00x | 0.8500 | 2.0 | 10 | 8 |" in text and "- E8: E8 s=1: 9.00x" in text
