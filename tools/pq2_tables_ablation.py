@@ -5,6 +5,7 @@ the weights-only table's keys re-solved on the data (table-output). Prints one l
 
     ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq2_tables_ablation.py scalar,e8 1.6 fmnist
 """
+import sys, time, numpy as np, onnx, onnxruntime as ort
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from models import zoo
 from onnx_udc import codeword_fit
