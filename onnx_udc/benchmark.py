@@ -591,7 +591,7 @@ VQ_PLANS = {
     "fmnist": VQPlan((0.8, 1.6, 2.4), tuple((f"d9 k{k}", {"conv3x3": 9, "conv1x1": 4, "conv": 8, "matmul": 4}, k)
                                             for k in (256, 128, 64)), 128, 1024,
                       scalar_steps=(0.8, 1.2, 1.6)),
-    "efficientnet_lite0": VQPlan((0.02, 0.05), (("d4 k256", {"conv3x3": 3, "conv1x1": 4, "conv": 5, "matmul": 4}, 256),), 64, 256, 8,
+    "efficientnet_lite0": VQPlan((0.02, 0.05), (("d4 k256", {"conv3x3": 3, "conv1x1": 4, "conv": 5, "matmul": 4}, 256),), 32, 256, 8,
                                 scalar_steps=(0.02, 0.05)),
     "minilm": VQPlan((0.1, 0.2), (("d2 k256", {"matmul": 2}, 256),), 64, 512, 6, scalar_steps=(0.1, 0.2)),
 }
