@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rows", type=int, default=256)
     ap.add_argument("--limit", type=int, default=None, help="evaluation samples")
     ap.add_argument("--tables", action="store_true", help="data-driven codeword tables on the scalar layers")
+    ap.add_argument("--tables-target", default="output", choices=codeword_fit.TARGETS)
     args = ap.parse_args(argv)
     zm = zoo.get(args.model)
     src = zm.onnx_path()
@@ -99,7 +100,8 @@ def main(argv=None) -> int:
         compressed, report = compress_model(model, config)
     entries = 0
     if args.tables:
-        compressed, tables = codeword_fit.refine_model(model, compressed, calib, max_rows=args.max_rows, chunk=8)
+        compressed, tables = codeword_fit.refine_model(model, compressed, calib, max_rows=args.max_rows, chunk=8,
+                                                     target=args.tables_target)
         entries = sum(l.fit.entries for l in tables.layers)
     seconds = time.perf_counter() - t0
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     fid = {k: float(v) for k, v in zm.fidelity(ref, [sess.run(None, f) for f in feeds]).items()}
     pq_weights = sum(int(np.prod(numpy_helper.to_array(i).shape)) for i in model.graph.initializer if i.name in chosen)
     row = {"model": args.model, "plan": args.plan, "fraction": args.fraction, "block": args.block, "k": args.k,
-           "refine": args.refine, "rounds": args.rounds, "tables": args.tables, "table_entries": entries,
+           "refine": args.refine, "rounds": args.rounds, "tables": args.tables and args.tables_target, "table_entries": entries,
            "pq_layers": len(chosen), "pq_weights": pq_weights, "samples": calib.samples, "max_rows": args.max_rows,
            "eval_limit": args.limit, "ratio": src.stat().st_size / compressed.ByteSize(), "seconds": seconds,
            "peak_mb": peak, "fidelity": fid, "command": "tools/pq_mixed.py " + " ".join(argv or sys.argv[1:])}
