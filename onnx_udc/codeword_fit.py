@@ -326,12 +326,16 @@ def paired_grams(
 
 def output_target(w_rows: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Rows t [O, K] with sum_o (w_hat_o - t_o)^T H (w_hat_o - t_o) = ||Xq W_hat - Xf W||^2 + const:
-    t_o = H^-1 C w_o (a small ridge keeps H solvable; its null space is invisible to the error)."""
+    t_o = w_o + (H + r I)^-1 (C - H) w_o  (= H^-1 C w_o for an invertible H). Written as a
+    correction of w, the ridge r pulls t toward w, not toward 0, where the sampled rows do
+    not span the input space (fewer rows than K: a MatMul on a few short sentences, a
+    classifier on one row per image); there the error is unseen and w is the best guess."""
     gc, k, _ = h.shape
     o = w_rows.shape[0]
     ridge = (1e-6 * np.trace(h, axis1=1, axis2=2) / k + 1e-30)[:, None, None] * np.eye(k)[None]
-    rhs = np.einsum("gkl,gol->gok", c, w_rows.reshape(gc, o // gc, k))  # [g, O/g, K]
-    t = np.linalg.solve(h + ridge, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)  # [g, O/g, K]
+    wg = w_rows.reshape(gc, o // gc, k)  # [g, O/g, K]
+    rhs = np.einsum("gkl,gol->gok", c - h, wg)  # [g, O/g, K]
+    t = wg + np.linalg.solve(h + ridge, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)  # [g, O/g, K]
     return t.reshape(o, k)
 
 

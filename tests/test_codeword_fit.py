@@ -171,3 +171,17 @@ def test_bench_merge_keeps_earlier_rows_and_replaces_vq_rows():
     assert [r.variant for r in merged.rows] == ["original", "E8 s=1"] and merged.target == earlier.target
     text = "\n".join(vq_section(merged))
     assert "| E8 s=1 | E8 | 9.00x | 0.8500 | 2.0 | 10 | 8 |" in text and "- E8: E8 s=1: 9.00x" in text
+
+
+def test_output_target_keeps_unseen_directions():
+    """Fewer rows than inputs: t equals w where the rows see nothing; with Xq = Xf, t = w."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((5, 12))
+    xq = rng.standard_normal((4, 12))  # 4 rows, K = 12: rank 4
+    h = (xq.T @ xq)[None]
+    assert np.allclose(codeword_fit.output_target(w, h, h), w)
+    xf = xq + 0.1 * rng.standard_normal((4, 12))
+    t = codeword_fit.output_target(w, h, (xq.T @ xf)[None])
+    assert np.allclose(xq @ t.T, xf @ w.T, atol=1e-4)  # matches the original outputs on the rows
+    null = np.linalg.svd(xq)[2][4:]  # [8, 12] directions the rows do not see
+    assert np.allclose(t @ null.T, w @ null.T)
