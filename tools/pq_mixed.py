@@ -68,7 +68,9 @@ def pick_layers(model: onnx.ModelProto, cfg: PQConfig, plan: list[dict], fractio
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("--plan", required=True, help="allocation variant name in docs/bench_<model>.json")
+    ap.add_argument("--plan", default=None, help="allocation variant name in docs/bench_<model>.json")
+    ap.add_argument("--allocate", default=None,
+                    help="KIND:VALUE (e.g. agreement:0.97): run the allocation here (64 calibration samples, as the bench)")
     ap.add_argument("--fraction", type=float, default=0.0, help="share of the weights given to pq (0: plan only)")
     ap.add_argument("--block", default="conv1x1=4,matmul=4")
     ap.add_argument("--k", type=int, default=256)
@@ -83,7 +85,16 @@ def main(argv=None) -> int:
     zm = zoo.get(args.model)
     src = zm.onnx_path()
     model = onnx.load(str(src))
-    plan = plan_of(args.model, args.plan)
+    if args.allocate:
+        from onnx_udc.allocate import Target, allocate
+
+        kind, value = args.allocate.split(":")
+        alloc = allocate(onnx.load(str(src)), Target(kind, float(value)), calib=zm.calibration(64),
+                         config=CompressConfig(), samples=64)
+        plan = alloc.to_dict()["tensors"]
+        args.plan = f"allocated here: {kind} {value}"
+    else:
+        plan = plan_of(args.model, args.plan)
     steps = {t["name"]: t["step"] for t in plan}
     calib = CalibrationSet(zm.calibration(args.samples), False, "zoo")
     t0 = time.perf_counter()
