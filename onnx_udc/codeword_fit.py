@@ -48,6 +48,7 @@ from .quantizers.scalar import ScalarQuantizer
 from .symbols import unzigzag
 
 KEY_MODES = ("data", "table", "all")
+OUTPUT_RIDGE = 1e-6  # output_target's ridge, relative to the mean eigenvalue of H
 TARGETS = ("output", "weights")
 
 
@@ -332,7 +333,7 @@ def output_target(w_rows: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarra
     classifier on one row per image); there the error is unseen and w is the best guess."""
     gc, k, _ = h.shape
     o = w_rows.shape[0]
-    ridge = (1e-6 * np.trace(h, axis1=1, axis2=2) / k + 1e-30)[:, None, None] * np.eye(k)[None]
+    ridge = (OUTPUT_RIDGE * np.trace(h, axis1=1, axis2=2) / k + 1e-30)[:, None, None] * np.eye(k)[None]
     wg = w_rows.reshape(gc, o // gc, k)  # [g, O/g, K]
     rhs = np.einsum("gkl,gol->gok", c - h, wg)  # [g, O/g, K]
     t = wg + np.linalg.solve(h + ridge, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)  # [g, O/g, K]

@@ -81,7 +81,10 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="evaluation samples")
     ap.add_argument("--tables", action="store_true", help="data-driven codeword tables on the scalar layers")
     ap.add_argument("--tables-target", default="output", choices=codeword_fit.TARGETS)
+    ap.add_argument("--pq-target", default="output", choices=codeword_fit.TARGETS)
+    ap.add_argument("--ridge", type=float, default=codeword_fit.OUTPUT_RIDGE, help="codeword_fit.OUTPUT_RIDGE")
     args = ap.parse_args(argv)
+    codeword_fit.OUTPUT_RIDGE = args.ridge
     zm = zoo.get(args.model)
     src = zm.onnx_path()
     model = onnx.load(str(src))
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
         cfg = PQConfig(block=parse_pq_blocks(args.block), k=args.k, iterations=10)
         chosen = pick_layers(model, cfg, plan, args.fraction)
         fit = pq_model.fit_model(model, cfg, calib, refine=args.refine, rounds=args.rounds, max_rows=args.max_rows,
-                                 only=chosen, target="output")
+                                 only=chosen, target=args.pq_target)
         compressed, report = pq_model.compress(model, fit, config, cfg)
     else:
         compressed, report = compress_model(model, config)
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
     fid = {k: float(v) for k, v in zm.fidelity(ref, [sess.run(None, f) for f in feeds]).items()}
     pq_weights = sum(int(np.prod(numpy_helper.to_array(i).shape)) for i in model.graph.initializer if i.name in chosen)
     row = {"model": args.model, "plan": args.plan, "fraction": args.fraction, "block": args.block, "k": args.k,
-           "refine": args.refine, "rounds": args.rounds, "tables": args.tables and args.tables_target, "table_entries": entries,
+           "refine": args.refine, "rounds": args.rounds, "pq_target": args.pq_target, "ridge": args.ridge, "tables": args.tables and args.tables_target, "table_entries": entries,
            "pq_layers": len(chosen), "pq_weights": pq_weights, "samples": calib.samples, "max_rows": args.max_rows,
            "eval_limit": args.limit, "ratio": src.stat().st_size / compressed.ByteSize(), "seconds": seconds,
            "peak_mb": peak, "fidelity": fid, "command": "tools/pq_mixed.py " + " ".join(argv or sys.argv[1:])}
