@@ -595,8 +595,7 @@ VQ_PLANS = {
     "efficientnet_lite0": VQPlan((0.02, 0.05), (("d4 k256", {"conv3x3": 3, "conv1x1": 4, "conv": 5, "matmul": 4}, 256),), 32, 256, 8,
                                 scalar_steps=(0.02, 0.05)),
     # MiniLM: few rows per input width on short sentences; the "output" target overfits there (docs/pq2.md)
-    "minilm": VQPlan((0.1, 0.2), (("d2 k256", {"matmul": 2}, 256),), 64, 512, 6, scalar_steps=(0.1, 0.2),
-                     target="weights"),
+    "minilm": VQPlan((0.1,), (("d2 k256", {"matmul": 2}, 256),), 32, 512, 6, scalar_steps=(0.1,), target="weights"),
 }
 _DEFAULT_VQ = VQPlan((0.2, 0.8), (("d4 k256", {"conv3x3": 9, "conv1x1": 4, "conv": 8, "matmul": 4}, 256),), 64, 512)
 
