@@ -82,10 +82,13 @@ def cli() -> None:
 @click.option("--refine-codewords", type=click.Choice(["none", "weights", "data"]), default="none", show_default=True,
               help="scalar/lattice: refined codeword tables, least squares on the weights, or on the calibration "
                    "activations toward the original model's layer outputs (data: needs --calib)")
+@click.option("--codeword-target", type=click.Choice(["output", "weights"]), default="output", show_default=True,
+              help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
+                   "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
              calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
              pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
-             refine_codewords="none"):
+             refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
 
     With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
@@ -133,10 +136,10 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if targets:
         (kind, value), = targets.items()
         _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
-                           refine_data=refine_codewords == "data")
+                           refine_data=refine_codewords == "data", codeword_target=codeword_target)
         return
     if refine_codewords == "data":
-        _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet)
+        _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, codeword_target)
         return
     total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
     if quiet:
@@ -200,7 +203,7 @@ def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder,
 
 
 def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
-                       refine_data=False):
+                       refine_data=False, codeword_target="output"):
     import json
 
     from .allocate import Target, allocate
@@ -216,7 +219,7 @@ def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, confi
                      log=None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]")))
     if refine_data:  # codeword tables fitted on the calibration activations, after the allocation
         alloc.model, alloc.report = _refine_codewords(proto, alloc.model, alloc.report, calib, calib_samples, config,
-                                                      quiet)
+                                                      quiet, codeword_target)
     save_model(alloc.model, output)
     if plan_out is not None:
         plan_out.write_text(json.dumps(alloc.to_dict(), indent=1))
@@ -225,13 +228,13 @@ def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, confi
         _print_report(alloc.report, original_file, output.stat().st_size)
 
 
-def _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet):
+def _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target="output"):
     """--refine-codewords data: codeword_fit.refine_model on the compressed model."""
     from . import codeword_fit
     from .calib import calibration_set
 
     calibration = calibration_set(proto, calib, calib_samples)
-    compressed, tables = codeword_fit.refine_model(proto, compressed, calibration, threads=config.threads,
+    compressed, tables = codeword_fit.refine_model(proto, compressed, calibration, threads=config.threads, target=target,
                                                    progress=None if quiet else (lambda n: click.echo(f"  tables: {n}", err=True)))
     for warning in tables.warnings:
         click.echo(f"onnx-udc: warning: {warning}", err=True)
@@ -245,13 +248,13 @@ def _refine_codewords(proto, compressed, report, calib, calib_samples, config, q
     return compressed, codeword_fit.update_report(report, compressed, proto)
 
 
-def _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet):
+def _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, target="output"):
     from .graph import compress_model
     from .modelio import save_model
 
     _check_writable(output)
     compressed, report = compress_model(proto, config)
-    compressed, report = _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet)
+    compressed, report = _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target)
     save_model(compressed, output)
     if not quiet:
         _print_report(report, original_file, output.stat().st_size)

@@ -153,6 +153,8 @@ def test_cli_refine_codewords(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0 and out.exists() and "codeword tables: 2 layers" in captured.err, captured.err
     assert main(base + ["--refine-codewords", "weights", "-q"]) == 0
+    assert main(base + ["--refine-codewords", "data", "--codeword-target", "weights", "--calib", str(tmp_path / "calib.npz"),
+                        "--calib-samples", "2", "-q"]) == 0
     code = main(base + ["--refine-codewords", "data", "-q"])
     assert code == 2 and "--calib" in capsys.readouterr().err
 
