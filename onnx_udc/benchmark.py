@@ -50,6 +50,11 @@ class Variant:
     compressed_bytes: int = 0
     note: str = ""
     allocation: dict | None = None  # Allocation.to_dict() of a rate-allocated variant
+    # vector-quantizer section (--pq): how the file was made
+    series: str = ""  # curve it belongs to, e.g. "E8 + data tables"
+    compress_s: float | None = None
+    compress_peak_mb: float | None = None
+    calib_samples: int | None = None
 
 
 @dataclass
@@ -70,6 +75,10 @@ class Row:
     peak_load_mb: float | None
     setting: float | None = None
     note: str = ""
+    series: str = ""  # vector-quantizer section (--pq): curve, compression time, peak memory, calibration size
+    compress_s: float | None = None
+    compress_peak_mb: float | None = None
+    calib_samples: int | None = None
 
 
 @dataclass
@@ -219,6 +228,7 @@ class BenchConfig:
     allocate: bool = True  # rate-allocated variants at the zoo model's targets
     calib_samples: int = 64
     max_allocations: int | None = None  # first N allocation targets of each model
+    pq: bool = False  # the vector-quantizer section: PQ and E8, each with and without fine-tuning
 
 
 @contextlib.contextmanager
@@ -278,6 +288,8 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
 
     if config.allocate and getattr(zoo_model, "target", None) is not None:
         variants += _allocated_variants(zoo_model, src, out, config, result, log)
+    if config.pq:
+        variants += vq_variants(zoo_model, src, out, config, log)
 
     # The original is re-timed beside every variant (interleaved), so each ratio compares
     # two measurements taken under the same machine load.
@@ -310,7 +322,8 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                 create_ms=1e3 * create[1], create_ratio=create[1] / create[0],
                 run_ms=1e3 * latency[1], run_ratio=latency[1] / latency[0],
                 peak_load_mb=peak_load_mb(loader, variant.path) if config.memory else None,
-                setting=variant.setting, note=variant.note,
+                setting=variant.setting, note=variant.note, series=variant.series, compress_s=variant.compress_s,
+                compress_peak_mb=variant.compress_peak_mb, calib_samples=variant.calib_samples,
             ))
     return result
 
@@ -468,6 +481,7 @@ def plot(result: ModelResult, path: Path) -> bool:
     if alloc:
         ax.plot([r.file_bytes / 1e6 for r in alloc], [r.fidelity[result.primary] for r in alloc], "D--", color="tab:red",
                 label="onnx-udc rate allocation")
+    plot_vq(result, ax)
     if result.target and result.target["metric"] == result.primary:
         ax.axhline(result.target["threshold"], color="gray", lw=0.8, ls=":", label="benchmark target")
     markers = iter("s^vDP*X")
@@ -543,6 +557,7 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
         lines += [markdown_table(res), "", "Smallest onnx-udc file at least as faithful as each anchor:", ""]
         lines += best_matches(res) + [""]
         lines += allocation_section(res)
+        lines += vq_section(res)
     report = out / "RESULTS.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -550,3 +565,164 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
 
 def default_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="onnx-udc-bench-"))
+
+
+# ---- vector quantizers with calibration (--pq): PQ and dithered E8, each without / with fine-tuning ----
+#
+#   E8, one global step-rel            --> "E8"                  (plain; no table)
+#     + codeword_fit.refine_model      --> "E8 + data tables"    (indices, dither frozen; tables fitted on
+#                                          the calibration activations toward the original layer outputs)
+#   the same for the scalar quantizer    --> "scalar", "scalar + data tables"
+#   PQ, output-aware EM (pq_model, fitted toward the original layer outputs) --> "PQ (EM)"
+#     + centroid fine-tuning and 3 rounds of reassignment                   --> "PQ (EM + fine-tuning)"
+# Every file is made in a forked child that reports its wall time and peak-RSS growth.
+
+@dataclass(frozen=True)
+class VQPlan:
+    e8_steps: tuple[float, ...]  # step_rel of the E8 rows
+    pq: tuple[tuple[str, dict, int], ...]  # (label, block sizes per layer type, k)
+    calib_samples: int
+    max_rows: int  # activation rows sampled per calibration batch and layer
+    chunk: int = 4  # layers per calibration pass of the codeword tables
+    scalar_steps: tuple[float, ...] = ()  # step_rel of scalar rows without / with data tables
+    target: str = "output"  # fit target of the tables and of pq (codeword_fit.TARGETS)
+
+
+VQ_PLANS = {
+    "fmnist": VQPlan((0.8, 1.6, 2.4), tuple((f"d9 k{k}", {"conv3x3": 9, "conv1x1": 4, "conv": 8, "matmul": 4}, k)
+                                            for k in (256, 128, 64)), 128, 1024,
+                      scalar_steps=(0.8, 1.2, 1.6)),
+    "efficientnet_lite0": VQPlan((0.02, 0.05), (("d4 k256", {"conv3x3": 3, "conv1x1": 4, "conv": 5, "matmul": 4}, 256),), 32, 256, 8,
+                                scalar_steps=(0.02, 0.05)),
+    # MiniLM: few rows per input width on short sentences; the "output" target overfits there (docs/pq2.md)
+    "minilm": VQPlan((0.1,), (("d2 k256", {"matmul": 2}, 256),), 32, 512, 6, scalar_steps=(0.1,), target="weights"),
+}
+_DEFAULT_VQ = VQPlan((0.2, 0.8), (("d4 k256", {"conv3x3": 9, "conv1x1": 4, "conv": 8, "matmul": 4}, 256),), 64, 512)
+
+
+def _vq_child(conn, job: Callable[[], tuple[object, dict]], path: Path) -> None:
+    import resource
+
+    from .modelio import save_model
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    model, info = job()
+    seconds = time.perf_counter() - t
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024.0
+    save_model(model, path)
+    conn.send((seconds, peak, info))
+    conn.close()
+
+
+def _measured(job: Callable[[], tuple[object, dict]], path: Path) -> tuple[float, float, dict]:
+    """Run job() -> (model, info) in a forked child; save the model to path; (seconds, peak MB, info)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_vq_child, args=(child, job, path))
+    proc.start()
+    try:
+        result = parent.recv()
+    except EOFError:
+        raise RuntimeError(f"the compression of {path.name} failed in its child process") from None
+    proc.join()
+    return result
+
+
+def vq_variants(zoo_model, src: Path, out: Path, config: BenchConfig, log: Callable[[str], None]) -> list[Variant]:
+    from . import codeword_fit, pq_model
+    from .calib import CalibrationSet
+    from .quantizers.lattice import LatticeConfig
+    from .quantizers.pq import PQConfig
+
+    plan = VQ_PLANS.get(zoo_model.name, _DEFAULT_VQ)
+    calib = CalibrationSet(zoo_model.calibration(plan.calib_samples), False, "zoo")
+    n = calib.samples
+    variants = []
+
+    def add(name, series, setting, path, job, calibrated):
+        log(f"  {name}: compressing")
+        seconds, peak, info = _measured(job, path)
+        variants.append(Variant(name, "vq", path, loaders=("udc-fast",), setting=setting, series=series,
+                                compressed_weights=info["weights"], compressed_bytes=info["bytes"], note=info["note"],
+                                compress_s=seconds, compress_peak_mb=peak, calib_samples=n if calibrated else None))
+
+    def sizes(report) -> dict:
+        return {"weights": sum(math.prod(t.shape) for t in report.tensors), "bytes": sum(t.blob_bytes for t in report.tensors)}
+
+    for quantizer, label, step in [("e8", "E8", s) for s in plan.e8_steps] + [("scalar", "scalar", s) for s in plan.scalar_steps]:
+        cfg = CompressConfig(quantizer=quantizer, scalar=LatticeConfig(step_rel=step), seed=config.seed)
+
+        def plain(cfg=cfg, label=label):
+            model, report = compress_model(onnx.load(str(src)), cfg)
+            return model, {**sizes(report), "note": f"{label}, one step-rel"}
+
+        def tables(cfg=cfg):
+            model, report, fit = codeword_fit.compress_refined(onnx.load(str(src)), cfg, calib, max_rows=plan.max_rows,
+                                                               chunk=plan.chunk, target=plan.target)
+            entries = sum(l.fit.entries for l in fit.layers)
+            return model, {**sizes(report), "note": f"{entries} table entries, +{fit.extra_bytes:,} B"}
+
+        add(f"{label} s={step:g}", label, step, out / f"vq_{quantizer}_s{step:g}.onnx", plain, False)
+        add(f"{label} s={step:g} + data tables", f"{label} + data tables", step, out / f"vq_{quantizer}_s{step:g}_tables.onnx",
+            tables, True)
+    for label, blocks, k in plan.pq:
+        pq_config = PQConfig(block=dict(blocks), k=k, iterations=10, seed=config.seed)
+        for refine, rounds, series in ((0, 1, "PQ (EM)"), (20, 3, "PQ (EM + fine-tuning)")):
+            def job(refine=refine, rounds=rounds, pq_config=pq_config):
+                model = onnx.load(str(src))
+                fit = pq_model.fit_model(model, pq_config, calib, refine=refine, rounds=rounds, max_rows=plan.max_rows,
+                                         target=plan.target)
+                compressed, report = pq_model.compress(model, fit, CompressConfig(seed=config.seed), pq_config)
+                return compressed, {**sizes(report), "note": f"{len(fit.fits)} pq layers ({label}), others scalar"}
+
+            add(f"PQ {label}" + (" + fine-tuning" if refine else ""), series, None,
+                out / f"vq_pq_{label.replace(' ', '_')}_r{refine}.onnx", job, True)
+    return variants
+
+
+def vq_section(result: ModelResult) -> list[str]:
+    rows = [r for r in result.rows if r.kind == "vq"]
+    if not rows:
+        return []
+    p = result.primary
+    lines = ["Vector quantizers with calibration (`--pq`): product quantization (PQ) without / with centroid "
+             "fine-tuning, dithered E8 and scalar without / with codeword tables fitted on the calibration activations "
+             "(`--refine-codewords data`). Compression time and peak memory: the compressing process (fit + encode; "
+             "peak RSS growth), on this shared machine.", "",
+             f"| variant | curve | ratio | {p} | compress s | peak MB | calib samples | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.variant} | {r.series} | {r.ratio:.2f}x | {r.fidelity.get(p, float('nan')):.4f} | "
+                     f"{_fmt(r.compress_s, '.1f')} | {_fmt(r.compress_peak_mb, '.0f')} | {r.calib_samples or '-'} | "
+                     f"{r.note} |")
+    if result.target and result.target["metric"] in rows[0].fidelity:
+        metric, threshold = result.target["metric"], result.target["threshold"]
+        lines += ["", f"Best ratio at `{metric}` >= {threshold:g}, per curve:", ""]
+        for series in dict.fromkeys(r.series for r in rows):
+            good = [r for r in rows if r.series == series and r.fidelity[metric] >= threshold]
+            best = max(good, key=lambda r: r.ratio, default=None)
+            lines.append(f"- {series}: " + (f"{best.variant}: {best.ratio:.2f}x ({best.fidelity[metric]:.4f})" if best
+                                            else "none of its points reaches it"))
+    return lines + [""]
+
+
+def plot_vq(result: ModelResult, ax) -> None:
+    styles = {"E8": "v-", "E8 + data tables": "v--", "PQ (EM)": "s-", "PQ (EM + fine-tuning)": "s--",
+              "scalar": "o:", "scalar + data tables": "o-."}
+    rows = [r for r in result.rows if r.kind == "vq"]
+    for series in dict.fromkeys(r.series for r in rows):
+        pts = sorted((r for r in rows if r.series == series), key=lambda r: r.file_bytes)
+        ax.plot([r.file_bytes / 1e6 for r in pts], [r.fidelity[result.primary] for r in pts], styles.get(series, "o:"),
+                label=series, markersize=5)
+
+
+def merge_vq(earlier: ModelResult, fresh: ModelResult) -> ModelResult:
+    """``earlier`` (a full benchmark of the model) with its vector-quantizer rows replaced by
+    those of ``fresh`` (a run with only them: --pq-only), so RESULTS.md keeps every other row."""
+    kept = [r for r in earlier.rows if r.kind != "vq"]
+    return ModelResult(earlier.model, earlier.title, earlier.primary, earlier.original_bytes, earlier.weights,
+                       rows=kept + [r for r in fresh.rows if r.kind == "vq"], skipped=earlier.skipped,
+                       target=earlier.target or fresh.target, allocations=earlier.allocations)

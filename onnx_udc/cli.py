@@ -78,9 +78,17 @@ def cli() -> None:
               help="pq: iterations of the centroid fine-tuning on the calibration activations (0: none)")
 @click.option("--pq-rounds", type=int, default=1, show_default=True,
               help="pq: rounds of full output-error reassignment + fine-tuning (1: fine-tuning only)")
+# ---- codeword tables of the scalar / lattice quantizers ----
+@click.option("--refine-codewords", type=click.Choice(["none", "weights", "data"]), default="none", show_default=True,
+              help="scalar/lattice: refined codeword tables, least squares on the weights, or on the calibration "
+                   "activations toward the original model's layer outputs (data: needs --calib)")
+@click.option("--codeword-target", type=click.Choice(["output", "weights"]), default="output", show_default=True,
+              help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
+                   "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
              calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
-             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1):
+             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
+             refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
 
     With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
@@ -97,6 +105,8 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
                      pq_k, pq_block, pq_iterations, pq_refine, pq_rounds)
         return
+    if refine_codewords == "data" and calib is None:
+        raise ConfigError("--refine-codewords data needs calibration inputs (--calib)")
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
                "cosine": min_cosine}
     targets = {k: v for k, v in targets.items() if v is not None}
@@ -104,7 +114,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         raise ConfigError("give one target: --target-ratio, --target-size, --min-sqnr, --min-agreement or --min-cosine")
     if targets and (step_rel is not None or target_bpw is not None):
         raise ConfigError("a rate-allocation target replaces --step-rel / --target-bpw: give one or the other")
-    if not targets and (calib is not None or plan_out is not None):
+    if not targets and ((calib is not None and refine_codewords != "data") or plan_out is not None):
         raise ConfigError("--calib and --plan-out need a rate-allocation target (e.g. --min-sqnr 30)")
     if step_rel is not None and target_bpw is not None:
         raise ConfigError("give either --step-rel or --target-bpw, not both")
@@ -113,6 +123,10 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if not 0 <= seed < 2**64:
         raise ConfigError("--seed must lie in [0, 2^64)")
     steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
+    if refine_codewords == "weights":
+        from .quantizers.lattice import LatticeConfig
+
+        steps = LatticeConfig(step_rel=steps.step_rel, target_bpw=target_bpw, refine=True)
     config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements, threads=threads)
     _check_writable(output)
     if plan_out is not None:
@@ -121,7 +135,11 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     original_file = model.stat().st_size
     if targets:
         (kind, value), = targets.items()
-        _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet)
+        _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
+                           refine_data=refine_codewords == "data", codeword_target=codeword_target)
+        return
+    if refine_codewords == "data":
+        _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, codeword_target)
         return
     total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
     if quiet:
@@ -184,7 +202,8 @@ def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder,
         _print_report(report, original_file, output.stat().st_size)
 
 
-def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet):
+def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
+                       refine_data=False, codeword_target="output"):
     import json
 
     from .allocate import Target, allocate
@@ -198,12 +217,47 @@ def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, confi
     err = _console(stderr=True)
     alloc = allocate(proto, target, calib=calib, config=config, samples=calib_samples,
                      log=None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]")))
+    if refine_data:  # codeword tables fitted on the calibration activations, after the allocation
+        alloc.model, alloc.report = _refine_codewords(proto, alloc.model, alloc.report, calib, calib_samples, config,
+                                                      quiet, codeword_target)
     save_model(alloc.model, output)
     if plan_out is not None:
         plan_out.write_text(json.dumps(alloc.to_dict(), indent=1))
     if not quiet:
         _print_allocation(alloc)
         _print_report(alloc.report, original_file, output.stat().st_size)
+
+
+def _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target="output"):
+    """--refine-codewords data: codeword_fit.refine_model on the compressed model."""
+    from . import codeword_fit
+    from .calib import calibration_set
+
+    calibration = calibration_set(proto, calib, calib_samples)
+    compressed, tables = codeword_fit.refine_model(proto, compressed, calibration, threads=config.threads, target=target,
+                                                   progress=None if quiet else (lambda n: click.echo(f"  tables: {n}", err=True)))
+    for warning in tables.warnings:
+        click.echo(f"onnx-udc: warning: {warning}", err=True)
+    if not quiet:
+        entries = sum(l.fit.entries for l in tables.layers)
+        before = sum(l.fit.error_input for l in tables.layers)
+        after = sum(l.fit.error_final for l in tables.layers)
+        click.echo(f"codeword tables: {len(tables.layers)} layers, {entries} entries (+{tables.extra_bytes:,} bytes), "
+                   f"layer-output error x{after / max(before, 1e-300):.3f}, {tables.samples} calibration samples, "
+                   f"{tables.seconds:.1f} s", err=True)
+    return compressed, codeword_fit.update_report(report, compressed, proto)
+
+
+def _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, target="output"):
+    from .graph import compress_model
+    from .modelio import save_model
+
+    _check_writable(output)
+    compressed, report = compress_model(proto, config)
+    compressed, report = _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target)
+    save_model(compressed, output)
+    if not quiet:
+        _print_report(report, original_file, output.stat().st_size)
 
 
 def _print_allocation(alloc) -> None:
@@ -341,7 +395,11 @@ def verify(original, compressed, inputs, load_path):
 @click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
 @click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
 @click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation):
+@click.option("--pq/--no-pq", "vq", default=False, show_default=True,
+              help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
+@click.option("--pq-only", is_flag=True,
+              help="only the --pq rows, merged into the model's earlier results in --out (its other rows are kept)")
+def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -354,6 +412,10 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
         model_names = model_names or "fmnist"
     if no_allocation:
         config = replace(config, allocate=False)
+    if vq or pq_only:
+        config = replace(config, pq=True)
+    if pq_only:
+        config = replace(config, steps=(), anchors=(), allocate=False)
     if steps:
         try:
             config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
@@ -376,7 +438,11 @@ def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_w
         try:
             model = zoo.get(name)
             click.echo(f"{name}: building / loading", err=True)
-            results.append(benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True)))
+            result = benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True))
+            earlier = out / f"bench_{model.name}.json"
+            if pq_only and earlier.exists():
+                result = benchmark.merge_vq(benchmark.load_result(earlier), result)
+            results.append(result)
         except zoo.ZooUnavailable as exc:
             if model_names:
                 raise ConfigError(f"{name}: {exc}") from None

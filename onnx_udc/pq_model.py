@@ -16,7 +16,7 @@ Without calibration data every layer is fitted by plain k-means on its weights a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -26,6 +26,7 @@ from onnx import numpy_helper
 from . import pq_fit
 from .activations import ActivationProbe
 from .calib import CalibrationSet
+from .errors import ConfigError
 from .graph import Action, CompressConfig, CompressReport, compress_model, select
 from .quantizers.pq import PQConfig, PQFit, reconstruct, PQParams
 
@@ -106,6 +107,8 @@ def fit_model(
     min_elements: int = 1024,
     threads: int | None = None,
     progress: Callable[[str], object] | None = None,
+    only: Collection[str] | None = None,
+    target: str = "weights",
 ) -> ModelFit:
     """Fit every PQ layer bottom-up (see the module docstring).
 
@@ -113,11 +116,21 @@ def fit_model(
     rounds: alternations of full-output-error reassignment and fine-tuning (pq_fit).
     max_rows: activation rows sampled per batch and layer. chunk: layers whose activations
     are collected in one pass (1: exact bottom-up; larger: fewer passes, each layer then
-    sees the compressed layers of earlier chunks only)."""
+    sees the compressed layers of earlier chunks only).
+    only: fit just these weights with pq (the others stay with the graph pass's quantizer).
+    target: "weights" minimises ||Xq (W - W_hat)||^2; "output" minimises ||Xq W_hat - Xf W||^2
+    (Xf: the original model's activations on the same rows, codeword_fit.paired_grams), so
+    each layer also makes up for the error of the pq layers below it."""
+    from . import codeword_fit
+
+    if target not in codeword_fit.TARGETS:
+        raise ConfigError(f"target must be one of {codeword_fit.TARGETS}, got {target!r}")
     config = config or PQConfig()
     start = time.perf_counter()
     arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     layers = pq_layers(model, config, min_elements)
+    if only is not None:
+        layers = [(n, r) for n, r in layers if n in set(only)]
     result = ModelFit(fits={}, layers=[], calibrated=calib is not None, samples=calib.samples if calib else 0, seconds=0.0)
     probe = None
     if calib is None:
@@ -126,6 +139,7 @@ def fit_model(
         if calib.synthetic:
             result.warnings.append("calibration inputs are synthesized, not in-domain: the output-aware fit sees noise")
         probe = ActivationProbe(model, [n for n, _ in layers], threads=threads)
+        probe_f = ActivationProbe(model, [n for n, _ in layers], threads=threads) if target == "output" else None
         missing = [n for n, _ in layers if n not in probe.consumers]
         if missing:
             result.warnings.append(f"{len(missing)} layer(s) not read directly by their Conv/MatMul/Gemm: k-means: {missing[:5]}")
@@ -133,13 +147,18 @@ def fit_model(
     for s in range(0, len(layers), max(1, chunk)):
         group = layers[s : s + max(1, chunk)]
         stats = {}
-        if probe is not None:
-            stats = probe.stats(calib.batches, [n for n, _ in group], overrides, max_rows=max_rows, seed=config.seed + s)
+        if probe is not None and probe_f is not None:
+            stats = codeword_fit.paired_grams(probe, probe_f, calib.batches, [n for n, _ in group if n in probe.consumers],
+                                              overrides, max_rows, seed=config.seed + s)
+        elif probe is not None:
+            stats = {k: (v.gram, None) for k, v in probe.stats(calib.batches, [n for n, _ in group], overrides,
+                                                                max_rows=max_rows, seed=config.seed + s).items()}
         for name, role in group:
             t0 = time.perf_counter()
             w = arrays[name]
-            gram = stats[name].gram if name in stats else None
-            fit, rep = pq_fit.fit_weights_traced(w, config, role, gram, refine=refine if gram is not None else 0,
+            gram, cross = stats.get(name, (None, None))
+            goal = w if cross is None else _output_goal(w, role, gram, cross)
+            fit, rep = pq_fit.fit_weights_traced(goal, config, role, gram, refine=refine if gram is not None else 0,
                                                  rounds=rounds)
             result.fits[name] = fit
             if probe is not None and name in probe.consumers:
@@ -156,6 +175,17 @@ def fit_model(
                 progress(name)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _output_goal(w: np.ndarray, role: str, gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The weights whose Xq-output is the least-squares match of Xf W (codeword_fit.output_target),
+    in w's shape [*shape]."""
+    from . import codeword_fit
+
+    rows = codeword_fit._rows(tuple(w.shape), tuple(range(w.ndim)), role)
+    goal = np.empty(w.size)
+    goal[rows.tensor_of] = codeword_fit.output_target(rows.take(w), gram, cross).reshape(-1)
+    return goal.reshape(w.shape)
 
 
 def compress(
