@@ -51,7 +51,7 @@ zoo: runtime
 
 # Full side-by-side benchmark on every zoo model: rewrites docs/RESULTS.md and the plots.
 bench: zoo
-	$(PY) -m onnx_udc.cli bench --out docs
+	$(PY) -m onnx_udc.cli bench --pq --out docs
 
 clean:
 	rm -rf $(BUILD) onnx_udc/_lib
