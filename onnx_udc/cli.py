@@ -78,6 +78,9 @@ def cli() -> None:
               help="pq: iterations of the centroid fine-tuning on the calibration activations (0: none)")
 @click.option("--pq-rounds", type=int, default=1, show_default=True,
               help="pq: rounds of full output-error reassignment + fine-tuning (1: fine-tuning only)")
+@click.option("--pq-target", type=click.Choice(["weights", "output"]), default="weights", show_default=True,
+              help="pq: fit each layer to its own weights' output, or toward the original model's layer output "
+                   "(also makes up for the pq layers below; needs enough calibration rows per input width)")
 # ---- codeword tables of the scalar / lattice quantizers ----
 @click.option("--refine-codewords", type=click.Choice(["none", "weights", "data"]), default="none", show_default=True,
               help="scalar/lattice: refined codeword tables, least squares on the weights, or on the calibration "
@@ -88,7 +91,7 @@ def cli() -> None:
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
              calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
              pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
-             refine_codewords="none", codeword_target="output"):
+             pq_target="weights", refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
 
     With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
@@ -103,7 +106,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         if any(v is not None for v in (target_ratio, target_size, min_sqnr, min_agreement, min_cosine, step_rel, target_bpw)):
             raise ConfigError("--quantizer pq takes no step or rate-allocation target; use --pq-k / --pq-block")
         _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                     pq_k, pq_block, pq_iterations, pq_refine, pq_rounds)
+                     pq_k, pq_block, pq_iterations, pq_refine, pq_rounds, pq_target)
         return
     if refine_codewords == "data" and calib is None:
         raise ConfigError("--refine-codewords data needs calibration inputs (--calib)")
@@ -173,7 +176,7 @@ def parse_pq_blocks(spec: str) -> dict[str, int]:
 
 
 def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                 pq_k, pq_block, pq_iterations, pq_refine, pq_rounds=1):
+                 pq_k, pq_block, pq_iterations, pq_refine, pq_rounds=1, pq_target="weights"):
     from . import pq_model
     from .calib import calibration_set
     from .graph import CompressConfig
@@ -187,8 +190,10 @@ def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder,
     proto = load_model(model)
     original_file = model.stat().st_size
     calibration = calibration_set(proto, calib, calib_samples) if calib is not None else None
+    if pq_target == "output" and calibration is None:
+        raise ConfigError("--pq-target output needs calibration inputs (--calib)")
     fit = pq_model.fit_model(proto, pq_config, calibration, refine=pq_refine, rounds=pq_rounds,
-                             min_elements=min_elements, threads=threads,
+                             min_elements=min_elements, threads=threads, target=pq_target,
                              progress=None if quiet else (lambda name: click.echo(f"  fitted {name}", err=True)))
     for warning in fit.warnings:
         click.echo(f"onnx-udc: warning: {warning}", err=True)

@@ -326,6 +326,12 @@ def test_cli_pq(tmp_path, capsys):
                  "--calib-samples", "2", "-q"])
     captured = capsys.readouterr()
     assert code == 0 and out.exists(), captured.err
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
+                 "--pq-target", "output", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
+                 "--calib-samples", "2", "-q"])
+    assert code == 0, capsys.readouterr().err
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-target", "output", "-q"])
+    assert code == 2 and "--pq-target output needs" in capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-block", "conv3x3=x", "-q"])
     assert code == 2 and "--pq-block" in capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--min-elements", "256"])
