@@ -32,10 +32,7 @@ int udc_decode_cuda(const uint8_t* blob, size_t blob_len, int device, void* out,
     const auto start = std::chrono::steady_clock::now();
     udc::BlobView view;
     UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
-    if (uint64_t{out_len} != view.nbytes()) {
-      return udc::Status(udc::Code::kBufferSize, "output buffer has " + std::to_string(out_len) +
-                                                     " bytes, the tensor needs " + std::to_string(view.nbytes()));
-    }
+    UDC_RETURN_IF_ERROR(udc::CheckOutput(view, out, out_len));  // before any device allocation
     const double inspect_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     int count = 0;
     UDC_RETURN_IF_ERROR(udc::cuda::DeviceCount(&count));

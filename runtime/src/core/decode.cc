@@ -48,9 +48,7 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
   return Status::Ok();
 }
 
-namespace {
-
-Status CheckOut(const BlobView& view, const void* out, size_t out_len) {
+Status CheckOutput(const BlobView& view, const void* out, size_t out_len) {
   if (view.quantizer == nullptr || view.coder == nullptr) {
     return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
   }
@@ -63,19 +61,26 @@ Status CheckOut(const BlobView& view, const void* out, size_t out_len) {
   return Status::Ok();
 }
 
+namespace {
+
+// The coder's planar symbols of an inspected blob, checked by the quantizer.
+Status DecodeSymbols(const BlobView& view, ByteBuffer* scratch, const uint8_t** symbols, uint64_t* count) {
+  const Header& h = view.header;
+  *count = view.quantizer->SymbolCount(h);  // numel, or one symbol per block (pq)
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, *count, h.symbol_width, scratch, symbols));
+  if (h.numel == 0) return Status::Ok();
+  return view.quantizer->CheckSymbols(h, *symbols);
+}
+
 }  // namespace
 
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
-  const Header& h = view.header;
-  UDC_RETURN_IF_ERROR(CheckOut(view, out, out_len));
-
+  UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
-  const uint64_t count = view.quantizer->SymbolCount(h);  // numel, or one symbol per block (pq)
-  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, count, h.symbol_width, &scratch, &symbols));
-  if (h.numel == 0) return Status::Ok();
-  UDC_RETURN_IF_ERROR(view.quantizer->CheckSymbols(h, symbols));
-  view.quantizer->Dequantize(h, symbols, static_cast<uint8_t*>(out), opt);
+  uint64_t count = 0;
+  UDC_RETURN_IF_ERROR(DecodeSymbols(view, &scratch, &symbols, &count));
+  if (view.header.numel != 0) view.quantizer->Dequantize(view.header, symbols, static_cast<uint8_t*>(out), opt);
   return Status::Ok();
 }
 
@@ -83,18 +88,16 @@ Status Prepare(const BlobView& view, Prepared* out) {
   if (view.quantizer == nullptr || view.coder == nullptr) {
     return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
   }
-  const Header& h = view.header;
-  const uint64_t count = view.quantizer->SymbolCount(h);
-  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, count, h.symbol_width, &out->scratch, &out->symbols));
-  out->symbol_bytes = count * h.symbol_width;
-  if (h.numel != 0) UDC_RETURN_IF_ERROR(view.quantizer->CheckSymbols(h, out->symbols));
-  view.quantizer->Plan(h, &out->plan);
-  if (h.numel == 0) out->plan.units = 0;
+  uint64_t count = 0;
+  UDC_RETURN_IF_ERROR(DecodeSymbols(view, &out->scratch, &out->symbols, &count));
+  out->symbol_bytes = count * view.header.symbol_width;
+  view.quantizer->Plan(view.header, &out->plan);
+  if (view.header.numel == 0) out->plan.units = 0;
   return Status::Ok();
 }
 
 Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len) {
-  UDC_RETURN_IF_ERROR(CheckOut(view, out, out_len));
+  UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   Prepared prepared;
   UDC_RETURN_IF_ERROR(Prepare(view, &prepared));
   ReconstructOnHost(prepared.plan, prepared.symbols, view.header.params, static_cast<uint8_t*>(out));

@@ -33,6 +33,10 @@ struct BlobView {
 // All checks except decoding the payload (header, limits, quantizer fields, checksum).
 Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view);
 
+// The output buffer for an inspected blob: out_len must equal view.nbytes() (kBufferSize),
+// out may be null only when out_len is 0 (kInvalidArgument).
+Status CheckOutput(const BlobView& view, const void* out, size_t out_len);
+
 // Decodes an inspected blob into out; out_len must equal view.nbytes() (kBufferSize).
 // May throw std::bad_alloc.
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt = {});

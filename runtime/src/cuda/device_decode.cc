@@ -64,11 +64,7 @@ Status DeviceGuard::Set(int device) {
 }
 
 Status DecodeToDevice(const BlobView& view, void* out, size_t out_len, cudaStream_t stream, Timing* timing) {
-  if (uint64_t{out_len} != view.nbytes()) {
-    return Status(Code::kBufferSize, "output buffer has " + std::to_string(out_len) + " bytes, the tensor needs " +
-                                         std::to_string(view.nbytes()));
-  }
-  if (out == nullptr && out_len != 0) return Status(Code::kInvalidArgument, "output buffer is NULL");
+  UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   Clock::time_point t = Clock::now();
   Prepared prepared;
   UDC_RETURN_IF_ERROR(Prepare(view, &prepared));
