@@ -1,5 +1,7 @@
 #include "core/plan.h"
 
+#include "core/stream_order.h"
+
 namespace udc {
 
 ReconPlan BasePlan(const Header& h, Recon kind, uint64_t nsym, uint64_t units) {
@@ -18,17 +20,11 @@ ReconPlan BasePlan(const Header& h, Recon kind, uint64_t nsym, uint64_t units) {
 }
 
 void SetStreamOrder(const Header& h, const uint8_t* order, ReconPlan* p) {
-  uint64_t stride[kMaxNdim];
-  uint64_t s = 1;
-  for (int d = static_cast<int>(h.ndim) - 1; d >= 0; --d) {
-    stride[d] = s;
-    s *= h.shape[d];
-  }
-  p->identity = 1;
-  for (unsigned d = 0; d < h.ndim; ++d) {
-    p->tshape[d] = h.shape[order[d]];
-    p->tstride[d] = stride[order[d]];
-    if (order[d] != d) p->identity = 0;
+  const StreamOrder walk(h, order);
+  p->identity = walk.identity() ? 1 : 0;
+  for (int d = 0; d < walk.ndim(); ++d) {
+    p->tshape[d] = walk.tshape(d);
+    p->tstride[d] = walk.tstride(d);
   }
 }
 

@@ -31,64 +31,11 @@
 #include "core/quantizers.h"
 #include "core/quantizers/codewords.h"
 #include "core/quantizers/lattice_math.h"
+#include "core/stream_order.h"
 #include "core/symbols.h"
 
 namespace udc {
 namespace lattice {
-
-// Output element offset of each stream position, for the stored axis order.
-class StreamOrder {
- public:
-  StreamOrder(const Header& h, const uint8_t* order) : ndim_(h.ndim) {
-    uint64_t stride[kMaxNdim];
-    uint64_t s = 1;
-    for (int d = ndim_ - 1; d >= 0; --d) {
-      stride[d] = s;
-      s *= h.shape[d];
-    }
-    identity_ = true;
-    for (int d = 0; d < ndim_; ++d) {
-      tshape_[d] = h.shape[order[d]];
-      tstride_[d] = stride[order[d]];
-      identity_ = identity_ && order[d] == d;
-    }
-  }
-  bool identity() const { return identity_; }
-
-  // Positions from `begin` on: Next() returns the output offset of begin, begin + 1, ...
-  class Cursor {
-   public:
-    Cursor(const StreamOrder& o, uint64_t begin) : o_(o) {
-      uint64_t rest = begin;
-      for (int d = o_.ndim_ - 1; d >= 0; --d) {
-        idx_[d] = o_.tshape_[d] ? rest % o_.tshape_[d] : 0;
-        rest = o_.tshape_[d] ? rest / o_.tshape_[d] : 0;
-        offset_ += idx_[d] * o_.tstride_[d];
-      }
-    }
-    uint64_t Next() {
-      const uint64_t out = offset_;
-      for (int d = o_.ndim_ - 1; d >= 0; --d) {  // odometer step
-        offset_ += o_.tstride_[d];
-        if (++idx_[d] < o_.tshape_[d]) break;
-        offset_ -= idx_[d] * o_.tstride_[d];
-        idx_[d] = 0;
-      }
-      return out;
-    }
-
-   private:
-    const StreamOrder& o_;
-    uint64_t idx_[kMaxNdim] = {};
-    uint64_t offset_ = 0;
-  };
-
- private:
-  int ndim_;
-  bool identity_ = true;
-  uint64_t tshape_[kMaxNdim] = {};
-  uint64_t tstride_[kMaxNdim] = {};
-};
 
 template <bool kHalf>
 inline void Store(uint8_t* out, uint64_t offset, float w) {

@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/plan.h"
+#include "core/stream_order.h"
 #include "core/quantizers.h"
 #include "core/symbols.h"
 
@@ -62,58 +63,23 @@ Status ParseParams(const Header& h, Params* p) {
   return Status::Ok();
 }
 
-// Walks the transposed tensor in row-major order, tracking the element's offset in w.
-class Cursor {
- public:
-  Cursor(const Header& h, const Params& p, uint64_t position) : n_(h.ndim) {
-    uint64_t stride[kMaxNdim];
-    uint64_t s = 1;
-    for (int a = static_cast<int>(h.ndim) - 1; a >= 0; --a) {
-      stride[a] = s;
-      s *= h.shape[a];
-    }
-    for (unsigned a = 0; a < n_; ++a) {
-      dim_[a] = h.shape[p.order[a]];
-      stride_[a] = stride[p.order[a]];
-    }
-    offset_ = 0;
-    for (int a = static_cast<int>(n_) - 1; a >= 0; --a) {  // decompose position (dims are > 0 here)
-      idx_[a] = position % dim_[a];
-      position /= dim_[a];
-      offset_ += idx_[a] * stride_[a];
-    }
-  }
-  uint64_t offset() const { return offset_; }
-  void Next() {
-    for (int a = static_cast<int>(n_) - 1; a >= 0; --a) {
-      offset_ += stride_[a];
-      if (++idx_[a] < dim_[a]) return;
-      offset_ -= idx_[a] * stride_[a];
-      idx_[a] = 0;
-    }
-  }
-
- private:
-  unsigned n_;
-  uint64_t dim_[kMaxNdim] = {}, stride_[kMaxNdim] = {}, idx_[kMaxNdim] = {};
-  uint64_t offset_ = 0;
-};
-
 template <int W, bool kHalf>
 void Run(const Header& h, const Params& p, uint64_t blocks, const uint8_t* symbols, uint8_t* out, uint64_t b0,
          uint64_t b1) {
   const uint64_t d = p.d;
   uint64_t pos = b0 * d;
-  Cursor cur(h, p, pos);
+  const StreamOrder order(h, p.order);
+  StreamOrder::Cursor cur(order, pos);
   for (uint64_t b = b0; b < b1; ++b) {
     const uint8_t* c = p.table + 2 * (uint64_t{PlanarSymbol<W>(symbols, blocks, b)} * d);
-    for (uint64_t j = 0; j < d && pos < h.numel; ++j, ++pos, cur.Next()) {
+    for (uint64_t j = 0; j < d && pos < h.numel; ++j, ++pos) {
       const uint16_t half = LoadU16(c + 2 * j);
+      const uint64_t at = cur.Next();
       if (kHalf) {
-        std::memcpy(out + 2 * cur.offset(), &half, 2);
+        std::memcpy(out + 2 * at, &half, 2);
       } else {
         const float f = HalfBitsToFloat(half);
-        std::memcpy(out + 4 * cur.offset(), &f, 4);
+        std::memcpy(out + 4 * at, &f, 4);
       }
     }
   }
