@@ -27,9 +27,7 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
     return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli, 2 range)");
   }
   UDC_RETURN_IF_ERROR(view->quantizer->Validate(h));
-  if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {  // every quantizer must ensure it
-    return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", must be 1, 2 or 4");
-  }
+  UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));  // every quantizer must ensure it
   if (h.symbol_bytes() > kMaxSymbolBytes) {
     return Status(Code::kLimitExceeded, "numel * symbol_width = " + std::to_string(h.symbol_bytes()) +
                                             " bytes exceeds the limit 2^36");

@@ -28,6 +28,21 @@ constexpr Entry kQuantizers[] = {
 
 }  // namespace
 
+Status CheckFloatDType(const Header& h, const std::string& who) {
+  if (h.dtype != static_cast<uint8_t>(DType::kFloat) && h.dtype != static_cast<uint8_t>(DType::kFloat16)) {
+    return Status(Code::kBadHeader, "dtype " + std::to_string(h.dtype) + " (" + DTypeName(h.dtype) +
+                                        ") is not allowed by " + who + " (FLOAT(1), FLOAT16(10))");
+  }
+  return Status::Ok();
+}
+
+Status CheckSymbolWidth(const Header& h) {
+  if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {
+    return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", must be 1, 2 or 4");
+  }
+  return Status::Ok();
+}
+
 const Quantizer* FindQuantizer(uint8_t id) {
   for (const Entry& e : kQuantizers) {
     if (e.id == id) return &e.get();

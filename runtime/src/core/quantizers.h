@@ -7,6 +7,7 @@
 #define UDC_CORE_QUANTIZERS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "core/format.h"
 #include "core/status.h"
@@ -50,6 +51,12 @@ class Quantizer {
 
 // The strategy registered for `id`, or nullptr for an unknown id.
 const Quantizer* FindQuantizer(uint8_t id);
+
+// Checks shared by the Validate of several quantizers (kBadHeader naming the field):
+// dtype FLOAT or FLOAT16 ("... is not allowed by <who> (FLOAT(1), FLOAT16(10))"), and a
+// symbol width of 1, 2 or 4.
+Status CheckFloatDType(const Header& h, const std::string& who);
+Status CheckSymbolWidth(const Header& h);
 
 }  // namespace udc
 

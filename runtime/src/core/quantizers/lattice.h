@@ -110,13 +110,8 @@ class LatticeQuantizer final : public Quantizer {
 
   Status Validate(const Header& h) const override {
     const std::string who = std::string("the ") + G::kName + " quantizer";
-    if (h.dtype != static_cast<uint8_t>(DType::kFloat) && h.dtype != static_cast<uint8_t>(DType::kFloat16)) {
-      return Status(Code::kBadHeader, "dtype " + std::to_string(h.dtype) + " (" + DTypeName(h.dtype) +
-                                          ") is not allowed by " + who + " (FLOAT(1), FLOAT16(10))");
-    }
-    if (h.symbol_width != 1 && h.symbol_width != 2 && h.symbol_width != 4) {
-      return Status(Code::kBadHeader, "symbol_width is " + std::to_string(h.symbol_width) + ", must be 1, 2 or 4");
-    }
+    UDC_RETURN_IF_ERROR(CheckFloatDType(h, who));
+    UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));
     if (!std::isfinite(h.step) || !(h.step > 0.0f)) {
       return Status(Code::kBadHeader, "step is " + FloatString(h.step) + ", " + who + " needs a finite step > 0");
     }

@@ -90,10 +90,7 @@ class ProductQuantizer final : public Quantizer {
   const char* name() const override { return "pq"; }
 
   Status Validate(const Header& h) const override {
-    if (h.dtype != static_cast<uint8_t>(DType::kFloat) && h.dtype != static_cast<uint8_t>(DType::kFloat16)) {
-      return Status(Code::kBadHeader, "dtype " + std::to_string(h.dtype) + " (" + DTypeName(h.dtype) +
-                                          ") is not allowed by the pq quantizer (FLOAT(1), FLOAT16(10))");
-    }
+    UDC_RETURN_IF_ERROR(CheckFloatDType(h, "the pq quantizer"));
     if (!(h.step == 0.0f) || h.seed != 0) {
       return Status(Code::kBadHeader, "pq needs step 0.0 and seed 0");
     }
