@@ -30,7 +30,7 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "uint8"
 
 @pytest.fixture(scope="module")
 def native(library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     return NativeDecoder(library)
 

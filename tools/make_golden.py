@@ -101,7 +101,7 @@ def with_table(blob: bytes, rows: list[int], seed: int) -> bytes:
     from onnx_udc import coders, quantizers
     from onnx_udc.format import pack_blob, parse_blob
     from onnx_udc.quantizers import codewords
-    from onnx_udc.symbols import unzigzag
+    from onnx_udc.format.symbols import unzigzag
 
     header, payload = parse_blob(blob)
     quantizer = quantizers.by_id(header.quantizer)

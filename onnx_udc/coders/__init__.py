@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..registry import Registry
-from ..symbols import from_planar, to_planar
+from ..format.symbols import from_planar, to_planar
 
 
 class Coder(ABC):
