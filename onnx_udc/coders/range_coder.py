@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import FormatError
 from ..format import CoderId
 from ..native import native_range
-from . import Coder, register
+from .base import Coder, register
 
 MAX_PERIOD = 255  # the legacy header stores the period in one byte; longer vectors are clamped
 MAX_ROW_PERIOD = 1 << 20  # the extended header's limit (FORMAT.md 5.2)

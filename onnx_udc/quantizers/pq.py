@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType, QuantizerId
-from . import register
+from .base import register
 from .base import Encoded, Quantizer
 
 MAX_K = 1 << 16

@@ -19,7 +19,8 @@ from ..format.dither import dither
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType, QuantizerId
 from ..format.symbols import unzigzag, width_for, zigzag
-from . import codewords, register
+from . import codewords
+from .base import register
 from .base import DEFAULT_STEP_REL, Encoded, Quantizer, StepConfig
 
 _MAX_INDEX = (1 << 31) - 1
