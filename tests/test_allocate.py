@@ -205,7 +205,7 @@ def test_cli_bad_calibration_file(tmp_path, capsys):
     assert not (tmp_path / "o.onnx").exists()
 
 
-@pytest.mark.parametrize("quantizer", ["a2", "d4", "e8"])
+@pytest.mark.parametrize("quantizer", quantizers.lattices())
 def test_allocation_works_with_every_lattice(quantizer):
     model = modelzoo.two_branch()
     batches = feeds()

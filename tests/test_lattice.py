@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from onnx_udc import FormatError, decode_blob, encode_tensor, inspect_blob
 from onnx_udc.format import pack_blob, parse_blob
-from onnx_udc.quantizers import by_name, codewords
+from onnx_udc.quantizers import by_name, codewords, lattices
 from onnx_udc.graph.layers import axis_order as vector_axis_order
 from onnx_udc.quantizers.lattice import LatticeConfig, vector_dither
 
-LATTICES = ["a2", "d4", "e8"]
+LATTICES = lattices()  # every registered lattice
 STEP_QUANTIZERS = ["scalar", *LATTICES]
 
 

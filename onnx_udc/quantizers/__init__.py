@@ -16,4 +16,13 @@ from . import raw, scalar  # noqa: E402,F401,I001  (registration)
 from . import a2, d4, e8  # noqa: E402,F401  (registration: dithered lattices)
 from . import pq  # noqa: E402,F401  (registration)
 
-__all__ = ["REGISTRY", "Encoded", "Quantizer", "register", "by_id", "by_name", "names"]
+
+
+def lattices() -> list[str]:
+    """Names of the registered dithered lattice quantizers (tests and golden vectors iterate them)."""
+    from .lattice import LatticeQuantizer
+
+    return [n for n in names() if isinstance(by_name(n), LatticeQuantizer)]
+
+
+__all__ = ["REGISTRY", "Encoded", "Quantizer", "register", "by_id", "by_name", "lattices", "names"]
