@@ -20,11 +20,11 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
 
   view->quantizer = FindQuantizer(h.quantizer);
   if (view->quantizer == nullptr) {
-    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar, 2 a2, 3 d4, 4 e8, 5 pq)");
+    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: " + KnownQuantizers() + ")");
   }
   view->coder = FindCoder(h.coder);
   if (view->coder == nullptr) {
-    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli, 2 range)");
+    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: " + KnownCoders() + ")");
   }
   UDC_RETURN_IF_ERROR(view->quantizer->Validate(h));
   UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));  // every quantizer must ensure it
