@@ -1,12 +1,12 @@
-// capi.cc - the C entry points of onnx_udc.h: thin shells on the core that turn every
-// C++ exception into a status code.
+// capi.cc - the decoding entry points of onnx_udc.h: thin shells on the core that turn
+// every C++ exception into a status code. (The encoder's are capi_encode.cc, the CUDA
+// ones capi_cuda.cc.)
 #include "onnx_udc.h"
 
 #include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
-#include <vector>
 
 #include "core/coders/range.h"
 #include "core/decode.h"
@@ -66,44 +66,6 @@ int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out
     udc::BlobView view;
     UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
     return udc::DecodeUnitsOnHost(view, out, out_len);
-  });
-}
-
-int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period, uint8_t* out,
-                     size_t out_cap, size_t* out_len, char* err, size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
-    *out_len = 0;
-    std::vector<uint8_t> payload;
-    UDC_RETURN_IF_ERROR(udc::RangeEncode(symbols, numel, symbol_width, period, &payload));
-    *out_len = payload.size();
-    if (payload.size() > out_cap) {
-      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
-                                                     " bytes, the buffer has " + std::to_string(out_cap));
-    }
-    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    std::memcpy(out, payload.data(), payload.size());
-    return udc::Status::Ok();
-  });
-}
-
-// Coder 2 with an extended-header variant (FORMAT.md 5.2): same contract as udc_range_encode.
-int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
-                             uint32_t variant, uint8_t* out, size_t out_cap, size_t* out_len, char* err,
-                             size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
-    *out_len = 0;
-    std::vector<uint8_t> payload;
-    UDC_RETURN_IF_ERROR(udc::RangeEncodeVariant(symbols, numel, symbol_width, period, variant, &payload));
-    *out_len = payload.size();
-    if (payload.size() > out_cap) {
-      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
-                                                     " bytes, the buffer has " + std::to_string(out_cap));
-    }
-    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    std::memcpy(out, payload.data(), payload.size());
-    return udc::Status::Ok();
   });
 }
 

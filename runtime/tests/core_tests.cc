@@ -15,6 +15,7 @@
 #include "core/dither.h"
 #include "core/format.h"
 #include "core/half.h"
+#include "encode/range_encoder.h"
 #include "onnx_udc.h"
 
 namespace {
