@@ -24,6 +24,7 @@ static_assert(static_cast<int>(udc::Code::kDeviceError) == UDC_DEVICE_ERROR, "st
 static_assert(udc::kMaxNdim == UDC_MAX_NDIM, "ndim limit");
 
 using udc::capi::Guard;
+using udc::capi::ReadOptions;
 
 extern "C" {
 
@@ -51,22 +52,46 @@ int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* info, char*
   });
 }
 
-int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+int udc_decode_options_init(udc_decode_options* options, size_t struct_size) {
+  if (options == nullptr || struct_size < udc::capi::kMinOptionsSize || struct_size > udc::capi::kMaxOptionsSize) {
+    return UDC_INVALID_ARGUMENT;
+  }
+  std::memset(options, 0, struct_size);  // every default is 0
+  const uint32_t size = static_cast<uint32_t>(struct_size);
+  std::memcpy(options, &size, sizeof size);
+  return UDC_OK;
+}
+
+int udc_decode_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, const udc_decode_options* options,
+                  char* err, size_t err_len) {
   return Guard(err, err_len, [&]() -> udc::Status {
     if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
     if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    return udc::Decode(blob, blob_len, out, out_len);
+    udc::DecodeOptions opt;
+    UDC_RETURN_IF_ERROR(ReadOptions(options, &opt));
+    return udc::Decode(blob, blob_len, out, out_len, opt);
+  });
+}
+
+int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+  return udc_decode_ex(blob, blob_len, out, out_len, nullptr, err, err_len);
+}
+
+int udc_decode_units_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len,
+                        const udc_decode_options* options, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
+    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    udc::DecodeOptions opt;
+    UDC_RETURN_IF_ERROR(ReadOptions(options, &opt));
+    udc::BlobView view;
+    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
+    return udc::DecodeUnitsOnHost(view, out, out_len, opt);
   });
 }
 
 int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
-    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    udc::BlobView view;
-    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
-    return udc::DecodeUnitsOnHost(view, out, out_len);
-  });
+  return udc_decode_units_ex(blob, blob_len, out, out_len, nullptr, err, err_len);
 }
 
 int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width, uint32_t* out,

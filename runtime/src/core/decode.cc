@@ -46,6 +46,14 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
   return Status::Ok();
 }
 
+Status CheckOutputCap(const BlobView& view, const DecodeOptions& opt) {
+  if (opt.max_output_bytes != 0 && view.nbytes() > opt.max_output_bytes) {
+    return Status(Code::kLimitExceeded, "decoded size " + std::to_string(view.nbytes()) +
+                                            " bytes exceeds max_output_bytes " + std::to_string(opt.max_output_bytes));
+  }
+  return Status::Ok();
+}
+
 Status CheckOutput(const BlobView& view, const void* out, size_t out_len) {
   if (view.quantizer == nullptr || view.coder == nullptr) {
     return Status(Code::kInvalidArgument, "blob view was not filled by Inspect");
@@ -73,6 +81,7 @@ Status DecodeSymbols(const BlobView& view, ByteBuffer* scratch, const uint8_t** 
 }  // namespace
 
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  UDC_RETURN_IF_ERROR(CheckOutputCap(view, opt));
   UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
@@ -94,7 +103,8 @@ Status Prepare(const BlobView& view, Prepared* out) {
   return Status::Ok();
 }
 
-Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len) {
+Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  UDC_RETURN_IF_ERROR(CheckOutputCap(view, opt));
   UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   Prepared prepared;
   UDC_RETURN_IF_ERROR(Prepare(view, &prepared));

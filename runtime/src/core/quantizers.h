@@ -11,15 +11,12 @@
 #include <string>
 
 #include "core/format.h"
+#include "core/options.h"
 #include "core/status.h"
 
 namespace udc {
 
 struct ReconPlan;  // core/reconstruct.h
-
-struct DecodeOptions {
-  int max_threads = 0;  // <= 0: hardware concurrency, capped at 8; 1: single-threaded
-};
 
 class Quantizer {
  public:

@@ -30,9 +30,10 @@ class CpuDecodeKernel : public KernelBase {
     BlobView view;
     if (OrtStatusPtr s = ConstantBlob(info, &constant, &view)) return s;
     if (!constant) return nullptr;  // decode in every Compute
+    if (OrtStatusPtr s = Check(CheckOutputCap(view, options_))) return s;  // before allocating
     nbytes_ = static_cast<size_t>(view.nbytes());
     cache_.reset(new uint8_t[nbytes_ ? nbytes_ : 1]);
-    if (OrtStatusPtr s = Check(DecodeInto(view, cache_.get(), nbytes_))) return s;
+    if (OrtStatusPtr s = Check(DecodeInto(view, cache_.get(), nbytes_, options_))) return s;
     shape_ = Shape(view.header);
     cached_ = true;
     return nullptr;
@@ -48,9 +49,10 @@ class CpuDecodeKernel : public KernelBase {
       }
       BlobView view;
       if (OrtStatusPtr s = RunBlob(ctx, &view)) return s;
+      if (OrtStatusPtr s = Check(CheckOutputCap(view, options_))) return s;  // before the output
       Ort::UnownedValue out = ctx.GetOutput(0, Shape(view.header));
       const size_t nbytes = static_cast<size_t>(view.nbytes());
-      return Check(DecodeInto(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes));
+      return Check(DecodeInto(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes, options_));
     });
   }
 
@@ -63,7 +65,9 @@ class CpuDecodeKernel : public KernelBase {
 
 }  // namespace
 
-void RegisterCpuOps(Ort::CustomOpDomain& domain) { RegisterOps<CpuDecodeKernel>(domain); }
+void RegisterCpuOps(Ort::CustomOpDomain& domain, const DecodeOptions& options) {
+  RegisterOps<CpuDecodeKernel>(domain, options);
+}
 
 }  // namespace ort
 }  // namespace udc

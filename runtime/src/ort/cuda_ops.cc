@@ -48,6 +48,7 @@ class CudaDecodeKernel : public KernelBase {
     BlobView view;
     if (OrtStatusPtr s = ConstantBlob(info, &constant, &view)) return s;
     if (!constant) return nullptr;  // decode in every Compute
+    if (OrtStatusPtr s = Check(CheckOutputCap(view, options_))) return s;  // before allocating
     nbytes_ = static_cast<size_t>(view.nbytes());
     shape_ = Shape(view.header);
 
@@ -65,7 +66,7 @@ class CudaDecodeKernel : public KernelBase {
                                               "cudaStreamCreateWithFlags"))) {
       return s;
     }
-    const Status decoded = cuda::DecodeToDevice(view, cache_, nbytes_, stream);
+    const Status decoded = cuda::DecodeToDevice(view, cache_, nbytes_, stream, options_);
     const Status destroyed = cuda::FromCuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
     if (OrtStatusPtr s = Check(decoded)) return s;
     if (OrtStatusPtr s = Check(destroyed)) return s;
@@ -88,9 +89,11 @@ class CudaDecodeKernel : public KernelBase {
       }
       BlobView view;
       if (OrtStatusPtr s = RunBlob(ctx, &view)) return s;
+      if (OrtStatusPtr s = Check(CheckOutputCap(view, options_))) return s;  // before the output
       Ort::UnownedValue out = ctx.GetOutput(0, Shape(view.header));
       const size_t nbytes = static_cast<size_t>(view.nbytes());
-      return Check(cuda::DecodeToDevice(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes, stream));
+      return Check(cuda::DecodeToDevice(view, nbytes ? out.GetTensorMutableRawData() : nullptr, nbytes, stream,
+                                        options_));
     });
   }
 
@@ -105,7 +108,9 @@ class CudaDecodeKernel : public KernelBase {
 
 }  // namespace
 
-void RegisterCudaOps(Ort::CustomOpDomain& domain) { RegisterOps<CudaDecodeKernel>(domain); }
+void RegisterCudaOps(Ort::CustomOpDomain& domain, const DecodeOptions& options) {
+  RegisterOps<CudaDecodeKernel>(domain, options);
+}
 
 }  // namespace ort
 }  // namespace udc
