@@ -60,6 +60,52 @@ OrtStatusPtr Guarded(const std::string& prefix, Fn&& fn) {
   }
 }
 
+// The allocation policy of every kernel's cache (CPU and CUDA alike): the decoded tensor a
+// kernel keeps lives in memory from the allocator onnxruntime gives that kernel for its
+// execution provider (KernelInfoGetAllocator, OrtMemTypeDefault: the CPU provider's
+// allocator, the CUDA provider's device allocator), held by this RAII holder, which frees
+// it with that allocator and releases the allocator when the kernel is destroyed. So the
+// cache sits where the node's output would, is aligned as onnxruntime aligns tensors, and
+// counts against the provider's memory accounting and limits (arena, gpu_mem_limit). The
+// allocator object keeps the session's allocator alive while the kernel exists.
+class KernelCache {
+ public:
+  KernelCache() = default;
+  KernelCache(const KernelCache&) = delete;
+  KernelCache& operator=(const KernelCache&) = delete;
+  ~KernelCache() {
+    if (data_ != nullptr) allocator_->Free(allocator_, data_);
+    if (allocator_ != nullptr) Ort::GetApi().ReleaseAllocator(allocator_);
+  }
+
+  // Takes the kernel's allocator; call once, in Init.
+  OrtStatusPtr Init(const OrtKernelInfo* info) {
+    return Ort::GetApi().KernelInfoGetAllocator(info, OrtMemTypeDefault, &allocator_);
+  }
+
+  // Where the allocator's memory lives (its device id for CUDA).
+  OrtStatusPtr MemoryInfo(const OrtMemoryInfo** info) const {
+    return Ort::GetApi().AllocatorGetInfo(allocator_, info);
+  }
+
+  // bytes of the allocator's memory (none for 0 bytes: data() stays null); false when the
+  // allocator returns null. Call once, after Init.
+  bool Allocate(size_t bytes) {
+    size_ = bytes;
+    if (bytes == 0) return true;
+    data_ = allocator_->Alloc(allocator_, bytes);  // onnxruntime's allocators may also throw
+    return data_ != nullptr;
+  }
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 // Blob access and checks for one node.
 class KernelBase {
  public:
