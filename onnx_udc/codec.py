@@ -1,19 +1,45 @@
-"""One tensor <-> one blob: the reference encoder and decoder.
+"""One tensor <-> one blob: the reference encoder and decoder, in two stages.
 
-    encode: tensor --quantizer--> symbols --coder--> payload --pack--> blob
-    decode: blob --parse/validate--> payload --coder--> symbols --quantizer--> tensor
+    quantize: tensor --quantizer--> Quantized (symbols + header without payload)
+    pack:     Quantized --coder--> payload --pack--> blob
+    decode:   blob --parse/validate--> payload --coder--> symbols --quantizer--> tensor
 
+``dequantize(Quantized)`` is the reference decoder without the lossless stage: the same
+bytes as ``decode_blob(pack(q).blob)``, so encoder-side stages (rate allocation, codeword
+tables) work on ``Quantized`` objects and each tensor is entropy-coded once, at the end.
 (store and brotli go through planar bytes inside the coder, FORMAT.md section 3.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import coders, quantizers
-from .format import BlobHeader, DType, pack_blob, parse_blob
+from .format import BlobHeader, DType, canonical_header, pack_blob, parse_blob
+from .quantizers.base import Encoded
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """One tensor after its quantizer, before lossless coding."""
+
+    header: BlobHeader  # canonical (step as float32), coder 0 and payload_len 0 until packed
+    encoded: Encoded
+    row: int = 0  # context hint for the coder (row_length)
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return self.encoded.symbols
+
+    def with_params(self, params: bytes) -> "Quantized":
+        """The same symbols with other params (e.g. a refitted codeword table)."""
+        q = quantizers.by_id(self.header.quantizer)
+        header = replace(self.header, params=bytes(params))
+        q.check(header)
+        return Quantized(header, replace(self.encoded, params=bytes(params)), self.row)
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,16 @@ def symbol_entropy(symbols: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
+    """10 log10(|reference|^2 / |approx - reference|^2); inf when equal."""
+    ref = reference.astype(np.float64).ravel()
+    err = approx.astype(np.float64).ravel() - ref
+    noise = float(np.dot(err, err))
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(float(np.dot(ref, ref)), 1e-300) / noise)
+
+
 def row_length(weights: np.ndarray, encoded) -> int:
     """Symbols per tensor row (all dimensions but the first) when the symbols are the
     elements in row-major order (one per element, period 1: scalar, raw), else 0: a context
@@ -41,6 +77,41 @@ def row_length(weights: np.ndarray, encoded) -> int:
     return int(weights.size // weights.shape[0])
 
 
+def quantize(weights: np.ndarray, quantizer: str = "scalar", config: object = None, seed: int = 0) -> Quantized:
+    """weights [*shape] -> Quantized. ``config`` is the quantizer's config object."""
+    weights = np.asarray(weights)
+    q = quantizers.by_name(quantizer)
+    encoded = q.encode(weights, config, seed)
+    header = canonical_header(BlobHeader(
+        quantizer=q.id,
+        coder=0,
+        dtype=DType.from_numpy(weights.dtype),
+        shape=tuple(int(d) for d in weights.shape),
+        symbol_width=encoded.symbol_width,
+        step=encoded.step,
+        seed=encoded.seed,
+        params=encoded.params,
+    ))
+    q.check(header)
+    return Quantized(header, encoded, row_length(weights, encoded))
+
+
+def dequantize(quantized: Quantized) -> np.ndarray:
+    """The reference decoder of the symbols: tensor [*shape] of the header's dtype."""
+    header = quantized.header
+    return quantizers.by_id(header.quantizer).decode(header, quantized.symbols).reshape(header.shape)
+
+
+def pack(quantized: Quantized, coder: str = "brotli") -> EncodeResult:
+    """Quantized -> blob: the lossless coder, then the header (FORMAT.md section 2)."""
+    c = coders.by_name(coder)
+    enc = quantized.encoded
+    payload = c.encode(enc.symbols, enc.symbol_width, enc.period, row=quantized.row)
+    header = replace(quantized.header, coder=c.id, payload_len=len(payload))
+    blob = pack_blob(header, payload)
+    return EncodeResult(blob=blob, header=parse_blob(blob)[0], entropy_bits=symbol_entropy(enc.symbols))
+
+
 def encode_tensor(
     weights: np.ndarray,
     quantizer: str = "scalar",
@@ -48,27 +119,8 @@ def encode_tensor(
     config: object = None,
     seed: int = 0,
 ) -> EncodeResult:
-    """weights [*shape] -> blob. ``config`` is the quantizer's config object."""
-    weights = np.asarray(weights)
-    q = quantizers.by_name(quantizer)
-    c = coders.by_name(coder)
-    encoded = q.encode(weights, config, seed)
-    dtype = DType.from_numpy(weights.dtype)
-    payload = c.encode(encoded.symbols, encoded.symbol_width, encoded.period, row=row_length(weights, encoded))
-    header = BlobHeader(
-        quantizer=q.id,
-        coder=c.id,
-        dtype=dtype,
-        shape=tuple(int(d) for d in weights.shape),
-        symbol_width=encoded.symbol_width,
-        step=encoded.step,
-        seed=encoded.seed,
-        params=encoded.params,
-        payload_len=len(payload),
-    )
-    q.check(header)
-    blob = pack_blob(header, payload)
-    return EncodeResult(blob=blob, header=parse_blob(blob)[0], entropy_bits=symbol_entropy(encoded.symbols))
+    """weights [*shape] -> blob (quantize, then pack)."""
+    return pack(quantize(weights, quantizer, config, seed), coder)
 
 
 def inspect_blob(blob: bytes | memoryview) -> BlobHeader:

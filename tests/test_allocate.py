@@ -8,13 +8,13 @@ import onnxruntime as ort
 import pytest
 
 import modelzoo
-from onnx_udc import calib as calib_mod
+from onnx_udc.fit import calib as calib_mod
 from onnx_udc import quantizers
-from onnx_udc import fidelity
-from onnx_udc.allocate import Target, allocate
+from onnx_udc.fit import fidelity
+from onnx_udc.fit.allocate import Target, allocate
 from onnx_udc.cli import main
 from onnx_udc.errors import ConfigError
-from onnx_udc.graph import CompressConfig, decompress_model
+from onnx_udc import CompressConfig, decompress_model
 
 
 def feeds(n=64, dim=64, seed=1):
@@ -205,7 +205,7 @@ def test_cli_bad_calibration_file(tmp_path, capsys):
     assert not (tmp_path / "o.onnx").exists()
 
 
-@pytest.mark.parametrize("quantizer", ["a2", "d4", "e8"])
+@pytest.mark.parametrize("quantizer", quantizers.lattices())
 def test_allocation_works_with_every_lattice(quantizer):
     model = modelzoo.two_branch()
     batches = feeds()

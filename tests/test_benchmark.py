@@ -1,11 +1,15 @@
-"""Smoke test of the benchmark (the full run is `onnx-udc bench`, on demand)."""
+"""Smoke test of the benchmark (the full run is `python -m models.bench`, on demand)."""
 
 import json
 
 import pytest
 
-from onnx_udc import benchmark
-from onnx_udc.cli import _zoo
+from models import bench as benchmark
+from models import zoo as _zoo_module
+
+
+def _zoo():
+    return _zoo_module
 
 
 def test_quick_benchmark_on_the_bundled_model(tmp_path, library):

@@ -12,7 +12,7 @@ from blobs import BROKEN, valid_blob
 from onnx_udc import ConfigError, FormatError, decode_blob, encode_tensor, inspect_blob
 from onnx_udc.format import HEADER_SIZE, BlobHeader, DType, pack_blob, parse_blob
 from onnx_udc.quantizers.scalar import ScalarConfig, entropy_bits
-from onnx_udc.symbols import from_planar, to_planar, unzigzag, zigzag
+from onnx_udc.format.symbols import from_planar, to_planar, unzigzag, zigzag
 
 
 def test_crc_matches_zlib_definition():

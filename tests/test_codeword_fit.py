@@ -1,4 +1,4 @@
-"""Data-driven codeword tables (onnx_udc.codeword_fit): the least squares, a real layer, both decoders."""
+"""Data-driven codeword tables (onnx_udc.fit.tables): the least squares, a real layer, both decoders."""
 
 from pathlib import Path
 
@@ -7,23 +7,31 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from onnx_udc import codeword_fit, quantizers
-from onnx_udc.codec import decode_blob, encode_tensor
+from onnx_udc import quantizers
+from onnx_udc.fit import tables as codeword_fit
+from onnx_udc.codec import decode_blob, dequantize, pack, quantize
 from onnx_udc.errors import ConfigError
 from onnx_udc.format import parse_blob
+from onnx_udc.format.symbols import unzigzag
+from onnx_udc.graph.layers import axis_order
 from onnx_udc.quantizers import codewords
 from onnx_udc.quantizers.lattice import LatticeConfig
 
 FMNIST = Path(__file__).resolve().parents[1] / "models" / "fashion_mnist" / "resnet20_fmnist.onnx"
 
 
-def _blob(w, name, role, step_rel, refine=False, seed=3):
-    cfg = quantizers.by_name(name).tensor_config(LatticeConfig(step_rel=step_rel, refine=refine), role, w.shape)
-    return encode_tensor(w, name, config=cfg, seed=seed).blob
+def _quantized(w, name, role, step_rel, refine=False, seed=3):
+    """One tensor through its quantizer (codec.quantize): what the table stage works on."""
+    cfg = quantizers.by_name(name).tensor_config(LatticeConfig(step_rel=step_rel, refine=refine), axis_order(role, w.shape))
+    return quantize(w, name, cfg, seed)
 
 
-def _error(blob, w_rows, gram):
-    e = decode_blob(blob).astype(np.float64).reshape(w_rows.shape) - w_rows
+def _blob(q):
+    return pack(q, "brotli").blob
+
+
+def _error(q, w_rows, gram):
+    e = dequantize(q).astype(np.float64).reshape(w_rows.shape) - w_rows
     return float(np.sum(e * (e @ gram[0])))
 
 
@@ -33,16 +41,16 @@ def test_values_are_the_exact_least_squares_solution():
     w = rng.standard_normal((1, 40)).astype(np.float32)  # Gemm B transposed: one output of 40 inputs
     x = rng.standard_normal((200, 40)) @ rng.standard_normal((40, 40))
     gram = (x.T @ x)[None]
-    blob = _blob(w, "scalar", "gemm_b_transposed", 1.0)
-    new, fit = codeword_fit.fit_table(blob, w, "gemm_b_transposed", gram, max_entries=4096, iterations=200, keys="all")
-    header, _ = parse_blob(new)
+    q = _quantized(w, "scalar", "gemm_b_transposed", 1.0)
+    new, fit = codeword_fit.fit_table(q, w, "gemm_b_transposed", gram, max_entries=4096, iterations=200, keys="all")
+    header = new.header
     table = codewords.parse(header.params, 1)
     # dense solution over the same keys: w_hat = (a[key] - dither) * step
-    base = decode_blob(blob).astype(np.float64).reshape(-1)
-    sym = np.asarray(codeword_fit.coders.by_id(header.coder).decode(parse_blob(blob)[1], header.numel, 1)).astype(np.uint32)
+    base = dequantize(q).astype(np.float64).reshape(-1)
+    sym = np.asarray(q.symbols).astype(np.uint32)
     cols = [(sym == k).astype(np.float64) * header.step for k in table.keys[:, 0]]
     j = np.stack(cols, axis=1)  # [40, C]
-    points = codeword_fit.unzigzag(table.keys[:, 0]).astype(np.float64)
+    points = unzigzag(table.keys[:, 0]).astype(np.float64)
     resid = base - w.reshape(-1).astype(np.float64) - j @ points  # error with every chosen value at 0
     m = j.T @ gram[0] @ j
     best = np.linalg.solve(m, -j.T @ gram[0] @ resid)
@@ -53,8 +61,8 @@ def test_values_are_the_exact_least_squares_solution():
 @pytest.fixture(scope="module")
 def real_layer():
     """A 3x3 conv of the bundled Fashion-MNIST ResNet-20 and the Gram of its input."""
-    from onnx_udc.activations import ActivationProbe
-    from onnx_udc.calib import synthesize
+    from onnx_udc.fit.activations import ActivationProbe
+    from onnx_udc.fit.calib import synthesize
 
     model = onnx.load(str(FMNIST))
     name = "layer2.1.conv1.weight"
@@ -66,16 +74,16 @@ def real_layer():
 
 @pytest.mark.parametrize("name, step_rel", [("scalar", 1.0), ("scalar", 2.0), ("d4", 2.0)])
 def test_data_driven_values_beat_the_weights_only_table(real_layer, library, name, step_rel):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     w, gram = real_layer
     rows = w.reshape(w.shape[0], -1).astype(np.float64)
-    weights_only = _blob(w, name, "conv", step_rel, refine=True)
-    plain = _blob(w, name, "conv", step_rel)
+    weights_only = _quantized(w, name, "conv", step_rel, refine=True)
+    plain = _quantized(w, name, "conv", step_rel)
     native = NativeDecoder(library)
     # the keys of the weights-only table, values re-solved on the data
     same_keys, fit = codeword_fit.fit_table(weights_only, w, "conv", gram, keys="table")
-    n_table = codewords.parse(parse_blob(weights_only)[0].params[(0 if name == "scalar" else 4):] or b"\0\0\0\0",
+    n_table = codewords.parse(weights_only.header.params[(0 if name == "scalar" else 4):] or b"\0\0\0\0",
                               1 if name == "scalar" else 4).size
     assert n_table or name != "scalar"  # the scalar cases do have a weights-only table
     if n_table:
@@ -85,29 +93,32 @@ def test_data_driven_values_beat_the_weights_only_table(real_layer, library, nam
     chosen, fit = codeword_fit.fit_table(plain, w, "conv", gram, keys="data")
     assert _error(chosen, rows, gram) <= _error(plain, rows, gram)
     assert fit.error_final <= fit.error_input and fit.trace[-1] <= fit.trace[0] * (1 + 1e-9)
-    for blob in (same_keys, chosen):
-        assert parse_blob(blob)[1].tobytes() == parse_blob(plain)[1].tobytes()  # the payload is untouched
-        assert native.decode(blob).tobytes() == decode_blob(blob).tobytes()
+    for q in (same_keys, chosen):
+        assert np.array_equal(q.symbols, plain.symbols)  # the symbols are untouched
+        blob = _blob(q)
+        assert parse_blob(blob)[1].tobytes() == parse_blob(_blob(plain))[1].tobytes()  # so is the payload
+        assert native.decode(blob).tobytes() == decode_blob(blob).tobytes() == dequantize(q).tobytes()
 
 
 def test_e8_table_on_repeated_points(library):
     """Coarse E8: points repeat; the 16 first keys get entries, the error falls."""
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     rng = np.random.default_rng(1)
     w = (rng.standard_normal((64, 256)) * rng.exponential(1.0, (1, 256))).astype(np.float32)  # Gemm transB
     x = rng.standard_normal((300, 256)) + 0.5
     gram = (x.T @ x)[None]
-    plain = _blob(w, "e8", "gemm_b_transposed", 3.0)
+    plain = _quantized(w, "e8", "gemm_b_transposed", 3.0)
     new, fit = codeword_fit.fit_table(plain, w, "gemm_b_transposed", gram, keys="all", max_entries=16)
     assert fit.entries == 16 and fit.error_final < fit.error_input and fit.candidates < w.size // 8
-    assert NativeDecoder(library).decode(new).tobytes() == decode_blob(new).tobytes()
+    assert NativeDecoder(library).decode(_blob(new)).tobytes() == dequantize(new).tobytes()
 
 
 def test_refine_model_bottom_up(library):
-    from onnx_udc.calib import CalibrationSet
-    from onnx_udc.graph import CompressConfig, decode_nodes
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.fit.calib import CalibrationSet
+    from onnx_udc import CompressConfig
+    from onnx_udc.graph import decode_nodes
+    from onnx_udc.native import NativeDecoder
     from tests.test_pq import _conv_model
 
     rng = np.random.default_rng(4)
@@ -130,12 +141,12 @@ def test_refine_model_bottom_up(library):
 
 def test_other_quantizers_are_refused():
     w = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
-    raw = encode_tensor(w, "raw").blob
+    raw = quantize(w, "raw")
     with pytest.raises(ConfigError):
         codeword_fit.fit_table(raw, w, "gemm_b_transposed", np.eye(16)[None])
     with pytest.raises(ConfigError):
-        codeword_fit.fit_table(_blob(w, "scalar", "gemm_b_transposed", 1.0), w, "gemm_b_transposed", np.eye(16)[None],
-                               keys="bogus")
+        codeword_fit.fit_table(_quantized(w, "scalar", "gemm_b_transposed", 1.0), w, "gemm_b_transposed",
+                               np.eye(16)[None], keys="bogus")
 
 
 def test_cli_refine_codewords(tmp_path, capsys):
@@ -160,7 +171,7 @@ def test_cli_refine_codewords(tmp_path, capsys):
 
 
 def test_bench_merge_keeps_earlier_rows_and_replaces_vq_rows():
-    from onnx_udc.benchmark import ModelResult, Row, merge_vq, vq_section
+    from models.bench import ModelResult, Row, merge_vq, vq_section
 
     def row(name, kind, ratio, acc):
         return Row("m", name, kind, "udc-fast", 100, ratio, 1.0, None, {"accuracy": acc}, 1, 1, 1, 1, None,

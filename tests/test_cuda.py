@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from onnx_udc import encode_tensor
+from onnx_udc import encode_tensor, quantizers
 from onnx_udc.errors import DeviceError
 from onnx_udc.quantizers.lattice import LatticeConfig
 from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count
@@ -30,7 +30,7 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "uint8"
 
 @pytest.fixture(scope="module")
 def native(library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     return NativeDecoder(library)
 
@@ -57,7 +57,7 @@ def _random_blob(data) -> bytes:
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="rng"))
     ndim = data.draw(st.integers(1, 4), label="ndim")
     shape = tuple(data.draw(st.lists(st.integers(1, 7), min_size=ndim, max_size=ndim), label="shape"))
-    kind = data.draw(st.sampled_from(["scalar", "a2", "d4", "e8", "pq", "raw"]), label="kind")
+    kind = data.draw(st.sampled_from(quantizers.names()), label="kind")  # every registered quantizer
     dtype = data.draw(st.sampled_from([np.float32, np.float16]), label="dtype")
     w = (rng.standard_normal(shape) * data.draw(st.sampled_from([0.01, 1.0, 300.0]))).astype(dtype)
     order = tuple(int(a) for a in rng.permutation(ndim))
@@ -71,7 +71,7 @@ def _random_blob(data) -> bytes:
         return encode_tensor(w, "pq", "store", PQConfig(fit=fit)).blob
     step_rel = data.draw(st.sampled_from([0.001, 0.3, 3.0]), label="step_rel")
     refine = data.draw(st.booleans(), label="refine")
-    if kind == "scalar":
+    if kind not in quantizers.lattices():
         config = LatticeConfig(step_rel=step_rel, refine=refine)  # scalar reads step_rel and refine
     else:
         config = LatticeConfig(step_rel=step_rel, refine=refine, axis_order=order)

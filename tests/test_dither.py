@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onnx_udc.dither import dither, dither_chunk
+from onnx_udc.format.dither import dither, dither_chunk
 
 MASK = (1 << 64) - 1
 

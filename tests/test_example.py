@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 from models.fashion_mnist.data import load_test_data, model_path  # noqa: E402
 from models.fashion_mnist.evaluate import predict  # noqa: E402
 from onnx_udc import CompressConfig, InferenceSession, compress_model  # noqa: E402
-from onnx_udc.modelio import load_model, save_model  # noqa: E402
+from onnx_udc.graph.modelio import load_model, save_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

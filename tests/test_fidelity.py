@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from onnx_udc import fidelity
+from onnx_udc.fit import fidelity
 from onnx_udc.errors import ConfigError
 
 

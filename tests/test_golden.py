@@ -38,7 +38,7 @@ def test_python_reference_decoder(case):
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_native_decoder(case, library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     blob, expected = load(case)
     out = NativeDecoder(library).decode(blob)

@@ -28,7 +28,7 @@ def test_dry_run_on_cpu_passes(library):
 
 
 def test_without_a_gpu_the_check_does_not_pass(library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     if NativeDecoder(library).cuda_unavailable_reason() is None:
         pytest.skip("a CUDA device is present")

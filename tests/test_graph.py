@@ -10,7 +10,7 @@ import modelzoo
 from onnx_udc import CompressConfig, compress_model, decode_blob, decompress_model, select
 from onnx_udc.format import BLOB_SUFFIX, DOMAIN
 from onnx_udc.graph import Action, blob_bytes, decode_nodes
-from onnx_udc.modelio import load_model, save_model
+from onnx_udc.graph.modelio import load_model, save_model
 
 
 def actions(model, **kw):
@@ -149,9 +149,9 @@ def test_float16_model():
 
 
 def test_large_models_are_saved_with_external_data(tmp_path, monkeypatch):
-    import onnx_udc.modelio as modelio
+    import onnx_udc.graph.modelio as modelio
 
-    monkeypatch.setattr(modelio, "_PROTO_LIMIT", 1000)  # pretend the model is over 2 GB
+    monkeypatch.setattr(modelio, "PROTO_LIMIT", 1000)  # pretend the model is over 2 GB
     model = modelzoo.cnn(channels=32)
     save_model(model, tmp_path / "big.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]

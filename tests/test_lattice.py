@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from onnx_udc import FormatError, decode_blob, encode_tensor, inspect_blob
 from onnx_udc.format import pack_blob, parse_blob
-from onnx_udc.quantizers import by_name, codewords
-from onnx_udc.quantizers.lattice import LatticeConfig, vector_axis_order, vector_dither
+from onnx_udc.quantizers import by_name, codewords, lattices
+from onnx_udc.graph.layers import axis_order as vector_axis_order
+from onnx_udc.quantizers.lattice import LatticeConfig, vector_dither
 
-LATTICES = ["a2", "d4", "e8"]
+LATTICES = lattices()  # every registered lattice
 STEP_QUANTIZERS = ["scalar", *LATTICES]
 
 
@@ -142,7 +143,7 @@ def random_table(rng, symbols, n, size):
     table=st.booleans(),
 )
 def test_python_and_native_decoders_agree(library, name, shape, half, log_step, seed, order_seed, table):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     rng = np.random.default_rng(order_seed)
     w = (rng.standard_normal(shape) * 2).astype(np.float16 if half else np.float32)
@@ -272,7 +273,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name", LATTICES)
 @pytest.mark.parametrize("case,make", HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_params_are_rejected_by_both_decoders(library, name, case, make):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     blob = with_params(_lattice_blob(name), make(lat(name).n))
     for decode in (decode_blob, NativeDecoder(library).decode):
@@ -285,7 +286,7 @@ def test_hostile_params_are_rejected_by_both_decoders(library, name, case, make)
                                     struct.pack("<I", 2) + _entry(1, [3], [0.0]) + _entry(1, [3], [1.0]),
                                     struct.pack("<I", 0x10001)])
 def test_hostile_scalar_tables_are_rejected_by_both_decoders(library, params):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     w = np.random.default_rng(10).standard_normal(50).astype(np.float32)
     blob = with_params(encode_tensor(w, config=LatticeConfig(step_rel=0.3), seed=4).blob, params)

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onnx_udc import pq_fit
+from onnx_udc.fit import pq as pq_fit
+from onnx_udc.graph.layers import axis_order, layer_type
 from onnx_udc.codec import decode_blob, encode_tensor
 from onnx_udc.errors import FormatError
 from onnx_udc.format import BlobHeader, DType, QuantizerId, pack_blob, parse_blob
@@ -25,7 +26,7 @@ def _blob(fit, shape, dtype=np.float32, coder="store"):
 
 
 def _native(library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     return NativeDecoder(library)
 
@@ -190,11 +191,11 @@ def test_empty_clusters_are_reseeded():
 
 
 def test_block_and_layer_choices():
-    assert pq_fit.layer_type("conv", (8, 4, 3, 3)) == "conv3x3"
-    assert pq_fit.layer_type("conv", (8, 4, 1, 1)) == "conv1x1"
-    assert pq_fit.layer_type("matmul_b", (8, 4)) == "matmul"
+    assert layer_type("conv", (8, 4, 3, 3)) == "conv3x3"
+    assert layer_type("conv", (8, 4, 1, 1)) == "conv1x1"
+    assert layer_type("matmul_b", (8, 4)) == "matmul"
     assert pq_fit.choose_block(9, 25) == 5 and pq_fit.choose_block(4, 384) == 4 and pq_fit.choose_block(4, 7) == 4
-    assert pq_fit.axis_order("matmul_b", (3, 5)) == (1, 0) and pq_fit.axis_order("conv", (1, 2, 3, 3)) == (0, 1, 2, 3)
+    assert axis_order("matmul_b", (3, 5)) == (1, 0) and axis_order("conv", (1, 2, 3, 3)) == (0, 1, 2, 3)
 
 
 # ---- activations ------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def _conv_model(w, b_mat, group, strides, pads, dilations):
 def test_im2col_rows_reproduce_the_convolution_and_probe_grams():
     import onnxruntime as ort
 
-    from onnx_udc.activations import ActivationProbe, conv_rows
+    from onnx_udc.fit.activations import ActivationProbe, conv_rows
 
     rng = np.random.default_rng(5)
     w = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)  # group 2: I/g = 2
@@ -257,10 +258,11 @@ def test_grouped_metrics_and_refinement():
 def test_fit_model_bottom_up_and_compress(library):
     import onnx
 
-    from onnx_udc import pq_model
-    from onnx_udc.calib import CalibrationSet
-    from onnx_udc.graph import CompressConfig, decode_nodes
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.fit import pq_model
+    from onnx_udc.fit.calib import CalibrationSet
+    from onnx_udc import CompressConfig
+    from onnx_udc.graph import decode_nodes
+    from onnx_udc.native import NativeDecoder
 
     rng = np.random.default_rng(4)
     w = rng.standard_normal((32, 4, 3, 3)).astype(np.float32)
@@ -290,7 +292,7 @@ def test_calibration_from_an_image_folder(tmp_path):
     from onnx import TensorProto, helper
     from PIL import Image
 
-    from onnx_udc.calib import calibration_set
+    from onnx_udc.fit.calib import calibration_set
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 6, 5])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 6, 5])
@@ -371,7 +373,7 @@ def test_empty_tensor(library):
 
 
 def test_split_batch():
-    from onnx_udc.activations import split_batch
+    from onnx_udc.fit.activations import split_batch
 
     batch = {"a": np.zeros((130, 3)), "b": np.ones((130,))}
     pieces = split_batch(batch, 64)

@@ -15,7 +15,7 @@ from onnx_udc.quantizers.base import StepConfig
 
 @pytest.fixture(scope="module")
 def native(library):
-    from onnx_udc.runtime import NativeRange
+    from onnx_udc.native import NativeRange
 
     return NativeRange(library)
 
@@ -34,7 +34,7 @@ def test_native_encoder_matches_reference_bytes_and_both_decoders_invert(width, 
     s = laplace_symbols(rng, n, scale, width)  # uint64 [n]
     if n >= 2:
         s[0], s[-1] = (1 << (8 * width)) - 1, (1 << (8 * width)) - 2  # the largest symbols
-    from onnx_udc.runtime import native_range  # (the fixture cannot be used with @given)
+    from onnx_udc.native import native_range  # (the fixture cannot be used with @given)
 
     payload = native_range().encode(s, width, period)
     assert payload == ref.encode(s, width, period, wide=True)
@@ -44,7 +44,7 @@ def test_native_encoder_matches_reference_bytes_and_both_decoders_invert(width, 
 
 
 def test_blob_round_trip_all_decoders_agree(native, library):
-    from onnx_udc.runtime import NativeDecoder
+    from onnx_udc.native import NativeDecoder
 
     rng = np.random.default_rng(3)
     for step_rel, width in ((0.2, 1), (0.01, 2), (1e-7, 4)):
@@ -96,7 +96,7 @@ def test_row_period_is_tried_and_kept_only_when_shorter(native):
 def test_position_models_variant_matches_reference(width, n, period, scale, seed):
     rng = np.random.default_rng(seed)
     s = laplace_symbols(rng, n, scale, width)  # uint64 [n]
-    from onnx_udc.runtime import native_range
+    from onnx_udc.native import native_range
 
     payload = native_range().encode(s, width, period, 2)
     assert payload == ref.encode(s, width, period, variant=2) and payload[:3] == bytes([0, 2, period])
@@ -190,7 +190,7 @@ def test_random_payloads_never_crash_and_agree_with_the_reference(native):
 
 
 def test_missing_library_raises_runtime_library_error(monkeypatch, tmp_path):
-    import onnx_udc.runtime as runtime
+    import onnx_udc.native as runtime
 
     runtime.native_range.cache_clear()
     monkeypatch.setenv(runtime.LIBRARY_ENV, str(tmp_path / "nope.so"))
@@ -206,7 +206,7 @@ def test_golden_range_blobs_decode_with_the_reference():
     from pathlib import Path
 
     from onnx_udc.format import parse_blob
-    from onnx_udc.symbols import to_planar
+    from onnx_udc.format.symbols import to_planar
 
     golden = Path(__file__).resolve().parent / "golden"
     cases = [c for c in json.loads((golden / "manifest.json").read_text()) if c["name"].endswith("_range")]

@@ -13,7 +13,7 @@ from onnx import helper
 import modelzoo
 from onnx_udc import CompressConfig, FormatError, InferenceSession, compress_model, decode_blob, decompress_model
 from onnx_udc.graph import blob_bytes, decode_nodes
-from onnx_udc.runtime import NativeDecoder, session_options
+from onnx_udc import NativeDecoder, session_options
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "runtime" / "build"

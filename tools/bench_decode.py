@@ -55,7 +55,7 @@ def forced_range_blob(w: np.ndarray, qname: str, config, period: int, variant: i
     from onnx_udc import quantizers
     from onnx_udc.codec import EncodeResult, symbol_entropy
     from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob, parse_blob
-    from onnx_udc.runtime import native_range
+    from onnx_udc.native import native_range
 
     q = quantizers.by_name(qname)
     encoded = q.encode(w, config, 1)

@@ -29,7 +29,7 @@ from onnx import helper as h  # noqa: E402
 from onnx import numpy_helper as nh  # noqa: E402
 
 import onnx_udc  # noqa: E402
-from onnx_udc.modelio import save_model  # noqa: E402
+from onnx_udc.graph.modelio import save_model  # noqa: E402
 
 
 def big_mlp(dim: int = 2048, layers: int = 4) -> onnx.ModelProto:
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     for name, original, compressed, feeds in cases:
         rows += bench(name, original, compressed, feeds, args.repeat, args.runs)
 
-    from onnx_udc.benchmark import machine_summary
+    from models.bench import machine_summary
 
     lines = [
         "# Load paths: session creation and run latency",

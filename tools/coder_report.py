@@ -51,7 +51,7 @@ def tensor_symbols(model_name: str, step_rel: float | None):
     from models import zoo
     from onnx_udc import graph, quantizers
     from onnx_udc.codec import row_length
-    from onnx_udc.dither import derive_seed
+    from onnx_udc.format.dither import derive_seed
     from onnx_udc.graph import Action
     from onnx_udc.quantizers.base import StepConfig
 

@@ -24,7 +24,7 @@ from rich.table import Table  # noqa: E402
 import onnx_udc  # noqa: E402
 from models.fashion_mnist.data import load_test_data, model_path  # noqa: E402
 from models.fashion_mnist.evaluate import predict  # noqa: E402
-from onnx_udc.modelio import load_model, save_model  # noqa: E402
+from onnx_udc.graph.modelio import load_model, save_model  # noqa: E402
 
 
 def compress_to(path: Path, **scalar) -> tuple[Path, float]:

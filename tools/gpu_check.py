@@ -44,8 +44,8 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnx_udc import compress_model  # noqa: E402
 from onnx_udc.format import DType  # noqa: E402
 from onnx_udc.graph import blob_bytes, decode_nodes  # noqa: E402
-from onnx_udc.modelio import save_model  # noqa: E402
-from onnx_udc.runtime import InferenceSession, NativeDecoder, library_path  # noqa: E402
+from onnx_udc.graph.modelio import save_model  # noqa: E402
+from onnx_udc import InferenceSession, NativeDecoder, library_path  # noqa: E402
 
 CUDA = "CUDAExecutionProvider"  # --dry-run-on-cpu: CPUExecutionProvider
 GOLDEN = ROOT / "tests" / "golden"
@@ -122,7 +122,7 @@ def gpu_decode(native: NativeDecoder, blob: bytes):
 def dry_run_on_cpu() -> None:
     """Swap the GPU for the CPU: CPUExecutionProvider and udc_decode_units."""
     global CUDA, gpu_decode
-    from onnx_udc.runtime import CudaTiming
+    from onnx_udc.native import CudaTiming
 
     CUDA = "CPUExecutionProvider"
     gpu_decode = lambda native, blob: (native.decode_units(blob), CudaTiming())  # noqa: E731

@@ -101,7 +101,7 @@ def with_table(blob: bytes, rows: list[int], seed: int) -> bytes:
     from onnx_udc import coders, quantizers
     from onnx_udc.format import pack_blob, parse_blob
     from onnx_udc.quantizers import codewords
-    from onnx_udc.symbols import unzigzag
+    from onnx_udc.format.symbols import unzigzag
 
     header, payload = parse_blob(blob)
     quantizer = quantizers.by_id(header.quantizer)
@@ -120,7 +120,7 @@ def with_table(blob: bytes, rows: list[int], seed: int) -> bytes:
 def lattice_cases():
     """(name, array, quantizer, coder, config, seed, post) for the lattices and tables."""
     rng = np.random.default_rng(20261201)
-    for q in ("a2", "d4", "e8"):
+    for q in quantizers.lattices():  # every registered lattice
         # float32, one-byte symbols, an odd size (tail), identity axis order
         yield f"{q}_f32_w1_brotli", rng.standard_normal((7, 13)).astype(np.float32), q, "brotli", \
             LatticeConfig(step_rel=0.3), 11, None

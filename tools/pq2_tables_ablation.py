@@ -8,9 +8,9 @@ the weights-only table's keys re-solved on the data (table-output). Prints one l
 import sys, time, numpy as np, onnx, onnxruntime as ort
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from models import zoo
-from onnx_udc import codeword_fit
-from onnx_udc.calib import CalibrationSet
-from onnx_udc.graph import CompressConfig, compress_model, decompress_model
+from onnx_udc.fit import tables as codeword_fit
+from onnx_udc.fit.calib import CalibrationSet
+from onnx_udc import CompressConfig, compress_model, decompress_model
 from onnx_udc.quantizers.lattice import LatticeConfig
 zm = zoo.get(sys.argv[3] if len(sys.argv) > 3 else "fmnist"); src = zm.onnx_path(); m = onnx.load(str(src))
 feeds = zm.feeds(2000)

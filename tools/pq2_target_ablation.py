@@ -8,9 +8,9 @@ centroid fine-tuning; evaluated on the first 3000 test images.
 import sys, time, numpy as np, onnx, onnxruntime as ort
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from models import zoo
-from onnx_udc import pq_model
-from onnx_udc.calib import CalibrationSet
-from onnx_udc.graph import CompressConfig, decompress_model
+from onnx_udc.fit import pq_model
+from onnx_udc.fit.calib import CalibrationSet
+from onnx_udc import CompressConfig, decompress_model
 from onnx_udc.quantizers.pq import PQConfig
 zm = zoo.get("fmnist"); src = zm.onnx_path(); m = onnx.load(str(src))
 feeds = zm.feeds(3000)

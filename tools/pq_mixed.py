@@ -35,10 +35,11 @@ import onnxruntime as ort  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 from models import zoo  # noqa: E402
-from onnx_udc import codeword_fit, pq_model  # noqa: E402
-from onnx_udc.calib import CalibrationSet  # noqa: E402
+from onnx_udc.fit import pq_model
+from onnx_udc.fit import tables as codeword_fit  # noqa: E402
+from onnx_udc.fit.calib import CalibrationSet  # noqa: E402
 from onnx_udc.cli import parse_pq_blocks  # noqa: E402
-from onnx_udc.graph import CompressConfig, compress_model, decompress_model  # noqa: E402
+from onnx_udc import CompressConfig, compress_model, decompress_model  # noqa: E402
 from onnx_udc.quantizers.pq import PQConfig  # noqa: E402
 
 
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     src = zm.onnx_path()
     model = onnx.load(str(src))
     if args.allocate:
-        from onnx_udc.allocate import Target, allocate
+        from onnx_udc.fit.allocate import Target, allocate
 
         kind, value = args.allocate.split(":")
         alloc = allocate(onnx.load(str(src)), Target(kind, float(value)), calib=zm.calibration(64),

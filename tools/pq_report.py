@@ -36,10 +36,11 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from models import zoo  # noqa: E402
-from onnx_udc import coders, pq_model  # noqa: E402
-from onnx_udc.calib import CalibrationSet  # noqa: E402
+from onnx_udc import coders
+from onnx_udc.fit import pq_model  # noqa: E402
+from onnx_udc.fit.calib import CalibrationSet  # noqa: E402
 from onnx_udc.codec import symbol_entropy  # noqa: E402
-from onnx_udc.graph import CompressConfig, compress_model, decompress_model  # noqa: E402
+from onnx_udc import CompressConfig, compress_model, decompress_model  # noqa: E402
 from onnx_udc.quantizers.pq import PQConfig, encode_fit  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 

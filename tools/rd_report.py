@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 from onnx_udc import coders, quantizers  # noqa: E402
 from onnx_udc.codec import decode_blob, symbol_entropy  # noqa: E402
 from onnx_udc.format import BlobHeader, DType, pack_blob  # noqa: E402
-from onnx_udc.quantizers.lattice import LatticeConfig, vector_axis_order  # noqa: E402
+from onnx_udc.graph.layers import axis_order as vector_axis_order  # noqa: E402
+from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
 
 QUANTIZERS = ("scalar", "a2", "d4", "e8")
 STEPS_REL = (0.03, 0.06, 0.12, 0.25, 0.5, 1.0)

@@ -13,7 +13,7 @@ import brotli
 
 from ..errors import FormatError
 from ..format import CoderId
-from . import ByteCoder, register
+from .base import ByteCoder, register
 
 QUALITY = 11
 LGWIN = 24

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import FormatError
 from ..format import CoderId
-from . import Coder, register
+from ..native import native_range
+from .base import Coder, register
 
 MAX_PERIOD = 255  # the legacy header stores the period in one byte; longer vectors are clamped
 MAX_ROW_PERIOD = 1 << 20  # the extended header's limit (FORMAT.md 5.2)
@@ -35,9 +36,7 @@ VARIANT_PERIOD, VARIANT_POSITION_MODELS = 1, 2  # extended header variants (payl
 
 
 def _native():
-    from ..runtime import native_range  # deferred: runtime imports the graph and onnxruntime
-
-    return native_range()
+    return native_range()  # the library is loaded on first use
 
 
 def candidates(period: int, row: int) -> list[tuple[int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import FormatError
 from ..format import CoderId
-from . import ByteCoder, register
+from .base import ByteCoder, register
 
 
 @register

@@ -1,21 +1,28 @@
 """Registry of quantizers, keyed by FORMAT.md id and by name.
 
-Adding a quantizer is one new module with a ``@register`` class plus its import below.
+Adding a quantizer is one new module with a ``@register`` class plus its import below
+(docs/design/extending.md lists every file of both languages).
 """
 
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import Encoded, Quantizer
+from .base import REGISTRY, Encoded, Quantizer, register
 
-REGISTRY: Registry[Quantizer] = Registry("quantizer", "UNKNOWN_QUANTIZER")
-register = REGISTRY.register
 by_id = REGISTRY.by_id
 by_name = REGISTRY.by_name
 names = REGISTRY.names
 
-from . import raw, scalar  # noqa: E402,F401  (registration)
+from . import raw, scalar  # noqa: E402,F401,I001  (registration)
 from . import a2, d4, e8  # noqa: E402,F401  (registration: dithered lattices)
 from . import pq  # noqa: E402,F401  (registration)
 
-__all__ = ["Encoded", "Quantizer", "register", "by_id", "by_name", "names"]
+
+
+def lattices() -> list[str]:
+    """Names of the registered dithered lattice quantizers (tests and golden vectors iterate them)."""
+    from .lattice import LatticeQuantizer
+
+    return [n for n in names() if isinstance(by_name(n), LatticeQuantizer)]
+
+
+__all__ = ["REGISTRY", "Encoded", "Quantizer", "register", "by_id", "by_name", "lattices", "names"]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ..format import QuantizerId
-from . import register
+from .base import register
 from .lattice import Lattice, LatticeQuantizer, round_half_up
 
 

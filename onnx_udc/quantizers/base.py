@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..format import BlobHeader, DType
+from ..registry import Registry
 
 
 # Bundled example: 6.7x at unchanged accuracy (91.74-91.79% over 3 seeds vs 91.77%).
@@ -24,6 +25,8 @@ class StepConfig:
     target_bpw: solve the step per tensor so that the empirical (order-0) entropy of
                 the indices is this many bits per weight.
     step_rel:   step = step_rel * RMS(w).
+    refine:     store a table of least-squares codewords fitted to the weights
+                (codewords.refine's rule; FORMAT.md 4.6), at most refine_max entries.
 
     For a lattice the step is the n-th root of the Voronoi cell's volume, so at high
     rate every quantizer spends about h(W) - log2(step) bits per weight and they differ
@@ -33,9 +36,15 @@ class StepConfig:
     step_rel: float = DEFAULT_STEP_REL
     target_bpw: float | None = None
     step: float | None = None
+    refine: bool = False
+    refine_max: int = 4096
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
+        from .codewords import MAX_ENTRIES
+
+        if not (0 <= self.refine_max <= MAX_ENTRIES):
+            raise ConfigError(f"refine_max must lie in [0, {MAX_ENTRIES}], got {self.refine_max}")
 
         if not (self.step_rel > 0 and math.isfinite(self.step_rel)):
             raise ConfigError(f"step_rel must be a positive number, got {self.step_rel}")
@@ -64,6 +73,7 @@ class Quantizer(ABC):
     name: ClassVar[str]
     dtypes: ClassVar[frozenset[DType]]
     lossless: ClassVar[bool] = False
+    has_step: ClassVar[bool] = False  # one step per tensor, noise_power(step) known (rate allocation applies)
 
     @abstractmethod
     def check(self, header: BlobHeader) -> None:
@@ -77,11 +87,16 @@ class Quantizer(ABC):
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         """symbols uint [numel] -> elements [numel] of ``header.dtype`` (reference decoder)."""
 
-    def tensor_config(self, config: object, role: str, shape: tuple[int, ...]) -> object:
-        """The configuration for one tensor, given the layer role the graph pass found
-        ("conv", "matmul_b", "gemm_b", "gemm_b_transposed", "embedding", ... or "").
-        Vector quantizers pick their grouping axis here; the default changes nothing."""
+    def tensor_config(self, config: object, axis_order: tuple[int, ...]) -> object:
+        """The configuration for one tensor, given the axis order whose row-major run keeps
+        one output's weights together (graph.layers.LayerUse.axis_order). Vector quantizers
+        group along it; the default changes nothing."""
         return config
+
+    def table_layout(self, header: BlobHeader):
+        """How this quantizer's symbols become codewords (quantizers.codewords.TableLayout),
+        for fitting a codeword table (FORMAT.md 4.6); None when it has no table."""
+        return None
 
     def symbol_count(self, header: BlobHeader) -> int:
         """Symbols in the payload: one per element (numel), except for quantizers that emit
@@ -100,3 +115,7 @@ class Quantizer(ABC):
             raise FormatError(f"quantizer {self.name} cannot produce {header.dtype.name}")
         if header.symbol_width not in widths:
             raise FormatError(f"quantizer {self.name} does not allow symbol width {header.symbol_width} for {header.dtype.name}")
+
+
+REGISTRY: Registry[Quantizer] = Registry("quantizer", "UNKNOWN_QUANTIZER")
+register = REGISTRY.register

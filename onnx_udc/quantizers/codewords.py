@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,19 @@ class CodewordTable:
     @property
     def size(self) -> int:
         return int(self.keys.shape[0])
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How one blob's symbols become codewords (scalar: n = 1, identity order): what an
+    encoder needs to fit a table without knowing the quantizer (Quantizer.table_layout)."""
+
+    n: int  # coordinates per vector (table key width)
+    order: tuple[int, ...]  # the stream is transpose(w, order) read row-major
+    scales: np.ndarray  # float64 [n]: c_j, the decoder's coordinate scale
+    table: CodewordTable  # the blob's present table
+    points: Callable[[np.ndarray], np.ndarray]  # codes uint [V, n] -> default codewords float32 [V, n]
+    pack: Callable[[CodewordTable], bytes]  # table -> params bytes
 
 
 def empty(n: int) -> CodewordTable:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..format import QuantizerId
-from . import register
+from .base import register
 from .lattice import Lattice, LatticeQuantizer, nearest_dn
 
 

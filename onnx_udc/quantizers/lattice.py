@@ -28,10 +28,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..dither import dither_chunk, mix64
+from ..format.dither import dither_chunk, mix64
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType
-from ..symbols import unzigzag, width_for, zigzag
+from ..format.symbols import unzigzag, width_for, zigzag
 from . import codewords
 from .base import Encoded, Quantizer, StepConfig
 from .scalar import entropy_bits
@@ -45,62 +45,18 @@ _SOLVE_SAMPLE = 1 << 18  # elements used to solve target_bpw
 
 @dataclass(frozen=True)
 class LatticeConfig(StepConfig):
-    """StepConfig plus what only vector quantizers (and the codeword table) need.
+    """StepConfig plus what only vector quantizers need.
 
     axis_order: permutation of the tensor's axes; vectors are n consecutive elements
                 of the transposed tensor (None: the identity, row-major order).
-    refine:     store a table of least-squares codewords (codewords.refine's rule).
-    refine_max: at most this many table entries.
     """
 
     axis_order: tuple[int, ...] | None = None
-    refine: bool = False
-    refine_max: int = 4096
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (0 <= self.refine_max <= codewords.MAX_ENTRIES):
-            raise ConfigError(f"refine_max must lie in [0, {codewords.MAX_ENTRIES}], got {self.refine_max}")
 
 
 # ---- vector grouping ------------------------------------------------------------------
 def _identity(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(range(len(shape)))
-
-
-def _swap_last_two(shape: tuple[int, ...]) -> tuple[int, ...]:
-    order = list(range(len(shape)))
-    if len(order) >= 2:
-        order[-2], order[-1] = order[-1], order[-2]
-    return tuple(order)
-
-
-def _swap_first_two(shape: tuple[int, ...]) -> tuple[int, ...]:
-    order = list(range(len(shape)))
-    if len(order) >= 2:
-        order[0], order[1] = order[1], order[0]
-    return tuple(order)
-
-
-# op_role -> axis order. Vectors run inside one output channel / column / row:
-_AXIS_ORDER = {
-    "conv": _identity,  # Conv W [O, I/g, kh, kw]: along kw, kh, I inside output channel O
-    "conv_transpose": _swap_first_two,  # ConvTranspose W [I, O/g, kh, kw]: inside output channel O
-    "matmul_b": _swap_last_two,  # MatMul B [..., K, N]: along K, inside output column N
-    "gemm_b": _swap_last_two,  # Gemm B, transB = 0 [K, N]: along K
-    "gemm_b_transposed": _identity,  # Gemm B, transB = 1 [N, K]: along the row (K)
-    "matmul_a": _identity,  # a weight as first input [..., M, K]: along K
-    "embedding": _identity,  # Gather data [V, D]: along one embedding row
-}
-
-
-def vector_axis_order(op_role: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The axis order whose row-major run groups weights into vectors for this layer type.
-
-    op_role is one of the keys of _AXIS_ORDER ("conv", "matmul_b", "gemm_b",
-    "gemm_b_transposed", "embedding", ...); anything else (biases, norms) gets the identity.
-    """
-    return _AXIS_ORDER.get(op_role, _identity)(tuple(shape))
 
 
 def check_axis_order(order: tuple[int, ...], ndim: int) -> tuple[int, ...]:
@@ -251,18 +207,29 @@ class LatticeQuantizer(Quantizer):
     """A registered lattice quantizer: subclasses set id, name and lattice."""
 
     lattice: ClassVar[Lattice]
+    has_step = True
     dtypes = frozenset({DType.FLOAT, DType.FLOAT16})
 
     def noise_power(self, step: float) -> float:
         return self.lattice.G * step * step
 
-    def tensor_config(self, config: object, role: str, shape: tuple[int, ...]) -> object:
-        """Vectors along the axis of ``vector_axis_order(role)`` unless the config names one."""
+    def tensor_config(self, config: object, axis_order: tuple[int, ...]) -> object:
+        """Vectors along ``axis_order`` unless the config names an order itself."""
         if config is None or getattr(config, "axis_order", None) is not None:
             return config
-        fields = {f: getattr(config, f) for f in ("step_rel", "target_bpw", "step")}
-        extra = {f: getattr(config, f) for f in ("refine", "refine_max") if hasattr(config, f)}
-        return LatticeConfig(**fields, **extra, axis_order=vector_axis_order(role, tuple(shape)))
+        fields = {f: getattr(config, f) for f in ("step_rel", "target_bpw", "step", "refine", "refine_max")}
+        return LatticeConfig(**fields, axis_order=tuple(axis_order))
+
+    def table_layout(self, header: BlobHeader) -> codewords.TableLayout:
+        lat, n = self.lattice, self.lattice.n
+        order, table = parse_params(header, n)
+
+        def points(codes: np.ndarray) -> np.ndarray:
+            signed = unzigzag(codes.reshape(-1)).astype(np.int64).reshape(-1, n)
+            return lat.from_signed(signed).astype(np.float32)
+
+        return codewords.TableLayout(n=n, order=order, scales=lat.scales(header.step).astype(np.float64), table=table,
+                                     points=points, pack=lambda t: pack_params(order, t))
 
     def check(self, header: BlobHeader) -> None:
         self.check_dtype_and_width(header, (1, 2, 4))
@@ -293,7 +260,7 @@ class LatticeQuantizer(Quantizer):
             raise ConfigError(f"step {step:g} is too small for this tensor: symbols overflow 32 bits")
         codes = zigzag(allsigned)  # uint64 [N]
         table = codewords.empty(n)
-        if getattr(config, "refine", False) and nvec:
+        if config.refine and nvec:
             table = codewords.refine(codes[: nvec * n].reshape(nvec, n), y, p.astype(np.float32).astype(np.float64),
                                      c.astype(np.float64), self.noise_power(step), config.refine_max)
         width = width_for(int(codes.max()) if codes.size else 0)
@@ -324,5 +291,5 @@ class LatticeQuantizer(Quantizer):
         return np.ascontiguousarray(np.transpose(w.reshape(transposed), np.argsort(order))).reshape(-1)
 
 
-__all__ = ["LatticeConfig", "LatticeQuantizer", "Lattice", "vector_axis_order", "nearest_dn", "round_half_up",
+__all__ = ["LatticeConfig", "LatticeQuantizer", "Lattice", "nearest_dn", "round_half_up",
            "vector_dither"]

@@ -6,7 +6,7 @@
     decode: idx [B] --centroids[idx]--> stream [B*d] --drop padding--> [numel]
             --transpose back--> w_hat [*shape] (float16 as stored, or float32 of it: exact)
 
-The fitting itself (which centroids, which assignment) lives in ``onnx_udc.pq_fit``; this
+The fitting itself (which centroids, which assignment) lives in ``onnx_udc.fit.pq``; this
 module is the format: parameter packing, the reference decoder, and the encoder that turns
 a fit into symbols ("And the Bit Goes Down", Stock et al., ICLR 2020; here the indices
 are entropy-coded by the project's coders).
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType, QuantizerId
-from . import register
+from .base import register
 from .base import Encoded, Quantizer
 
 MAX_K = 1 << 16
@@ -180,14 +180,11 @@ class ProductQuantizer(Quantizer):
             raise FormatError(f"pq with k={params.k} needs symbol width {width_for_k(params.k)}, got {header.symbol_width}")
 
     def encode(self, weights: np.ndarray, config: PQConfig | None, seed: int) -> Encoded:
-        from .. import pq_fit  # the fitting algorithms; the format does not depend on them
-
-        if config is not None and not isinstance(config, PQConfig):
-            raise ConfigError(f"the pq quantizer takes a PQConfig, not {type(config).__name__} (it has no step)")
-        config = config or PQConfig()
-        w = np.asarray(weights)
-        fit = config.fit if config.fit is not None else pq_fit.fit_weights(w, config, role="other")
-        return encode_fit(fit, w.size)
+        """Writes a fit (``PQConfig.fit``); fitting itself is encoder-side work (onnx_udc.fit.pq)."""
+        if not isinstance(config, PQConfig) or config.fit is None:
+            raise ConfigError("the pq quantizer writes a fitted codebook: pass PQConfig(fit=...) "
+                              "(onnx_udc.fit.pq.fit_weights, or compress with --quantizer pq)")
+        return encode_fit(config.fit, np.asarray(weights).size)
 
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         params = parse_params(header)

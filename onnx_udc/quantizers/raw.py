@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..format import BlobHeader, DType, QuantizerId
-from . import register
+from .base import register
 from .base import Encoded, Quantizer
 
 

@@ -15,11 +15,12 @@ import math
 
 import numpy as np
 
-from ..dither import dither
+from ..format.dither import dither
 from ..errors import ConfigError, FormatError
 from ..format import BlobHeader, DType, QuantizerId
-from ..symbols import unzigzag, width_for, zigzag
-from . import codewords, register
+from ..format.symbols import unzigzag, width_for, zigzag
+from . import codewords
+from .base import register
 from .base import DEFAULT_STEP_REL, Encoded, Quantizer, StepConfig
 
 _MAX_INDEX = (1 << 31) - 1
@@ -81,6 +82,7 @@ def solve_step(w: np.ndarray, d: np.ndarray, target_bpw: float, rms: float) -> f
 class ScalarQuantizer(Quantizer):
     id = QuantizerId.SCALAR
     name = "scalar"
+    has_step = True
     dtypes = frozenset({DType.FLOAT, DType.FLOAT16})
 
     def noise_power(self, step: float) -> float:
@@ -112,12 +114,20 @@ class ScalarQuantizer(Quantizer):
         codes = zigzag(q)  # uint64 [numel]
         width = width_for(int(codes.max()) if codes.size else 0)
         params = b""
-        if getattr(config, "refine", False):
+        if config.refine:
             y = (w / step + d.astype(np.float64))[:, None]  # [numel, 1] dithered weight in steps
             table = codewords.refine(codes[:, None], y, q.astype(np.float32).astype(np.float64)[:, None],
-                                     np.array([step]), self.noise_power(step), getattr(config, "refine_max", 4096))
+                                     np.array([step]), self.noise_power(step), config.refine_max)
             params = codewords.pack(table) if table.size else b""
         return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed, params=params)
+
+    def table_layout(self, header: BlobHeader) -> codewords.TableLayout:
+        table = codewords.parse(header.params, 1) if header.params else codewords.empty(1)
+        return codewords.TableLayout(
+            n=1, order=tuple(range(len(header.shape))), scales=np.array([np.float32(header.step)], np.float64),
+            table=table, points=lambda codes: unzigzag(codes.reshape(-1)).astype(np.float32).reshape(codes.shape),
+            pack=lambda t: codewords.pack(t) if t.size else b"",
+        )
 
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         a = unzigzag(symbols).astype(np.float32)  # [numel] the codewords: float32(q) ...

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .errors import ConfigError, ModelError
-from .graph import sqnr_db
+from ..errors import ConfigError, ModelError
+from ..codec import sqnr_db
 
 _NUMPY_OF_ORT = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from . import coders, quantizers
-from .errors import ConfigError, UdcError
-from .quantizers.base import DEFAULT_STEP_REL
+from .. import coders, quantizers
+from ..errors import ConfigError, UdcError
+from ..quantizers.base import DEFAULT_STEP_REL
 
 _LOSSY = [n for n in quantizers.names() if not quantizers.by_name(n).lossless]
 
@@ -98,21 +98,88 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     --min-cosine) the step of every tensor is allocated from its measured sensitivity on
     calibration inputs (--calib); without a target one step rule holds for all tensors.
     """
-    from .graph import Action, CompressConfig, compress_model, select
-    from .modelio import load_model, save_model
-    from .quantizers.base import StepConfig
+    from ..graph.modelio import load_model, save_model
+    from ..pipeline import compress as run_pipeline
 
-    if quantizer == "pq":  # product quantization: its own pipeline (calibration-driven fit)
-        if any(v is not None for v in (target_ratio, target_size, min_sqnr, min_agreement, min_cosine, step_rel, target_bpw)):
-            raise ConfigError("--quantizer pq takes no step or rate-allocation target; use --pq-k / --pq-block")
-        _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                     pq_k, pq_block, pq_iterations, pq_refine, pq_rounds, pq_target)
+    spec = _compress_spec(quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
+                          min_cosine, calib, calib_samples, plan_out, seed, min_elements, coder, threads, pq_k, pq_block,
+                          pq_iterations, pq_refine, pq_rounds, pq_target, refine_codewords, codeword_target)
+    _check_writable(output)
+    if plan_out is not None:
+        _check_writable(plan_out)
+    proto = load_model(model)
+    original_file = model.stat().st_size
+    if spec.target is not None and calib is None:
+        click.echo("onnx-udc: warning: no --calib given: the allocation runs on inputs synthesized from the model's "
+                   "input specification, which exercise it like noise does. Real in-domain inputs are strongly "
+                   "preferred.", err=True)
+    err = _console(stderr=True)
+    log = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
+    if quiet or spec.needs_calibration or spec.pq is not None:
+        result = run_pipeline(proto, spec, log=log)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ..graph.select import Action, select
+
+        total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
+        with Progress(
+            TextColumn("compressing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+            console=_console(stderr=True), transient=True,
+        ) as bar:
+            task = bar.add_task("compress", total=max(total, 1))
+            result = run_pipeline(proto, spec, progress=lambda n: bar.advance(task, n))
+    for warning in result.warnings:
+        click.echo(f"onnx-udc: warning: {warning}", err=True)
+    save_model(result.model, output)
+    if plan_out is not None and result.allocation is not None:
+        import json
+
+        plan_out.write_text(json.dumps(result.allocation.to_dict(), indent=1))
+    if quiet:
         return
-    if refine_codewords == "data" and calib is None:
-        raise ConfigError("--refine-codewords data needs calibration inputs (--calib)")
+    if result.pq is not None:
+        fit = result.pq
+        click.echo(f"pq: {len(fit.fits)} layers fitted in {fit.seconds:.1f} s "
+                   f"({'calibration: ' + str(fit.samples) + ' samples' if fit.calibrated else 'k-means, no calibration'}); "
+                   "other weights: scalar")
+    if result.tables is not None:
+        _print_tables(result.tables)
+    if result.allocation is not None:
+        _print_allocation(result.allocation)
+    _print_report(result.report, original_file, output.stat().st_size)
+
+
+def _compress_spec(quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
+                   calib, calib_samples, plan_out, seed, min_elements, coder, threads, pq_k, pq_block, pq_iterations,
+                   pq_refine, pq_rounds, pq_target, refine_codewords, codeword_target):
+    """The compress options as a pipeline spec (every option check happens here)."""
+    from ..encoder import CompressConfig
+    from ..pipeline import CompressSpec, PQSpec, TablesSpec
+    from ..quantizers.base import StepConfig
+
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
                "cosine": min_cosine}
     targets = {k: v for k, v in targets.items() if v is not None}
+    if min_elements < 1:
+        raise ConfigError("--min-elements must be at least 1")
+    if not 0 <= seed < 2**64:
+        raise ConfigError("--seed must lie in [0, 2^64)")
+    if not quantizers.by_name(quantizer).has_step:  # product quantization: fitted, no step
+        if targets or step_rel is not None or target_bpw is not None:
+            raise ConfigError(f"--quantizer {quantizer} takes no step or rate-allocation target; use --pq-k / --pq-block")
+        from ..quantizers.pq import PQConfig
+
+        pq_config = PQConfig(block=parse_pq_blocks(pq_block), k=pq_k, iterations=pq_iterations, seed=seed)
+        if pq_refine < 0 or pq_rounds < 1:
+            raise ConfigError("--pq-refine must be >= 0 and --pq-rounds >= 1")
+        if pq_target == "output" and calib is None:
+            raise ConfigError("--pq-target output needs calibration inputs (--calib)")
+        config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads)
+        return CompressSpec(config=config, calib=calib, calib_samples=calib_samples,
+                            pq=PQSpec(pq_config, pq_refine, pq_rounds, pq_target))
+    if refine_codewords == "data" and calib is None:
+        raise ConfigError("--refine-codewords data needs calibration inputs (--calib)")
     if len(targets) > 1:
         raise ConfigError("give one target: --target-ratio, --target-size, --min-sqnr, --min-agreement or --min-cosine")
     if targets and (step_rel is not None or target_bpw is not None):
@@ -121,50 +188,24 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         raise ConfigError("--calib and --plan-out need a rate-allocation target (e.g. --min-sqnr 30)")
     if step_rel is not None and target_bpw is not None:
         raise ConfigError("give either --step-rel or --target-bpw, not both")
-    if min_elements < 1:
-        raise ConfigError("--min-elements must be at least 1")
-    if not 0 <= seed < 2**64:
-        raise ConfigError("--seed must lie in [0, 2^64)")
-    steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw)
-    if refine_codewords == "weights":
-        from .quantizers.lattice import LatticeConfig
-
-        steps = LatticeConfig(step_rel=steps.step_rel, target_bpw=target_bpw, refine=True)
-    config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements, threads=threads)
-    _check_writable(output)
-    if plan_out is not None:
-        _check_writable(plan_out)
-    proto = load_model(model)
-    original_file = model.stat().st_size
+    steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw,
+                       refine=refine_codewords == "weights")
+    config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements,
+                            threads=threads)
+    target = None
     if targets:
-        (kind, value), = targets.items()
-        _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
-                           refine_data=refine_codewords == "data", codeword_target=codeword_target)
-        return
-    if refine_codewords == "data":
-        _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, codeword_target)
-        return
-    total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
-    if quiet:
-        compressed, report = compress_model(proto, config, inplace=True)
-    else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from ..fit.allocate import Target
 
-        with Progress(
-            TextColumn("compressing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-            console=_console(stderr=True), transient=True,
-        ) as bar:
-            task = bar.add_task("compress", total=max(total, 1))
-            compressed, report = compress_model(proto, config, inplace=True, progress=lambda n: bar.advance(task, n))
-    save_model(compressed, output)
-    if not quiet:
-        _print_report(report, original_file, output.stat().st_size)
+        (kind, value), = targets.items()
+        target = Target(kind, float(value))
+    tables = TablesSpec(codeword_target) if refine_codewords == "data" else None
+    return CompressSpec(config=config, target=target, calib=calib, calib_samples=calib_samples, tables=tables)
 
 
 # ---- product quantization ------------------------------------------------------------
 def parse_pq_blocks(spec: str) -> dict[str, int]:
     """"conv3x3=9,matmul=4" -> {"conv3x3": 9, "matmul": 4} (other layer types keep their default)."""
-    from .quantizers.pq import PQConfig
+    from ..quantizers.pq import PQConfig
 
     blocks = dict(PQConfig().block)
     for item in filter(None, (p.strip() for p in spec.split(","))):
@@ -175,94 +216,13 @@ def parse_pq_blocks(spec: str) -> dict[str, int]:
     return blocks
 
 
-def _compress_pq(model, output, calib, calib_samples, seed, min_elements, coder, threads, quiet,
-                 pq_k, pq_block, pq_iterations, pq_refine, pq_rounds=1, pq_target="weights"):
-    from . import pq_model
-    from .calib import calibration_set
-    from .graph import CompressConfig
-    from .modelio import load_model, save_model
-    from .quantizers.pq import PQConfig
-
-    pq_config = PQConfig(block=parse_pq_blocks(pq_block), k=pq_k, iterations=pq_iterations, seed=seed)
-    if pq_refine < 0 or pq_rounds < 1:
-        raise ConfigError("--pq-refine must be >= 0 and --pq-rounds >= 1")
-    _check_writable(output)
-    proto = load_model(model)
-    original_file = model.stat().st_size
-    calibration = calibration_set(proto, calib, calib_samples) if calib is not None else None
-    if pq_target == "output" and calibration is None:
-        raise ConfigError("--pq-target output needs calibration inputs (--calib)")
-    fit = pq_model.fit_model(proto, pq_config, calibration, refine=pq_refine, rounds=pq_rounds,
-                             min_elements=min_elements, threads=threads, target=pq_target,
-                             progress=None if quiet else (lambda name: click.echo(f"  fitted {name}", err=True)))
-    for warning in fit.warnings:
-        click.echo(f"onnx-udc: warning: {warning}", err=True)
-    config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads)
-    compressed, report = pq_model.compress(proto, fit, config, pq_config)
-    save_model(compressed, output)
-    if not quiet:
-        click.echo(f"pq: {len(fit.fits)} layers fitted in {fit.seconds:.1f} s "
-                   f"({'calibration: ' + str(fit.samples) + ' samples' if fit.calibrated else 'k-means, no calibration'}); "
-                   "other weights: scalar")
-        _print_report(report, original_file, output.stat().st_size)
-
-
-def _allocate_and_save(proto, kind, value, calib, calib_samples, plan_out, config, output, original_file, quiet,
-                       refine_data=False, codeword_target="output"):
-    import json
-
-    from .allocate import Target, allocate
-    from .modelio import save_model
-
-    target = Target(kind, float(value))
-    if calib is None:
-        click.echo("onnx-udc: warning: no --calib given: the allocation runs on inputs synthesized from the model's "
-                   "input specification, which exercise it like noise does. Real in-domain inputs are strongly "
-                   "preferred.", err=True)
-    err = _console(stderr=True)
-    alloc = allocate(proto, target, calib=calib, config=config, samples=calib_samples,
-                     log=None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]")))
-    if refine_data:  # codeword tables fitted on the calibration activations, after the allocation
-        alloc.model, alloc.report = _refine_codewords(proto, alloc.model, alloc.report, calib, calib_samples, config,
-                                                      quiet, codeword_target)
-    save_model(alloc.model, output)
-    if plan_out is not None:
-        plan_out.write_text(json.dumps(alloc.to_dict(), indent=1))
-    if not quiet:
-        _print_allocation(alloc)
-        _print_report(alloc.report, original_file, output.stat().st_size)
-
-
-def _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target="output"):
-    """--refine-codewords data: codeword_fit.refine_model on the compressed model."""
-    from . import codeword_fit
-    from .calib import calibration_set
-
-    calibration = calibration_set(proto, calib, calib_samples)
-    compressed, tables = codeword_fit.refine_model(proto, compressed, calibration, threads=config.threads, target=target,
-                                                   progress=None if quiet else (lambda n: click.echo(f"  tables: {n}", err=True)))
-    for warning in tables.warnings:
-        click.echo(f"onnx-udc: warning: {warning}", err=True)
-    if not quiet:
-        entries = sum(l.fit.entries for l in tables.layers)
-        before = sum(l.fit.error_input for l in tables.layers)
-        after = sum(l.fit.error_final for l in tables.layers)
-        click.echo(f"codeword tables: {len(tables.layers)} layers, {entries} entries (+{tables.extra_bytes:,} bytes), "
-                   f"layer-output error x{after / max(before, 1e-300):.3f}, {tables.samples} calibration samples, "
-                   f"{tables.seconds:.1f} s", err=True)
-    return compressed, codeword_fit.update_report(report, compressed, proto)
-
-
-def _compress_refined(proto, config, calib, calib_samples, output, original_file, quiet, target="output"):
-    from .graph import compress_model
-    from .modelio import save_model
-
-    _check_writable(output)
-    compressed, report = compress_model(proto, config)
-    compressed, report = _refine_codewords(proto, compressed, report, calib, calib_samples, config, quiet, target)
-    save_model(compressed, output)
-    if not quiet:
-        _print_report(report, original_file, output.stat().st_size)
+def _print_tables(tables) -> None:
+    entries = sum(l.fit.entries for l in tables.layers)
+    before = sum(l.fit.error_input for l in tables.layers)
+    after = sum(l.fit.error_final for l in tables.layers)
+    click.echo(f"codeword tables: {len(tables.layers)} layers, {entries} entries (+{tables.extra_bytes:,} bytes), "
+               f"layer-output error x{after / max(before, 1e-300):.3f}, {tables.samples} calibration samples, "
+               f"{tables.seconds:.1f} s", err=True)
 
 
 def _print_allocation(alloc) -> None:
@@ -323,14 +283,14 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
               help="reference decoder or the C++ library (identical bytes)")
 def decompress(model, output, decoder):
     """Turn a compressed MODEL back into a plain ONNX model."""
-    from .graph import decompress_model
-    from .modelio import load_model, save_model
+    from ..graph.modelio import load_model, save_model
+    from ..graph.rewrite import decompress_model
 
     _check_writable(output)
     proto = load_model(model)
     kwargs = {}
     if decoder == "native":
-        from .runtime import native_decoder
+        from ..native import native_decoder
 
         kwargs["decoder"] = native_decoder().decode
     save_model(decompress_model(proto, inplace=True, **kwargs), output)
@@ -343,8 +303,8 @@ def inspect(model, show_all):
     """Per-tensor table of MODEL: shape, dtype, bytes, bits per weight."""
     from rich.table import Table
 
-    from .inspection import inspect_model
-    from .modelio import load_model
+    from ..graph.inspect import inspect_model
+    from ..graph.modelio import load_model
 
     rows = inspect_model(load_model(model))
     table = Table(title=str(model), title_justify="left")
@@ -371,8 +331,8 @@ def inspect(model, show_all):
               help="run the compressed model through the fast loader or the registered custom op")
 def verify(original, compressed, inputs, load_path):
     """Run ORIGINAL and COMPRESSED on the same inputs; compare outputs."""
-    from .runtime import InferenceSession
-    from .verify import compare_sessions, load_feeds, random_feeds
+    from ..load.session import InferenceSession
+    from ..load.verify import compare_sessions, load_feeds, random_feeds
 
     ref = InferenceSession(original, fast=True)
     out = InferenceSession(compressed, fast=(load_path == "fast"))
@@ -388,100 +348,9 @@ def verify(original, compressed, inputs, load_path):
     _console().print(table)
 
 
-@cli.command()
-@click.option("--models", "model_names", default=None, help="comma-separated zoo models (default: all available)")
-@click.option("--quick", is_flag=True, help="smoke test: bundled model, two settings, few samples")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="folder for RESULTS.md, plots and JSON (default: docs/, or a temporary folder with --quick)")
-@click.option("--steps", default=None, help="comma-separated step-rel values of the onnx-udc sweep")
-@click.option("--limit", type=int, default=None, help="evaluation samples per model")
-@click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
-@click.option("--repeat", type=int, default=None, help="session creations timed per variant (default 5)")
-@click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
-@click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
-@click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
-@click.option("--pq/--no-pq", "vq", default=False, show_default=True,
-              help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
-@click.option("--pq-only", is_flag=True,
-              help="only the --pq rows, merged into the model's earlier results in --out (its other rows are kept)")
-def bench(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False):
-    """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
-    from dataclasses import replace
-
-    from . import benchmark
-
-    zoo = _zoo()
-    config = benchmark.BenchConfig()
-    if quick:
-        config = replace(config, steps=(0.1, 0.4), limit=500, repeat=1, runs=3, calib_samples=32, max_allocations=1)
-        model_names = model_names or "fmnist"
-    if no_allocation:
-        config = replace(config, allocate=False)
-    if vq or pq_only:
-        config = replace(config, pq=True)
-    if pq_only:
-        config = replace(config, steps=(), anchors=(), allocate=False)
-    if steps:
-        try:
-            config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
-        except ValueError:
-            raise ConfigError(f"--steps must be comma-separated numbers, got {steps!r}") from None
-    if limit is not None:
-        config = replace(config, limit=limit)
-    if no_memory:
-        config = replace(config, memory=False)
-    if repeat is not None:
-        config = replace(config, repeat=max(1, repeat))
-    if runs is not None:
-        config = replace(config, runs=max(1, runs))
-    names = model_names.split(",") if model_names else zoo.names()
-    out = out or (benchmark.default_workdir() if quick else Path(zoo.__file__).resolve().parents[1] / "docs")
-    work = benchmark.default_workdir()
-    results = []
-    command = "onnx-udc bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
-    for name in names:
-        try:
-            model = zoo.get(name)
-            click.echo(f"{name}: building / loading", err=True)
-            result = benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True))
-            earlier = out / f"bench_{model.name}.json"
-            if pq_only and earlier.exists():
-                result = benchmark.merge_vq(benchmark.load_result(earlier), result)
-            results.append(result)
-        except zoo.ZooUnavailable as exc:
-            if model_names:
-                raise ConfigError(f"{name}: {exc}") from None
-            click.echo(f"{name}: skipped: {exc}", err=True)
-        # Written after every model, so a long run that stops keeps what it measured.
-        report = benchmark.write_report(results, out, command, config)
-    if keep_work:
-        click.echo(f"compressed variants kept in {work}", err=True)
-    else:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-    for res in results:
-        click.echo(f"\n## {res.title}\n")
-        click.echo(benchmark.markdown_table(res))
-        click.echo("\n".join(benchmark.best_matches(res)))
-    click.echo(f"\nreport: {report}")
-
-
-def _zoo():
-    """The evaluation zoo of a source checkout (models/zoo.py)."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "models" / "zoo.py").is_file():
-        raise ConfigError("the benchmark needs the models/ folder of a source checkout of onnx-udc")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from models import zoo
-
-    return zoo
-
-
 def _check_writable(output: Path) -> None:
     """Fail before any work when the output cannot be written."""
-    from .errors import OutputError
+    from ..errors import OutputError
 
     folder = output.parent
     if not folder.is_dir():

@@ -21,11 +21,11 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from ..errors import ModelError
+from ..graph.layers import constant_value
+from ..graph.modelio import PROTO_LIMIT  # serialize through a file above this
 from .calib import Feeds
-from .errors import ModelError
 from .fidelity import Outputs
-
-_PROTO_LIMIT = 1_900_000_000  # serialize through a file above this
 
 
 class WeightProbe:
@@ -40,15 +40,14 @@ class WeightProbe:
         inits = {i.name: i for i in graph.initializer}
         kept_nodes = []
         for node in graph.node:
-            if node.op_type == "Constant" and len(node.output) == 1 and node.output[0] in wanted and node.output[0] not in inits:
-                value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
-                if value is not None:
-                    tensor = onnx.TensorProto()
-                    tensor.CopyFrom(value)
-                    tensor.name = node.output[0]
-                    graph.initializer.append(tensor)
-                    inits[tensor.name] = graph.initializer[-1]
-                    continue
+            value = constant_value(node)
+            if value is not None and node.output[0] in wanted and node.output[0] not in inits:
+                tensor = onnx.TensorProto()
+                tensor.CopyFrom(value)
+                tensor.name = node.output[0]
+                graph.initializer.append(tensor)
+                inits[tensor.name] = graph.initializer[-1]
+                continue
             kept_nodes.append(node)
         del graph.node[:]
         graph.node.extend(kept_nodes)
@@ -65,7 +64,7 @@ class WeightProbe:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            if probe.ByteSize() < _PROTO_LIMIT:
+            if probe.ByteSize() < PROTO_LIMIT:
                 self.session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
             else:
                 with tempfile.TemporaryDirectory(prefix="udc-probe-") as tmp:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ChecksumError, FormatError, LimitError, UnsupportedVersionError
+from ..errors import ChecksumError, FormatError, LimitError, UnsupportedVersionError
+
+__all__ = [
+    "BLOB_SUFFIX", "BlobHeader", "CoderId", "DECODE_OP_TYPES", "DOMAIN", "DOMAIN_VERSION", "DType", "FORMAT_VERSION",
+    "HEADER_SIZE", "MAGIC", "MAX_DIM", "MAX_NDIM", "MAX_NUMEL", "MAX_SYMBOL_BYTES", "QuantizerId", "VERSION", "crc32",
+    "canonical_header", "pack_blob", "parse_blob",
+]
 
 MAGIC = b"UDCB"
 VERSION = 1
@@ -160,6 +166,12 @@ def crc32(blob: bytes | memoryview) -> int:
     """CRC-32 of a blob without its checksum field (FORMAT.md section 2)."""
     view = memoryview(blob)
     return zlib.crc32(view[_CHECKSUM_OFFSET + 4 :], zlib.crc32(view[:_CHECKSUM_OFFSET])) & 0xFFFFFFFF
+
+
+def canonical_header(header: BlobHeader) -> BlobHeader:
+    """The header as a blob stores it (the step rounded to float32): what the decoder sees."""
+    (step,) = struct.unpack("<f", struct.pack("<f", header.step))
+    return header if step == header.step else BlobHeader(**{**header.__dict__, "step": step})
 
 
 def pack_blob(header: BlobHeader, payload: bytes) -> bytes:

@@ -21,43 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
-from .quantizers.pq import PQConfig, PQFit, block_count, to_blocks
+from ..errors import ConfigError
+from ..graph.layers import axis_order, layer_type, run_length
+from ..quantizers.pq import PQConfig, PQFit, block_count, to_blocks
 
 _CHUNK = 1 << 14  # blocks per distance chunk (bounds memory to _CHUNK * k floats)
 
 
-# ---- layer types, axis orders, block and codebook sizes ---------------------------------
-def layer_type(op_role: str, shape: tuple[int, ...]) -> str:
-    """"conv3x3" / "conv1x1" / "conv" / "matmul" / "other": the key of PQConfig.block."""
-    if op_role == "conv" and len(shape) == 4:
-        if shape[2:] == (1, 1):
-            return "conv1x1"
-        return "conv3x3" if shape[2:] == (3, 3) else "conv"
-    if op_role in ("matmul_b", "gemm_b", "gemm_b_transposed"):
-        return "matmul"
-    return "other"
-
-
-def axis_order(op_role: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Axis order whose row-major run holds one output's input weights contiguously.
-
-    Conv W [O, I/g, kh, kw]: identity (the run is I/g*kh*kw, im2col order);
-    MatMul B [K, N] / Gemm B (transB=0): swap the last two (the run is K);
-    Gemm B (transB=1) [N, K] and anything else: identity.
-    """
-    order = list(range(len(shape)))
-    if op_role in ("matmul_b", "gemm_b") and len(order) >= 2:
-        order[-2], order[-1] = order[-1], order[-2]
-    return tuple(order)
-
-
-def run_length(shape: tuple[int, ...], order: tuple[int, ...]) -> int:
-    """Weights of one output in the transposed stream: product of all but the first axis."""
-    tshape = [shape[a] for a in order]
-    return math.prod(tshape[1:]) if len(tshape) >= 2 else max(1, math.prod(tshape))
-
-
+# ---- block and codebook sizes (layer types and axis orders: graph.layers) ----------------
 def choose_block(d_pref: int, run: int) -> int:
     """d_pref if it divides the run, else the largest divisor of the run in [2, d_pref],
     else d_pref (blocks then straddle outputs and only weight k-means applies)."""

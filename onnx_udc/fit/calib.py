@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 Feeds = dict[str, np.ndarray]
 

@@ -30,9 +30,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import CompressConfig, ScalarConfig, compress_model
-from . import InferenceSession as UdcSession
-from .modelio import save_model
+from onnx_udc import CompressConfig, ScalarConfig, compress_model
+from onnx_udc import InferenceSession as UdcSession
+from onnx_udc.graph.modelio import save_model
 
 
 class NotApplicable(Exception):
@@ -196,14 +196,15 @@ def peak_load_mb(loader: str, path: Path) -> float | None:
     # VmHWM (peak RSS of this process image; unlike ru_maxrss it does not inherit the
     # parent's size across fork/exec) after loading, minus VmRSS just before it, in KiB.
     code = (
-        "import sys, json; import onnxruntime, onnx_udc.benchmark as b;"
+        "import sys, json; sys.path.insert(0, sys.argv[3]); import onnxruntime, models.bench as b;"
         "kib = lambda key: int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith(key)));"
         "base = kib('VmRSS:');"
         "s = b.open_session(sys.argv[1], __import__('pathlib').Path(sys.argv[2]));"
         "print(json.dumps((kib('VmHWM:') - base) / 1024))"
     )
     try:
-        done = subprocess.run([sys.executable, "-c", code, loader, str(path)], capture_output=True, text=True,
+        root = str(Path(__file__).resolve().parents[1])  # the checkout: models/ is importable from there
+        done = subprocess.run([sys.executable, "-c", code, loader, str(path), root], capture_output=True, text=True,
                               timeout=600, check=True)
         return float(done.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
@@ -250,7 +251,7 @@ def _quiet():
 
 def count_weights(path: Path) -> int:
     """Elements of every initializer and Constant-node tensor of the model."""
-    from .graph import weight_sources
+    from onnx_udc.graph import weight_sources
 
     model = onnx.load(str(path), load_external_data=False)
     return sum(math.prod(src.tensor.dims) for src in weight_sources(model))
@@ -331,7 +332,7 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
 def _allocated_variants(zoo_model, src: Path, out: Path, config: BenchConfig, result: ModelResult,
                         log: Callable[[str], None]) -> list[Variant]:
     """One rate-allocated onnx-udc file per allocation target of the zoo model."""
-    from .allocate import Target, allocate
+    from onnx_udc.fit.allocate import Target, allocate
 
     spec = zoo_model.target
     result.target = {"metric": spec.metric, "threshold": spec.threshold}
@@ -603,7 +604,7 @@ _DEFAULT_VQ = VQPlan((0.2, 0.8), (("d4 k256", {"conv3x3": 9, "conv1x1": 4, "conv
 def _vq_child(conn, job: Callable[[], tuple[object, dict]], path: Path) -> None:
     import resource
 
-    from .modelio import save_model
+    from onnx_udc.graph.modelio import save_model
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
@@ -632,10 +633,11 @@ def _measured(job: Callable[[], tuple[object, dict]], path: Path) -> tuple[float
 
 
 def vq_variants(zoo_model, src: Path, out: Path, config: BenchConfig, log: Callable[[str], None]) -> list[Variant]:
-    from . import codeword_fit, pq_model
-    from .calib import CalibrationSet
-    from .quantizers.lattice import LatticeConfig
-    from .quantizers.pq import PQConfig
+    from onnx_udc.fit import pq_model
+    from onnx_udc.fit import tables as codeword_fit
+    from onnx_udc.fit.calib import CalibrationSet
+    from onnx_udc.quantizers.lattice import LatticeConfig
+    from onnx_udc.quantizers.pq import PQConfig
 
     plan = VQ_PLANS.get(zoo_model.name, _DEFAULT_VQ)
     calib = CalibrationSet(zoo_model.calibration(plan.calib_samples), False, "zoo")
@@ -726,3 +728,107 @@ def merge_vq(earlier: ModelResult, fresh: ModelResult) -> ModelResult:
     return ModelResult(earlier.model, earlier.title, earlier.primary, earlier.original_bytes, earlier.weights,
                        rows=kept + [r for r in fresh.rows if r.kind == "vq"], skipped=earlier.skipped,
                        target=earlier.target or fresh.target, allocations=earlier.allocations)
+
+
+# ---- the command: python -m models.bench (from the checkout root) ----------------------
+import click  # noqa: E402
+
+from onnx_udc.errors import ConfigError  # noqa: E402
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--models", "model_names", default=None, help="comma-separated zoo models (default: all available)")
+@click.option("--quick", is_flag=True, help="smoke test: bundled model, two settings, few samples")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="folder for RESULTS.md, plots and JSON (default: docs/, or a temporary folder with --quick)")
+@click.option("--steps", default=None, help="comma-separated step-rel values of the onnx-udc sweep")
+@click.option("--limit", type=int, default=None, help="evaluation samples per model")
+@click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
+@click.option("--repeat", type=int, default=None, help="session creations timed per variant (default 5)")
+@click.option("--runs", type=int, default=None, help="runs timed per variant (default 20)")
+@click.option("--keep-work", is_flag=True, help="keep the folder of compressed variants")
+@click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
+@click.option("--pq/--no-pq", "vq", default=False, show_default=True,
+              help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
+@click.option("--pq-only", is_flag=True,
+              help="only the --pq rows, merged into the model's earlier results in --out (its other rows are kept)")
+def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False):
+    """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
+    from dataclasses import replace
+
+    from . import zoo
+
+    benchmark = sys.modules[__name__]
+    config = benchmark.BenchConfig()
+    if quick:
+        config = replace(config, steps=(0.1, 0.4), limit=500, repeat=1, runs=3, calib_samples=32, max_allocations=1)
+        model_names = model_names or "fmnist"
+    if no_allocation:
+        config = replace(config, allocate=False)
+    if vq or pq_only:
+        config = replace(config, pq=True)
+    if pq_only:
+        config = replace(config, steps=(), anchors=(), allocate=False)
+    if steps:
+        try:
+            config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
+        except ValueError:
+            raise ConfigError(f"--steps must be comma-separated numbers, got {steps!r}") from None
+    if limit is not None:
+        config = replace(config, limit=limit)
+    if no_memory:
+        config = replace(config, memory=False)
+    if repeat is not None:
+        config = replace(config, repeat=max(1, repeat))
+    if runs is not None:
+        config = replace(config, runs=max(1, runs))
+    names = model_names.split(",") if model_names else zoo.names()
+    out = out or (benchmark.default_workdir() if quick else Path(__file__).resolve().parents[1] / "docs" / "results")
+    work = benchmark.default_workdir()
+    results = []
+    command = "python -m models.bench " + " ".join(sys.argv[1:])
+    for name in names:
+        try:
+            model = zoo.get(name)
+            click.echo(f"{name}: building / loading", err=True)
+            result = benchmark.benchmark_model(model, config, work, log=lambda m: click.echo(m, err=True))
+            earlier = out / f"bench_{model.name}.json"
+            if pq_only and earlier.exists():
+                result = benchmark.merge_vq(benchmark.load_result(earlier), result)
+            results.append(result)
+        except zoo.ZooUnavailable as exc:
+            if model_names:
+                raise ConfigError(f"{name}: {exc}") from None
+            click.echo(f"{name}: skipped: {exc}", err=True)
+        # Written after every model, so a long run that stops keeps what it measured.
+        report = benchmark.write_report(results, out, command, config)
+    if keep_work:
+        click.echo(f"compressed variants kept in {work}", err=True)
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    for res in results:
+        click.echo(f"\n## {res.title}\n")
+        click.echo(benchmark.markdown_table(res))
+        click.echo("\n".join(benchmark.best_matches(res)))
+    click.echo(f"\nreport: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.bench``: errors as one line and an exit code, like onnx-udc's."""
+    from onnx_udc.errors import UdcError
+
+    try:
+        bench_command.main(args=argv, prog_name="python -m models.bench", standalone_mode=False)
+    except UdcError as exc:
+        click.echo(f"models.bench: error: {exc}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

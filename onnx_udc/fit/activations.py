@@ -22,21 +22,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..errors import ConfigError, ModelError
+from ..graph.layers import Consumer, analyze
 from .calib import Feeds
-from .errors import ConfigError, ModelError
 from .probe import WeightProbe
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """How a weight is read: op role ("conv", "matmul_b", "gemm_b", "gemm_b_transposed"),
-    the activation tensor, and what im2col needs."""
-
-    weight: str
-    role: str
-    activation: str
-    shape: tuple[int, ...]  # the weight's shape
-    attrs: tuple = ()  # Conv: (strides, pads, dilations, group); Gemm: (transA,)
 
 
 @dataclass
@@ -45,46 +34,12 @@ class LayerStats:
     rows: int
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
 def find_consumers(model: onnx.ModelProto, names: Iterable[str]) -> dict[str, Consumer]:
     """The weights among ``names`` read directly by exactly one Conv / MatMul (as B) / Gemm
-    (as B) node of the main graph; others are left out (they fall back to weight fitting)."""
+    (as B) node of the main graph (graph.layers.LayerUse.consumer); others are left out
+    (they fall back to weight fitting)."""
     wanted = set(names)
-    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
-    uses: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-    for node in model.graph.node:
-        for slot, name in enumerate(node.input):
-            if name in wanted:
-                uses.setdefault(name, []).append((node, slot))
-    found: dict[str, Consumer] = {}
-    for name, readers in uses.items():
-        if len(readers) != 1 or name not in shapes:
-            continue
-        node, slot = readers[0]
-        shape = shapes[name]
-        if node.op_type == "Conv" and slot == 1 and len(shape) == 4:
-            if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                continue  # SAME_* padding: not handled (no zoo model uses it)
-            kh, kw = shape[2:]
-            attrs = (
-                tuple(_attr(node, "strides", [1, 1])),
-                tuple(_attr(node, "pads", [0, 0, 0, 0])),
-                tuple(_attr(node, "dilations", [1, 1])),
-                int(_attr(node, "group", 1)),
-            )
-            found[name] = Consumer(name, "conv", node.input[0], shape, attrs)
-        elif node.op_type == "MatMul" and slot == 1 and len(shape) == 2:
-            found[name] = Consumer(name, "matmul_b", node.input[0], shape)
-        elif node.op_type == "Gemm" and slot == 1 and len(shape) == 2:
-            role = "gemm_b_transposed" if _attr(node, "transB", 0) else "gemm_b"
-            found[name] = Consumer(name, role, node.input[0], shape, (int(_attr(node, "transA", 0)),))
-    return found
+    return {n: use.consumer for n, use in analyze(model).items() if n in wanted and use.consumer is not None}
 
 
 def split_batch(batch: Feeds, max_batch: int) -> list[Feeds]:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
-from . import coders, quantizers
-from .codec import inspect_blob
-from .graph import blob_bytes, decode_nodes, weight_sources
+from .. import coders, quantizers
+from ..codec import inspect_blob
+from .rewrite import blob_bytes, decode_nodes
+from .select import weight_sources
 
 
 @dataclass(frozen=True)

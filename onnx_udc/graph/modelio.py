@@ -10,10 +10,10 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from .errors import ModelError, OutputError
+from ..errors import ModelError, OutputError
 
 # Protobuf cannot serialize a message of 2 GiB or more; stay well below it.
-_PROTO_LIMIT = (1 << 31) - (64 << 20)
+PROTO_LIMIT = (1 << 31) - (64 << 20)
 
 
 def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
@@ -53,7 +53,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     data_name = path.name + ".data"
     try:
-        if model.ByteSize() > _PROTO_LIMIT:
+        if model.ByteSize() > PROTO_LIMIT:
             onnx.save_model(
                 _copy(model), str(staging / path.name), save_as_external_data=True,
                 all_tensors_to_one_file=True, location=data_name, size_threshold=1024,

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 Outputs = list[list[np.ndarray]]  # per batch, per model output
 

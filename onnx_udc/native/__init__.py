@@ -1,14 +1,11 @@
-"""The native library: where it is, its C decoder, and the fast loader.
+"""The native library libonnx_udc.so: where it is, and its C entry points through ctypes.
 
-Two ways to run a compressed model in onnxruntime:
+    library_path()      the built custom-op library (to register with onnxruntime)
+    NativeDecoder       udc_inspect / udc_decode / udc_decode_units / udc_decode_cuda
+    NativeRange         udc_range_encode(_variant) / udc_range_decode (coder 2, FORMAT.md 5.2)
 
-* portable: register ``library_path()`` with the session options and run the file as
-  it is (any language). Each decode kernel decodes its blob once, when the session is
-  created, and copies the cached tensor to its output on every run.
-* fast (``InferenceSession``): decode every blob once with the C decoder before the
-  session is built and hand the dense tensors to onnxruntime as external initializers.
-  The model onnxruntime sees is the original one, so inference is exactly as fast
-  (constant folding and weight pre-packing included).
+This package knows nothing of ONNX graphs or onnxruntime sessions; the loaders that use
+it live in ``onnx_udc.load``.
 """
 
 from __future__ import annotations
@@ -16,31 +13,23 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto
 
-from .errors import (
+from ..errors import (
     ChecksumError,
     DeviceError,
     FormatError,
     LimitError,
-    ModelError,
     RuntimeLibraryError,
     UnsupportedVersionError,
 )
-from .format import DType
-from .graph import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
-from .modelio import load_model
+from ..format import DType
 
 LIBRARY_ENV = "ONNX_UDC_LIBRARY"
 _LIB_NAME = "libonnx_udc.so"
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # onnx_udc/
 
 STATUS_NAMES = (
     "OK", "TRUNCATED", "BAD_MAGIC", "UNSUPPORTED_VERSION", "UNKNOWN_QUANTIZER", "UNKNOWN_CODER",
@@ -198,113 +187,6 @@ class CudaTiming(ctypes.Structure):
 def native_decoder() -> NativeDecoder:
     """The process's decoder of the native library (loaded once)."""
     return NativeDecoder()
-
-
-def session_options(options: ort.SessionOptions | None = None) -> ort.SessionOptions:
-    """Session options with the custom-op library registered (the portable path)."""
-    options = options or ort.SessionOptions()
-    options.register_custom_ops_library(library_path())
-    return options
-
-
-def _placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
-    """An initializer that names the tensor and its type; its data comes from an OrtValue."""
-    tensor = TensorProto(name=name, data_type=int(DType.from_numpy(array.dtype)), dims=array.shape)
-    tensor.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "onnx_udc.decoded"), ("offset", "0"), ("length", str(array.nbytes))):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, value
-    return tensor
-
-
-def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """Decode every blob; return the model without decode nodes and the dense tensors.
-
-    Edits ``model`` in place: each decode node is removed and its blob initializer is
-    replaced by a placeholder that onnxruntime fills from the returned arrays.
-    """
-    decoder = decoder or native_decoder()
-    found = decode_nodes(model)
-    dense: dict[str, np.ndarray] = {}
-    position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial).
-    with ThreadPoolExecutor(max_workers=min(len(found), os.cpu_count() or 1) or 1) as pool:
-        arrays = list(pool.map(lambda pair: decode_node(*pair, decoder.decode), found))
-    for (node, init), array in zip(found, arrays):
-        name = node.output[0]
-        dense[name] = array
-        model.graph.initializer[position[init.name]].CopyFrom(_placeholder(name, array))
-    remove_decode_nodes(model, set(dense))
-    return model, dense
-
-
-class InferenceSession(ort.InferenceSession):
-    """An ``onnxruntime.InferenceSession`` for compressed (or plain) models.
-
-    fast=True (default): the zero-overhead loader described in the module docstring.
-    fast=False: the portable path, the custom-op library registered and the file run
-    as it is. Any other argument is passed to onnxruntime unchanged.
-    """
-
-    def __init__(
-        self,
-        path_or_model: str | os.PathLike | bytes | onnx.ModelProto,
-        sess_options: ort.SessionOptions | None = None,
-        providers=None,
-        provider_options=None,
-        *,
-        fast: bool = True,
-        **kwargs,
-    ):
-        model = _as_model(path_or_model)
-        options = sess_options or ort.SessionOptions()
-        if fast:
-            model, dense = prepare_fast(model)
-            names = list(dense)
-            values = [ort.OrtValue.ortvalue_from_numpy(dense[n]) for n in names]
-            if names:
-                options.add_external_initializers(names, values)
-            if has_decode_nodes(model):  # decode nodes inside subgraphs run as custom ops
-                options.register_custom_ops_library(library_path())
-            # onnxruntime reads these buffers in place: keep them alive with the session.
-            self._udc_dense = dense
-            self._udc_values = values
-        else:
-            options.register_custom_ops_library(library_path())
-        try:
-            super().__init__(
-                model.SerializeToString(), sess_options=options, providers=providers or ["CPUExecutionProvider"],
-                provider_options=provider_options, **kwargs,
-            )
-        except Exception as exc:  # onnxruntime raises its own Exception subclasses
-            raise _session_error(str(exc)) from None
-
-
-def _session_error(message: str) -> Exception:
-    """onnxruntime's exception -> a typed error; blob errors of the kernel keep their status."""
-    message = " ".join(message.split())
-    marker = "onnx_udc: "
-    if marker in message:
-        detail = message[message.index(marker) + len(marker):]
-        found = re.search(r"\b(" + "|".join(STATUS_NAMES[1:]) + r"):", detail)
-        status = found.group(1) if found else "BAD_HEADER"
-        return FormatError(f"custom op failed at session creation: {detail}", status)
-    return ModelError(f"onnxruntime cannot create a session: {message}")
-
-
-def _as_model(path_or_model) -> onnx.ModelProto:
-    if isinstance(path_or_model, onnx.ModelProto):
-        copy = onnx.ModelProto()
-        copy.CopyFrom(path_or_model)
-        return copy
-    if isinstance(path_or_model, (bytes, bytearray)):
-        model = onnx.ModelProto()
-        try:
-            model.ParseFromString(bytes(path_or_model))
-        except Exception:
-            raise ModelError("bytes are not a valid ONNX model") from None
-        return model
-    return load_model(path_or_model)
 
 
 # ---- coder 2, range: the C++ encoder and decoder (FORMAT.md 5.2) -------------------------

@@ -23,12 +23,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import pq_fit
+from ..encoder import CompressConfig, CompressReport, compress_model
+from ..errors import ConfigError
+from ..graph.layers import analyze, run_length
+from ..graph.select import Action, select
+from ..quantizers.pq import PQConfig, PQFit, PQParams, reconstruct
+from . import pq as pq_fit
+from . import tables as codeword_fit
 from .activations import ActivationProbe
 from .calib import CalibrationSet
-from .errors import ConfigError
-from .graph import Action, CompressConfig, CompressReport, compress_model, select
-from .quantizers.pq import PQConfig, PQFit, reconstruct, PQParams
 
 
 @dataclass
@@ -56,18 +59,17 @@ class ModelFit:
     warnings: list[str] = field(default_factory=list)
 
 
-def _roles(model: onnx.ModelProto) -> dict[str, str]:
-    """weight name -> pq_fit role, for weights read as Conv W / MatMul B / Gemm B."""
-    roles: dict[str, str] = {}
+_PQ_ROLES = ("conv", "matmul_b", "gemm_b", "gemm_b_transposed")
+
+
+def _graph_order(model: onnx.ModelProto, names) -> list[str]:
+    """``names`` in the order the main graph's nodes first read them."""
+    seen: dict[str, None] = {}
     for node in model.graph.node:
-        if node.op_type == "Conv" and len(node.input) > 1:
-            roles.setdefault(node.input[1], "conv")
-        elif node.op_type == "MatMul" and len(node.input) > 1:
-            roles.setdefault(node.input[1], "matmul_b")
-        elif node.op_type == "Gemm" and len(node.input) > 1:
-            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-            roles.setdefault(node.input[1], "gemm_b_transposed" if trans_b else "gemm_b")
-    return roles
+        for name in node.input:
+            if name in names and name not in seen:
+                seen[name] = None
+    return list(seen)
 
 
 def pq_layers(model: onnx.ModelProto, config: PQConfig, min_elements: int = 1024) -> list[tuple[str, str]]:
@@ -75,16 +77,16 @@ def pq_layers(model: onnx.ModelProto, config: PQConfig, min_elements: int = 1024
     quantization, read by a Conv / MatMul / Gemm, with at least 4 blocks per centroid slot
     for k >= 16 (smaller layers are left to the scalar quantizer: their codebook would cost
     more than it saves)."""
-    roles = _roles(model)
+    layers = analyze(model)
     chosen = {c.name: c for c in select(model, min_elements) if c.action is Action.QUANTIZE and c.kind == "initializer"}
     out = []
-    for name, role in roles.items():
-        cand = chosen.get(name)
-        if cand is None or len(cand.shape) < 2:
+    for name in _graph_order(model, chosen):
+        cand, use = chosen[name], layers[name]
+        role = use.role
+        if role not in _PQ_ROLES or len(cand.shape) < 2:
             continue
-        order = pq_fit.axis_order(role, cand.shape)
-        d = pq_fit.choose_block(config.block.get(pq_fit.layer_type(role, cand.shape), config.block.get("other", 4)),
-                                pq_fit.run_length(cand.shape, order))
+        d = pq_fit.choose_block(config.block.get(use.layer_type, config.block.get("other", 4)),
+                                run_length(cand.shape, use.axis_order))
         if pq_fit.choose_k(config, -(-cand.numel // d)) >= 16:
             out.append((name, role))
     return out
@@ -121,8 +123,6 @@ def fit_model(
     target: "weights" minimises ||Xq (W - W_hat)||^2; "output" minimises ||Xq W_hat - Xf W||^2
     (Xf: the original model's activations on the same rows, codeword_fit.paired_grams), so
     each layer also makes up for the error of the pq layers below it."""
-    from . import codeword_fit
-
     if target not in codeword_fit.TARGETS:
         raise ConfigError(f"target must be one of {codeword_fit.TARGETS}, got {target!r}")
     config = config or PQConfig()
@@ -180,8 +180,6 @@ def fit_model(
 def _output_goal(w: np.ndarray, role: str, gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
     """The weights whose Xq-output is the least-squares match of Xf W (codeword_fit.output_target),
     in w's shape [*shape]."""
-    from . import codeword_fit
-
     rows = codeword_fit._rows(tuple(w.shape), tuple(range(w.ndim)), role)
     goal = np.empty(w.size)
     goal[rows.tensor_of] = codeword_fit.output_target(rows.take(w), gram, cross).reshape(-1)

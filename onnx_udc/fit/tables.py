@@ -1,13 +1,14 @@
 """Data-driven codeword fine-tuning for the dithered scalar and lattice quantizers.
 
-The indices and the dither of a blob stay as they are; only its codeword table
-(FORMAT.md 4.6) changes, so the format and both decoders are untouched.
+An encoder stage on quantized tensors (codec.Quantized, before entropy coding): the
+indices and the dither stay as they are; only the codeword table (FORMAT.md 4.6) in the
+params changes, so the format and both decoders are untouched.
 
-    blob (scalar / A2 / D4 / E8) --parse, decode symbols--> vectors of n symbols [V, n]
+    Quantized (scalar / A2 / D4 / E8; Quantizer.table_layout) --symbols--> vectors of n symbols [V, n]
       --unique--> keys u [U, n]: one table-entry candidate per distinct vector
     element (v, j): w_hat = (a_{u(v), j} - dither) * c_j   -- linear in the table values a:
         w_hat = w_hat_now + J (a - a_now),   J: element <- c_j * a_{u(v), j}
-    layer rows wt [O, K] (pq_fit.axis_order), Gram H [gc, K, K] of the consumer's input
+    layer rows wt [O, K] (graph.layers.axis_order), Gram H [gc, K, K] of the consumer's input
     (activations.ActivationProbe) --> minimise E(a) = sum_o (w_hat_o - w_o)^T H (w_hat_o - w_o)
         = ||X (W - W_hat)||^2 on the calibration activations:
       which keys: each key alone saves g_u^T A_u^-1 g_u (g = J^T H e, A_u its n x n block of
@@ -17,9 +18,9 @@ The indices and the dither of a blob stay as they are; only its codeword table
         (keys="table": exactly the keys of the blob's present table instead; "all": every key)
       values: joint least squares over the chosen entries, cross-terms included,
         by preconditioned conjugate gradients (matrix-free: J^T H J p; block-Jacobi A_u^-1)
-    --> float32 values into a new table --> blob with new params, same payload
+    --> float32 values into a new table --> Quantized with new params, same symbols
 
-model level (refine_model), bottom-up like pq_model.fit_model: the layers are taken in
+model level (refine_encoded), bottom-up like pq_model.fit_model: the layers are taken in
 graph order and each one's Gram is collected with the already-refined layers below it
 decoded into the model (``chunk`` layers per pass over the calibration set).
 """
@@ -35,65 +36,29 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import coders, pq_fit, quantizers
+from .. import quantizers
+from ..codec import Quantized, dequantize, sqnr_db
+from ..encoder import CompressConfig, CompressReport, EncodedTensor, make_plan, quantize_plan, write
+from ..errors import ConfigError
+from ..graph.layers import axis_order, constant_value, iter_graphs
+from ..quantizers import codewords
+from . import pq as pq_fit
 from .activations import ActivationProbe, conv_rows, dense_rows, split_batch
 from .calib import CalibrationSet
-from .codec import decode_blob
-from .errors import ConfigError
-from .format import BlobHeader, pack_blob, parse_blob
-from .graph import CompressConfig, CompressReport, compress_model, decode_nodes, sqnr_db
-from .quantizers import codewords
-from .quantizers.lattice import LatticeQuantizer, pack_params, parse_params
-from .quantizers.scalar import ScalarQuantizer
-from .symbols import unzigzag
 
 KEY_MODES = ("data", "table", "all")
 OUTPUT_RIDGE = 1e-6  # output_target's ridge, relative to the mean eigenvalue of H
 TARGETS = ("output", "weights")
 
 
-# ---- what a blob's table means: vectors, scales, points ---------------------------------
-@dataclass(frozen=True)
-class TableLayout:
-    """How symbols become codewords in one blob (scalar: n = 1, identity order)."""
-
-    n: int  # coordinates per vector (table key width)
-    order: tuple[int, ...]  # the stream is transpose(w, order) read row-major
-    scales: np.ndarray  # float64 [n]: c_j, the decoder's coordinate scale
-    table: codewords.CodewordTable  # the blob's present table
-    points: Callable[[np.ndarray], np.ndarray]  # codes uint [V, n] -> default codewords float32 [V, n]
-    pack: Callable[[codewords.CodewordTable], bytes]  # table -> params bytes
-
-
-def _scalar_layout(q: ScalarQuantizer, header: BlobHeader) -> TableLayout:
-    table = codewords.parse(header.params, 1) if header.params else codewords.empty(1)
-    return TableLayout(
-        n=1, order=tuple(range(len(header.shape))), scales=np.array([np.float32(header.step)], np.float64),
-        table=table, points=lambda codes: unzigzag(codes.reshape(-1)).astype(np.float32).reshape(codes.shape),
-        pack=lambda t: codewords.pack(t) if t.size else b"",
-    )
-
-
-def _lattice_layout(q: LatticeQuantizer, header: BlobHeader) -> TableLayout:
-    lat, n = q.lattice, q.lattice.n
-    order, table = parse_params(header, n)
-
-    def points(codes: np.ndarray) -> np.ndarray:
-        signed = unzigzag(codes.reshape(-1)).astype(np.int64).reshape(-1, n)
-        return lat.from_signed(signed).astype(np.float32)
-
-    return TableLayout(n=n, order=order, scales=lat.scales(header.step).astype(np.float64), table=table,
-                       points=points, pack=lambda t: pack_params(order, t))
-
-
-def table_layout(header: BlobHeader) -> TableLayout:
-    """The layout of a scalar or lattice blob; ConfigError for any other quantizer."""
+def table_layout(header) -> codewords.TableLayout:
+    """The layout of a quantizer with a codeword table (Quantizer.table_layout); ConfigError else."""
     q = quantizers.by_id(header.quantizer)
     q.check(header)
-    for kind, build in ((LatticeQuantizer, _lattice_layout), (ScalarQuantizer, _scalar_layout)):
-        if isinstance(q, kind):
-            return build(q, header)
-    raise ConfigError(f"codeword fine-tuning needs the scalar or a lattice quantizer, not {q.name}")
+    layout = q.table_layout(header)
+    if layout is None:
+        raise ConfigError(f"codeword fine-tuning needs a quantizer with a codeword table (scalar, a lattice), not {q.name}")
+    return layout
 
 
 # ---- one tensor ---------------------------------------------------------------------------
@@ -127,7 +92,7 @@ def _rows(shape: tuple[int, ...], order: tuple[int, ...], role: str) -> _Rows:
     numel = math.prod(shape)
     stream = np.arange(numel, dtype=np.int64).reshape(tuple(shape[a] for a in order))
     tensor = np.transpose(stream, np.argsort(order))  # [*shape]: stream index of each element
-    porder = pq_fit.axis_order(role, shape)
+    porder = axis_order(role, shape)
     o = shape[porder[0]] if shape else 1
     stream_of = np.transpose(tensor, porder).reshape(o, -1)  # [O, K]
     row_of = np.empty(numel, np.int64)
@@ -159,11 +124,12 @@ def _regularized_inverse(a: np.ndarray) -> np.ndarray:
 
 
 def fit_table(
-    blob: bytes, w: np.ndarray, role: str, gram: np.ndarray, *, iterations: int = 30,
+    quantized: Quantized, w: np.ndarray, role: str, gram: np.ndarray, *, iterations: int = 30,
     max_entries: int = 4096, keys: str = "data", target: np.ndarray | None = None, cost_scale: float = 1.0,
-) -> tuple[bytes, TableFit]:
-    """One scalar / lattice blob + its original weights w [*shape] + the Gram of the consumer's
-    input gram [gc, K, K] -> the blob with a data-driven codeword table, and what changed.
+) -> tuple[Quantized, TableFit]:
+    """One scalar / lattice tensor (codec.quantize) + its original weights w [*shape] + the Gram
+    of the consumer's input gram [gc, K, K] -> the same symbols with a data-driven codeword
+    table, and what changed.
 
     role: how the consumer reads w ("conv", "matmul_b", "gemm_b", "gemm_b_transposed").
     keys: "data" (choose entries by their output-error saving against their cost) or
@@ -177,7 +143,7 @@ def fit_table(
     """
     if keys not in KEY_MODES:
         raise ConfigError(f"keys must be one of {KEY_MODES}, got {keys!r}")
-    header, payload = parse_blob(blob)
+    header = quantized.header
     lay = table_layout(header)
     shape = tuple(int(s) for s in header.shape)
     w = np.asarray(w, dtype=np.float64).reshape(shape)
@@ -186,7 +152,7 @@ def fit_table(
         raise ConfigError(f"a Gram of shape {gram.shape} does not fit {rows.o} rows of {rows.k} weights")
     n, numel = lay.n, header.numel
     nvec = numel // n
-    symbols = coders.by_id(header.coder).decode(payload, header.numel, header.symbol_width)  # uint [numel]
+    symbols = quantized.symbols  # uint [numel]
     codes = np.asarray(symbols[: nvec * n], dtype=np.uint32).reshape(nvec, n)  # [V, n]
     key, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)  # [U, n], [U], [V]
     inverse = inverse.reshape(-1)
@@ -205,7 +171,7 @@ def fit_table(
     coef = coef_stream[rows.stream_of]  # [O, K]
     mask = var >= 0
     wt = rows.take(w) if target is None else np.asarray(target, np.float64).reshape(rows.o, rows.k)  # [O, K]
-    e_now = rows.take(decode_blob(blob)) - wt  # [O, K]
+    e_now = rows.take(dequantize(quantized)) - wt  # [O, K]
 
     def apply(e: np.ndarray) -> np.ndarray:
         return pq_fit._apply_gram(e, gram)
@@ -282,14 +248,14 @@ def fit_table(
     if not np.all(np.isfinite(values32)):
         raise ConfigError("fine-tuned codewords overflow float32")
     table = codewords.CodewordTable(key[chosen].astype(np.uint32), values32)
-    new_blob = pack_blob(replace(header, params=lay.pack(table)), bytes(payload))
-    err_final = error(rows.take(decode_blob(new_blob)) - wt)
+    new = quantized.with_params(lay.pack(table))
+    err_final = error(rows.take(dequantize(new)) - wt)
     fit = TableFit(entries=int(chosen.size), candidates=u, error_input=err_input, error_start=err_start,
                    error_final=err_final, trace=trace)
     if not err_final < err_input:
         fit.kept_input, fit.entries, fit.error_final = True, lay.table.size, err_input
-        return bytes(blob), fit
-    return new_blob, fit
+        return quantized, fit
+    return new, fit
 
 
 # ---- activations of the compressed and of the original model, on the same rows ------------
@@ -363,13 +329,9 @@ class ModelTables:
         return sum(l.bytes_after - l.bytes_before for l in self.layers)
 
 
-def _blob_of(init: onnx.TensorProto) -> bytes:
-    return init.raw_data if init.HasField("raw_data") else numpy_helper.to_array(init).tobytes()
-
-
-def refine_model(
-    original: onnx.ModelProto,
-    compressed: onnx.ModelProto,
+def refine_encoded(
+    model: onnx.ModelProto,
+    encoded: list[EncodedTensor],
     calib: CalibrationSet,
     *,
     keys: str = "data",
@@ -381,43 +343,37 @@ def refine_model(
     cost_scale: float = 1.0,
     threads: int | None = None,
     progress: Callable[[str], object] | None = None,
-) -> tuple[onnx.ModelProto, ModelTables]:
-    """Data-driven codeword tables for every scalar / lattice blob of ``compressed`` whose
-    weight is read directly by a Conv / MatMul / Gemm (in place; the model is returned).
+) -> tuple[list[EncodedTensor], ModelTables]:
+    """Data-driven codeword tables for every scalar / lattice tensor of ``encoded`` whose
+    weight is read directly by a Conv / MatMul / Gemm: an encoder stage between quantizing
+    and entropy coding (returns a new list; tensors without a table are passed through).
 
-    original: the uncompressed model (the targets W). Activations come from the compressed
-    model decoded to dense weights, with the layers already refined decoded with their new
-    tables (bottom-up); ``chunk`` layers share one pass over the calibration batches.
-    max_rows: activation rows sampled per batch and layer. Blobs of other quantizers (pq,
-    raw) and weights read otherwise (biases, embeddings) are left as they are.
+    model: the uncompressed model (the targets W). Activations come from the model with
+    every encoded tensor's exact decode in place, the layers already refined decoded with
+    their new tables (bottom-up); ``chunk`` layers share one pass over the calibration set.
+    max_rows: activation rows sampled per batch and layer. Other quantizers (pq, raw) and
+    weights read otherwise (biases, embeddings) are left as they are.
     target: "output" minimises ||Xq W_hat - Xf W||^2 (Xf: the original model's activations,
     so each layer also corrects what the layers below got wrong); "weights" minimises
     ||Xq (W_hat - W)||^2 (the layer's own error only).
     """
     if target not in TARGETS:
         raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
-    from .graph import decompress_model
-
     start = time.perf_counter()
-    arrays = {i.name: i for i in original.graph.initializer}
-    nodes = {node.output[0]: init for node, init in decode_nodes(compressed)}
-    eligible = []
-    for name, init in nodes.items():
-        if name not in arrays:
-            continue
-        header, _ = parse_blob(_blob_of(init))
-        if isinstance(quantizers.by_id(header.quantizer), (ScalarQuantizer, LatticeQuantizer)):
-            eligible.append(name)
+    by_name = {e.name: e for e in encoded}
+    eligible = [e.name for e in encoded if not e.planned.plan.exact and e.planned.source.node is None
+                and quantizers.by_id(e.quantized.header.quantizer).table_layout(e.quantized.header) is not None]
     result = ModelTables(layers=[], samples=calib.samples, seconds=0.0)
     if calib.synthetic:
         result.warnings.append("calibration inputs are synthesized, not in-domain: the tables are fitted on noise")
     if not eligible:
-        result.warnings.append("no scalar or lattice blob read by a Conv / MatMul / Gemm: nothing to fine-tune")
-        return compressed, result
-    dense = decompress_model(compressed)  # the compressed model's weights, as plain initializers
+        result.warnings.append("no scalar or lattice weight read by a Conv / MatMul / Gemm: nothing to fine-tune")
+        return list(encoded), result
+    dense = _with_decoded(model, encoded)  # the compressed model's weights, as plain initializers
     probe = ActivationProbe(dense, eligible, threads=threads)
-    probe_f = ActivationProbe(original, eligible, threads=threads) if target == "output" else None
+    probe_f = ActivationProbe(model, eligible, threads=threads) if target == "output" else None
     layers = list(probe.consumers)  # graph order
+    originals = {i.name: i for i in model.graph.initializer}
     overrides: dict[str, np.ndarray] = {}
     for s in range(0, len(layers), max(1, chunk)):
         group = layers[s : s + max(1, chunk)]
@@ -428,48 +384,59 @@ def refine_model(
             grams = paired_grams(probe, probe_f, calib.batches, group, overrides, max_rows, seed=s)
         for name in group:
             t0 = time.perf_counter()
-            init = nodes[name]
-            blob = _blob_of(init)
-            w = numpy_helper.to_array(arrays[name])
+            enc = by_name[name]
+            w = numpy_helper.to_array(originals[name])
             role = probe.consumers[name].role
             h, cross = grams[name]
             rows_target = None
             if cross is not None:
                 rows = _rows(tuple(w.shape), tuple(range(w.ndim)), role)
                 rows_target = output_target(rows.take(w), h, cross)
-            new_blob, fit = fit_table(blob, w, role, h, iterations=iterations, max_entries=max_entries, keys=keys,
-                                      target=rows_target, cost_scale=cost_scale)
-            if new_blob is not blob:
-                init.CopyFrom(numpy_helper.from_array(np.frombuffer(new_blob, np.uint8), init.name))
-            overrides[name] = decode_blob(new_blob)
-            result.layers.append(LayerTable(name, probe.consumers[name].role, fit, len(blob), len(new_blob),
+            new_q, fit = fit_table(enc.quantized, w, role, h, iterations=iterations, max_entries=max_entries, keys=keys,
+                                   target=rows_target, cost_scale=cost_scale)
+            decoded = dequantize(new_q)
+            overrides[name] = decoded
+            if new_q is not enc.quantized:
+                by_name[name] = EncodedTensor(enc.planned, new_q, sqnr_db(w, decoded),
+                                              decoded if enc.decoded is not None else None)
+            result.layers.append(LayerTable(name, role, fit, len(enc.quantized.header.params), len(new_q.header.params),
                                             time.perf_counter() - t0))
             if progress:
                 progress(name)
     result.seconds = time.perf_counter() - start
-    return compressed, result
+    return [by_name[e.name] for e in encoded], result
 
 
-def update_report(report: CompressReport, model: onnx.ModelProto, original: onnx.ModelProto) -> CompressReport:
-    """The compress report with each tensor's blob size and SQNR read from ``model`` again."""
-    blobs = {node.output[0]: _blob_of(init) for node, init in decode_nodes(model)}
-    arrays = {i.name: i for i in original.graph.initializer}
-    tensors = []
-    for t in report.tensors:
-        blob = blobs.get(t.name)
-        if blob is None or len(blob) == t.blob_bytes and t.name not in arrays:
-            tensors.append(t)
-            continue
-        sq = sqnr_db(numpy_helper.to_array(arrays[t.name]), decode_blob(blob)) if t.name in arrays else t.sqnr_db
-        tensors.append(replace(t, blob_bytes=len(blob), sqnr_db=sq))
-    return CompressReport(tensors=tensors, kept=report.kept, original_model_bytes=report.original_model_bytes,
-                          compressed_model_bytes=model.ByteSize())
+def _with_decoded(model: onnx.ModelProto, encoded: list[EncodedTensor]) -> onnx.ModelProto:
+    """A copy of ``model`` with every encoded main-graph initializer replaced by its exact decode."""
+    dense = onnx.ModelProto()
+    dense.CopyFrom(model)
+    tensors = {i.name: i for i in dense.graph.initializer}
+    for graph in iter_graphs(dense.graph):
+        for node in graph.node:
+            value = constant_value(node)
+            if value is not None:
+                tensors.setdefault(node.output[0], value)
+    for e in encoded:
+        if e.name in tensors and not e.planned.plan.exact:
+            value = e.decoded if e.decoded is not None else dequantize(e.quantized)
+            tensor = tensors[e.name]
+            tensor.CopyFrom(numpy_helper.from_array(np.asarray(value), tensor.name))
+    return dense
 
 
 def compress_refined(
-    model: onnx.ModelProto, config: CompressConfig, calib: CalibrationSet, **kwargs
+    model: onnx.ModelProto, config: CompressConfig, calib: CalibrationSet, *,
+    encoded: list[EncodedTensor] | None = None, **kwargs
 ) -> tuple[onnx.ModelProto, CompressReport, ModelTables]:
-    """compress_model with ``config``, then refine_model (keyword arguments go there)."""
-    compressed, report = compress_model(model, config)
-    compressed, tables = refine_model(model, compressed, calib, threads=config.threads, **kwargs)
-    return compressed, update_report(report, compressed, model), tables
+    """Plan with ``config`` (or take ``encoded``, e.g. a rate allocation's choice), fit the
+    tables (refine_encoded; keyword arguments go there), entropy-code each tensor once."""
+    plan = make_plan(model, config)
+    if encoded is None:
+        encoded = quantize_plan(plan, keep_decoded=True)
+    else:  # the tensors of another plan of the same model: re-point them at this plan's sources
+        planned = plan.by_name()
+        encoded = [EncodedTensor(planned[e.name], e.quantized, e.sqnr_db, e.decoded) for e in encoded]
+    refined, tables = refine_encoded(model, encoded, calib, threads=config.threads, **kwargs)
+    compressed, report = write(plan, refined)
+    return compressed, report, tables

@@ -32,14 +32,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import fidelity, quantizers
+from .. import quantizers
+from ..codec import Quantized, dequantize, quantize, symbol_entropy
+from ..encoder import CompressConfig, CompressReport, EncodedTensor, encode_one, make_plan, pack_all, write
+from ..errors import ConfigError
+from ..format.dither import derive_seed
+from ..graph.select import Action
+from ..quantizers.base import StepConfig
+from . import fidelity
 from .calib import CalibrationSet, batch_rows, calibration_set, first_samples
-from .codec import decode_blob, encode_tensor, symbol_entropy
-from .dither import derive_seed
-from .errors import ConfigError
-from .graph import Action, CompressConfig, CompressReport, _select_sources, compress_model
 from .probe import WeightProbe
-from .quantizers.base import StepConfig
 
 # Steps per tensor: step_rel = step / RMS from 2^-14 to 2^1 in quarter octaves. Coarser
 # steps put more noise than signal into a tensor, outside any small-noise model.
@@ -117,8 +119,10 @@ class Allocation:
     samples: int
     seconds: dict[str, float] = field(default_factory=dict)
     measurements: int = 0
-    model: onnx.ModelProto | None = None
+    model: onnx.ModelProto | None = None  # None when allocate(realize=False): see ``encoded``
     report: CompressReport | None = None
+    encoded: list[EncodedTensor] | None = None  # the chosen tensors, quantized once, before coding
+    config: CompressConfig | None = None  # the encoder settings of the choice (steps filled in)
 
     @property
     def ratio(self) -> float:
@@ -234,6 +238,7 @@ def allocate(
     sensitivity_samples: int = 32,
     metric: str | None = None,
     log: Callable[[str], object] | None = None,
+    realize_model: bool = True,
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -241,6 +246,8 @@ def allocate(
     synthesize inputs from the model's input specification (flagged ``synthetic``).
     ``metric``: fidelity metric measured and reported (default: the target's own for
     fidelity targets, output SQNR for size targets).
+    ``realize_model=False`` (fidelity targets): stop before entropy coding; ``encoded``
+    holds the chosen tensors for later stages and ``model_bytes`` is the prediction.
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -252,12 +259,12 @@ def allocate(
     seconds: dict[str, float] = {}
 
     calib_set = calibration_set(model, calib, samples)
-    pairs = _select_sources(model, config.min_elements)
-    chosen = [(src, cand) for src, cand in pairs if cand.action is Action.QUANTIZE and not src.in_subgraph]
-    arrays = {cand.name: numpy_helper.to_array(src.tensor) for src, cand in chosen}
-    roles = {cand.name: cand.role for _, cand in chosen}
+    base = make_plan(model, config)  # selection and layer uses, once (a copy of the model)
+    chosen = [t for t in base.tensors if t.cand.action is Action.QUANTIZE and not t.source.in_subgraph]
+    arrays = {t.name: t.array() for t in chosen}
+    orders = {t.name: t.cand.use.axis_order for t in chosen}
     arrays = {n: a for n, a in arrays.items() if np.all(np.isfinite(a)) and np.any(a)}
-    unprobed = [cand.name for src, cand in pairs if cand.action is Action.QUANTIZE and src.in_subgraph]
+    unprobed = [t.name for t in base.tensors if t.cand.action is Action.QUANTIZE and t.source.in_subgraph]
     names = sorted(arrays)
     if not names:
         raise ConfigError("the model has no float weights to allocate a rate to")
@@ -288,24 +295,30 @@ def allocate(
     original_bytes = model.ByteSize()
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
 
-    cache: dict[tuple[str, int], np.ndarray] = {}
+    # Each (tensor, step) is quantized once: its exact decode feeds the measurements, and the
+    # quantized symbols of the final choice go to the encoder unchanged.
+    cache: dict[tuple[str, int], tuple[Quantized, np.ndarray]] = {}
     cache_budget = 4 * sum(a.nbytes for a in arrays.values())
+    cache_bytes = [0]
 
-    def decoded(l: int, k: int) -> np.ndarray:
+    def quantized(l: int, k: int) -> tuple[Quantized, np.ndarray]:
         name = names[l]
-        if k == tables.steps.shape[1]:
-            return arrays[name]
         key = (name, int(k))
         if key not in cache:
             cfg = replace(config.scalar, step=float(tables.steps[l, k]), target_bpw=None)
-            cfg = quantizer.tensor_config(cfg, roles[name], arrays[name].shape)  # as compress_model does
-            blob = encode_tensor(arrays[name], quantizer=config.quantizer, coder="store", config=cfg,
-                                 seed=derive_seed(config.seed, name)).blob
-            value = decode_blob(blob)
-            if sum(a.nbytes for a in cache.values()) + value.nbytes > cache_budget:
+            cfg = quantizer.tensor_config(cfg, orders[name])  # as CompressConfig.tensor_plan does
+            q = quantize(arrays[name], config.quantizer, cfg, derive_seed(config.seed, name))
+            value = dequantize(q)
+            size = value.nbytes + q.symbols.nbytes
+            if cache_bytes[0] + size > cache_budget:
                 cache.clear()  # bounded memory: keep at most a few copies of the weights
-            cache[key] = value
+                cache_bytes[0] = 0
+            cache[key] = (q, value)
+            cache_bytes[0] += size
         return cache[key]
+
+    def decoded(l: int, k: int) -> np.ndarray:
+        return arrays[names[l]] if k == tables.steps.shape[1] else quantized(l, int(k))[1]
 
     measured: dict[tuple, tuple[float, float, float]] = {}
 
@@ -319,9 +332,31 @@ def allocate(
                              metric_obj.smooth(reference, outputs))
         return measured[key]
 
-    def realize(choice: np.ndarray) -> tuple[onnx.ModelProto, CompressReport]:
-        plan = {names[l]: (None if k == tables.steps.shape[1] else float(tables.steps[l, k])) for l, k in enumerate(choice)}
-        return compress_model(model, replace(config, steps=plan))
+    packed_cache: dict[tuple[str, int], object] = {}
+
+    def encode_choice(choice: np.ndarray):
+        """The encoder's plan for a choice, each tensor quantized once (from the cache)."""
+        steps = {names[l]: (None if k == tables.steps.shape[1] else float(tables.steps[l, k])) for l, k in enumerate(choice)}
+        cfg = replace(config, steps=steps)
+        plan = make_plan(model, cfg)
+        index = {n: l for l, n in enumerate(names)}
+        encoded = []
+        for t in plan.tensors:
+            l = index.get(t.name)
+            if l is not None and not t.plan.exact:
+                q, value = quantized(l, int(choice[l]))
+                encoded.append(encode_one(t, quantized=q))
+            else:
+                encoded.append(encode_one(t))
+        return cfg, plan, encoded, [(t.name, int(choice[index[t.name]]) if t.name in index else -1) for t in plan.tensors]
+
+    def realize(choice: np.ndarray) -> tuple[onnx.ModelProto, CompressReport, list, CompressConfig]:
+        cfg, plan, encoded, keys = encode_choice(choice)
+        todo = [i for i, key in enumerate(keys) if key not in packed_cache]
+        for i, result in zip(todo, pack_all(plan, [encoded[i] for i in todo])):
+            packed_cache[keys[i]] = result
+        model_out, report = write(plan, encoded, [packed_cache[key] for key in keys])
+        return model_out, report, encoded, cfg
 
     clock = time.perf_counter()
     if target.is_size:
@@ -332,17 +367,17 @@ def allocate(
             lam = _search(lambda x: tables.totals(tables.choose(x))[0] > budget) if budget > 0 else 1e-8
             lam = lam / 1.0001  # just below the first lambda that overspends: the largest that fits
             choice = tables.choose(lam)
-            model_out, report = realize(choice)
+            model_out, report, encoded, final_cfg = realize(choice)
             real = model_out.ByteSize()
             say(f"lambda {lam:.3g}: predicted {fixed + tables.totals(choice)[0]:,.0f} B, real {real:,} B (target {goal:,.0f})")
             if real <= goal and (final is None or real > final[2]):
-                final = (lam, choice, real, model_out, report)
+                final = (lam, choice, real, model_out, report, encoded, final_cfg)
             if real <= goal and real >= 0.985 * goal:
                 break
             budget *= goal / real
         if final is None:
             raise ConfigError(f"cannot reach {target.describe()}: the smallest model found has {real:,} bytes")
-        lam, choice, real, model_out, report = final
+        lam, choice, real, model_out, report, encoded, final_cfg = final
         metric_value, d_meas, smoothed = measure(choice)
     else:
         d_star = metric_obj.budget(target.value, reference)
@@ -379,8 +414,13 @@ def allocate(
         else:
             lam, _, choice = best
         metric_value, d_meas, smoothed = measure(choice)
-        model_out, report = realize(choice)
-        real = model_out.ByteSize()
+        if realize_model:
+            model_out, report, encoded, final_cfg = realize(choice)
+            real = model_out.ByteSize()
+        else:  # the caller's stages run on ``encoded`` and it writes the model itself
+            final_cfg, _, encoded, _ = encode_choice(choice)
+            model_out = report = None
+            real = int(fixed + tables.totals(choice)[0])
     seconds["search"] = time.perf_counter() - clock
 
     plans = [
@@ -398,7 +438,7 @@ def allocate(
         predicted_distortion=d_pred, measured_distortion=d_meas, measured_metric=metric_value, smoothed_metric=smoothed,
         predicted_bytes=int(fixed + payload), model_bytes=int(real), original_bytes=original_bytes,
         calibration=calib_set.source, synthetic=calib_set.synthetic, samples=calib_set.samples, seconds=seconds,
-        measurements=len(measured), model=model_out, report=report,
+        measurements=len(measured), model=model_out, report=report, encoded=encoded, config=final_cfg,
     )
 
 

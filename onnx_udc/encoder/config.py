@@ -1,0 +1,89 @@
+"""What to do with each weight: the settings of one compression and the per-tensor plan.
+
+    CompressConfig   fixed settings (quantizer, coder, step rule, seed, ...) plus what the
+                     planners hand the encoder: per-tensor steps (rate allocation) and
+                     per-tensor quantizer configs (product-quantization fits)
+    TensorPlan       one weight: quantizer name, its config (axis order applied), seed
+
+    Candidate (graph.select) --CompressConfig.tensor_plan--> TensorPlan --codec.quantize--> Quantized
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .. import quantizers
+from ..format.dither import derive_seed
+from ..graph.select import Action, Candidate
+from ..quantizers.base import StepConfig
+from ..quantizers.scalar import ScalarConfig
+
+# Below this RMS a quantization step would be subnormal in float32 (the quantizers refuse
+# it): such tensors (all zero, or decayed to ~1e-38) are stored exactly, which costs nothing.
+NEGLIGIBLE_RMS = 1e-30
+EXACT = "raw"  # the quantizer of a tensor kept bit-exact
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """What the encoder does with one weight (quantizer EXACT: bit-exact)."""
+
+    name: str
+    quantizer: str
+    config: object = None
+    seed: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return self.quantizer == EXACT
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Everything a fixed-settings compression needs to know.
+
+    quantizer:    registered lossy quantizer for float weights ("scalar")
+    coder:        registered lossless coder ("brotli", "store", "range")
+    scalar:       step rule of step-based quantizers (StepConfig: step_rel or target_bpw)
+    seed:         model seed; each tensor's dither seed derives from it and its name
+    min_elements: initializers with fewer elements stay dense
+    threads:      parallel encoders (default: CPU count)
+    steps:        per-tensor plan (rate allocation): name -> absolute step, or None to
+                  code that tensor losslessly; tensors not listed use ``scalar``
+    quantizer_configs: name -> (quantizer, its config) for tensors coded by another
+                  quantizer than ``quantizer`` (product quantization fits: fit.pq_model)
+    """
+
+    quantizer: str = "scalar"
+    coder: str = "brotli"
+    scalar: ScalarConfig = field(default_factory=ScalarConfig)
+    seed: int = 0
+    min_elements: int = 1024
+    threads: int | None = None
+    steps: Mapping[str, float | None] | None = None
+    quantizer_configs: Mapping[str, tuple[str, object]] | None = None
+
+    def step_config(self, name: str) -> StepConfig | None:
+        """The step configuration of one tensor; None means: code it losslessly."""
+        if self.steps is None or name not in self.steps:
+            return self.scalar
+        step = self.steps[name]
+        return None if step is None else replace(self.scalar, step=float(step), target_bpw=None)
+
+    def tensor_plan(self, cand: Candidate, array: np.ndarray) -> TensorPlan:
+        """The plan of one selected weight (QUANTIZE or LOSSLESS) with its values ``array``."""
+        step_config = self.step_config(cand.name)
+        if (cand.action is not Action.QUANTIZE or step_config is None or not np.all(np.isfinite(array))
+                or negligible(array)):
+            return TensorPlan(cand.name, EXACT)  # planned exact, integer, all-zero, negligible or non-finite
+        quantizer, qconfig = (self.quantizer_configs or {}).get(cand.name, (self.quantizer, step_config))
+        order = cand.use.axis_order if cand.use is not None else tuple(range(len(cand.shape)))
+        qconfig = quantizers.by_name(quantizer).tensor_config(qconfig, order)
+        return TensorPlan(cand.name, quantizer, qconfig, derive_seed(self.seed, cand.name))
+
+
+def negligible(array: np.ndarray) -> bool:
+    return not np.any(array) or float(np.sqrt(np.mean(np.square(array, dtype=np.float64)))) < NEGLIGIBLE_RMS

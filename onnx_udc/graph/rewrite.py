@@ -1,0 +1,181 @@
+"""The graph rewrite: swap chosen weights for decode nodes, and back.
+
+    replace_weights(model, [(source, blob, dtype)])
+        each weight W becomes  W__udc_blob (uint8 initializer) -> ai.onnx_udc.Decode* -> W
+    decompress_model(model)  each decode node becomes a dense initializer again
+
+The rewrite edits the ModelProto directly: node order, names, subgraphs, functions,
+metadata, graph inputs and outputs are kept exactly; only the chosen weights change.
+(onnx-graphsurgeon 0.6.1 drops initializers read only inside subgraphs from
+``Graph.tensors()`` and rebuilds the whole proto on export, so the swap is done on the
+proto; tests cross-check the result with onnx-graphsurgeon.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..codec import decode_blob
+from ..errors import ModelError, UdcError
+from ..format import BLOB_SUFFIX, DECODE_OP_TYPES, DOMAIN, DOMAIN_VERSION, DType
+from .layers import iter_graphs, iter_nodes
+from .select import Source
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _all_names(model: onnx.ModelProto) -> set[str]:
+    names = {i.name for i in model.graph.initializer}
+    names |= {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
+    for node in iter_nodes(model.graph):
+        names.update(node.input)
+        names.update(node.output)
+        names.add(node.name)
+    return names
+
+
+def replace_weights(model: onnx.ModelProto, swaps: Iterable[tuple[Source, bytes, DType]]) -> None:
+    """Swap each (source, blob, dtype) of ``model`` (in place) for a decode node.
+
+    An initializer W of the main graph becomes a blob initializer plus a decode node at
+    the head of the graph; a main-graph Constant node becomes a decode node in place; a
+    Constant node inside a subgraph moves to the head of the main graph as a decode node
+    (the subgraph reads it from the outer scope: onnxruntime cannot type-infer custom ops
+    inside If/Loop bodies). Every blob is a main-graph initializer. The sources must come
+    from ``select_sources(model)``.
+    """
+    taken = _all_names(model)
+    head_nodes: list[onnx.NodeProto] = []  # decode nodes of main-graph initializers
+    any_swap = False
+    for src, blob_data, dtype in swaps:
+        any_swap = True
+        name = src.name
+        shape = [int(d) for d in src.tensor.dims]
+        blob = numpy_helper.from_array(np.frombuffer(blob_data, dtype=np.uint8), _unique_name(name + BLOB_SUFFIX, taken))
+        decode = helper.make_node(dtype.op_type, [blob.name], [name], domain=DOMAIN,
+                                  name=(src.node.name if src.node is not None and src.node.name else
+                                        _unique_name(f"udc_decode/{name}", taken)))
+        if src.node is None:
+            src.tensor.CopyFrom(blob)  # the initializer becomes the blob, in place
+            head_nodes.append(decode)
+        elif not src.in_subgraph:
+            src.node.CopyFrom(decode)  # a main-graph Constant becomes the decode node, in place
+            model.graph.initializer.append(blob)
+        else:
+            kept = [n for n in src.graph.node if not (n.op_type == "Constant" and list(n.output) == [name])]
+            del src.graph.node[:]
+            src.graph.node.extend(kept)
+            model.graph.initializer.append(blob)
+            head_nodes.append(decode)
+        _set_value_info(model.graph, helper.make_tensor_value_info(name, int(dtype), shape))
+    if head_nodes:
+        nodes = head_nodes + list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    if any_swap and not any(op.domain == DOMAIN for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
+
+
+def _set_value_info(graph: onnx.GraphProto, info: onnx.ValueInfoProto) -> None:
+    kept = [v for v in graph.value_info if v.name != info.name]
+    del graph.value_info[:]
+    graph.value_info.extend(kept + [info])
+
+
+def decode_nodes(model: onnx.ModelProto | onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.TensorProto]]:
+    """A graph's own decode nodes (the main graph's for a model), each with its blob initializer."""
+    graph = model.graph if isinstance(model, onnx.ModelProto) else model
+    inits = {init.name: init for init in graph.initializer}
+    found = []
+    for node in graph.node:
+        if node.domain == DOMAIN and node.op_type in DECODE_OP_TYPES:
+            if len(node.input) != 1 or node.input[0] not in inits:
+                raise ModelError(f"decode node {node.name or node.output[0]} has no blob initializer in its graph")
+            found.append((node, inits[node.input[0]]))
+    return found
+
+
+def has_decode_nodes(model: onnx.ModelProto) -> bool:
+    return any(n.domain == DOMAIN for n in iter_nodes(model.graph))
+
+
+def remove_decode_nodes(graph: onnx.ModelProto | onnx.GraphProto, outputs: set[str]) -> None:
+    """Delete a graph's decode nodes that produce ``outputs``."""
+    graph = graph.graph if isinstance(graph, onnx.ModelProto) else graph
+    keep = [n for n in graph.node if not (n.domain == DOMAIN and n.output and n.output[0] in outputs)]
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def blob_bytes(init: onnx.TensorProto) -> bytes:
+    if init.data_type != TensorProto.UINT8:
+        raise ModelError(f"blob {init.name} is not uint8")
+    return init.raw_data if init.HasField("raw_data") else bytes(numpy_helper.to_array(init).tobytes())
+
+
+def decode_node(node: onnx.NodeProto, blob: onnx.TensorProto, decoder: Callable[[bytes], np.ndarray]) -> np.ndarray:
+    """Decode one decode node's blob; errors name the tensor, and the type must match the op."""
+    name = node.output[0]
+    try:
+        array = decoder(blob_bytes(blob))
+    except UdcError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    expected = DType.from_op_type(node.op_type)
+    if DType.from_numpy(array.dtype) is not expected:
+        raise ModelError(f"{name}: blob holds {array.dtype}, op {node.op_type} outputs {expected.name}")
+    return array
+
+
+def decompress_model(
+    model: onnx.ModelProto,
+    *,
+    inplace: bool = False,
+    decoder: Callable[[bytes], np.ndarray] = decode_blob,
+) -> onnx.ModelProto:
+    """Turn every decode node back into dense data: a plain ONNX model.
+
+    In the main graph the blob initializer becomes the dense initializer; in a subgraph
+    the decode node becomes a Constant node (where compress found it).
+    """
+    if not inplace:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    for depth, graph in enumerate(list(iter_graphs(model.graph))):
+        main = depth == 0
+        dense_names = set()
+        blob_names = set()
+        position = {init.name: i for i, init in enumerate(graph.initializer)}
+        for node, init in decode_nodes(graph):
+            name = node.output[0]
+            dense = numpy_helper.from_array(decode_node(node, init, decoder), name)
+            if main:
+                graph.initializer[position[init.name]].CopyFrom(dense)
+                dense_names.add(name)
+            else:
+                node.CopyFrom(helper.make_node("Constant", [], [name], name=node.name, value=dense))
+                blob_names.add(init.name)
+        remove_decode_nodes(graph, dense_names)
+        if dense_names:
+            vi = [v for v in graph.value_info if v.name not in dense_names]
+            del graph.value_info[:]
+            graph.value_info.extend(vi)
+        if blob_names:
+            inits = [i for i in graph.initializer if i.name not in blob_names]
+            del graph.initializer[:]
+            graph.initializer.extend(inits)
+    if not has_decode_nodes(model):
+        ops = [op for op in model.opset_import if op.domain != DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(ops)
+    return model
