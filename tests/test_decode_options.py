@@ -175,3 +175,66 @@ def test_op_environment_variables(tmp_path):
     assert ok.stdout == F32_BYTES
     bad = run({"ONNX_UDC_DECODE_THREADS": "many"}, {})
     assert bad.returncode != 0 and b"ONNX_UDC_DECODE_THREADS" in bad.stderr
+
+
+# ---- the Python binding (NativeDecoder.decode) and the fast loader's parallelism -----------
+
+def test_native_decoder_threads_and_cap():
+    from onnx_udc.errors import LimitError
+    from onnx_udc.native import NativeDecoder
+
+    decoder = NativeDecoder(LIBRARY)
+    for name in GOLDEN_NAMES:
+        blob = (GOLDEN / f"{name}.blob").read_bytes()
+        want = (GOLDEN / f"{name}.bin").read_bytes()
+        for threads in (0, 1, 3):
+            assert decoder.decode(blob, threads=threads).tobytes() == want
+        assert decoder.decode(blob, max_output_bytes=len(want)).tobytes() == want
+        if want:
+            with pytest.raises(LimitError, match="LIMIT_EXCEEDED"):
+                decoder.decode(blob, threads=1, max_output_bytes=len(want) - 1)
+    with pytest.raises(ValueError):
+        decoder.decode(blob, threads=-1)
+
+
+@pytest.mark.parametrize("blobs, cpus", [(0, 4), (1, 1), (1, 16), (3, 16), (16, 16), (40, 16), (5, 2), (7, 3)])
+def test_decode_parallelism_never_oversubscribes(blobs, cpus):
+    from onnx_udc.load.session import decode_parallelism
+
+    workers, threads = decode_parallelism(blobs, cpus)
+    assert workers >= 1 and threads >= 1
+    assert workers * threads <= cpus
+    assert workers == max(1, min(blobs, cpus))
+    assert threads == max(1, cpus // workers)
+
+
+def test_prepare_fast_decodes_each_blob_with_its_thread_share(monkeypatch):
+    """prepare_fast hands every blob threads = cpus // workers, and keeps the bytes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_udc.load import session as session_module
+    from onnx_udc.native import NativeDecoder
+
+    f32 = [e for e in json.loads((GOLDEN / "manifest.json").read_text()) if e["dtype"] == "float32"][:3]
+    inits, nodes, outputs = [], [], []
+    for i, entry in enumerate(f32):
+        blob = np.frombuffer((GOLDEN / f"{entry['name']}.blob").read_bytes(), dtype=np.uint8)
+        inits.append(numpy_helper.from_array(blob, f"W{i}__udc_blob"))
+        nodes.append(helper.make_node("Decode", [f"W{i}__udc_blob"], [f"W{i}"], domain="ai.onnx_udc"))
+        nodes.append(helper.make_node("Identity", [f"W{i}"], [f"Y{i}"]))
+        outputs.append(helper.make_tensor_value_info(f"Y{i}", TensorProto.FLOAT, None))
+    model = helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx_udc", 1)])
+
+    seen = []
+
+    class Recording(NativeDecoder):
+        def decode(self, blob, threads=0, max_output_bytes=0):
+            seen.append(threads)
+            return super().decode(blob, threads=threads, max_output_bytes=max_output_bytes)
+
+    monkeypatch.setattr(session_module.os, "cpu_count", lambda: 8)
+    _, dense = session_module.prepare_fast(model, Recording(LIBRARY))
+    assert seen == [8 // 3] * 3  # 3 workers on 8 CPUs: 2 threads each
+    for i, entry in enumerate(f32):
+        assert dense[f"W{i}"].tobytes() == (GOLDEN / f"{entry['name']}.bin").read_bytes()
