@@ -2,6 +2,7 @@
 //
 // Expected numbers were computed independently with Python/numpy (SplitMix64 in Python
 // ints, numpy float32 arithmetic, numpy astype(float16), zlib.crc32, brotli.compress).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -498,14 +499,14 @@ void TestDecodeOptionsGolden(const char* golden_dir) {
       const int rc = udc_decode_ex(blob.data(), blob.size(), out.data(), n, &o, err, sizeof err);
       CHECK(rc == UDC_OK);
       if (rc != UDC_OK) std::fprintf(stderr, "%s: %s\n", entry.path().filename().c_str(), err);
-      CHECK(std::memcmp(out.data(), want.data(), n) == 0);
+      CHECK(std::equal(want.begin(), want.end(), out.begin()));
       std::fill(out.begin(), out.end(), 0xAB);
       CHECK(udc_decode_units_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
-      CHECK(std::memcmp(out.data(), want.data(), n) == 0);
+      CHECK(std::equal(want.begin(), want.end(), out.begin()));
     }
     udc_decode_options o = Options(1, n);  // the cap equal to the size: decodes
     CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
-    CHECK(std::memcmp(out.data(), want.data(), n) == 0);
+    CHECK(std::equal(want.begin(), want.end(), out.begin()));
     CHECK(udc_decode_units_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
     if (n == 0) continue;  // a cap of 0 is no cap
     o = Options(4, n - 1);  // one byte below: LIMIT_EXCEEDED, also before the out_len check
