@@ -44,6 +44,15 @@ def _placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
+def decode_parallelism(blobs: int, cpus: int | None = None) -> tuple[int, int]:
+    """(pool workers, decode threads per blob) for decoding ``blobs`` blobs at once on
+    ``cpus`` CPUs (default: os.cpu_count()): min(blobs, cpus) workers, each blob decoded
+    with cpus // workers threads (at least 1), so workers x threads <= cpus."""
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    workers = max(1, min(blobs, cpus))
+    return workers, max(1, cpus // workers)
+
+
 def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """Decode every blob; return the model without decode nodes and the dense tensors.
 
@@ -54,9 +63,12 @@ def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -
     found = decode_nodes(model)
     dense: dict[str, np.ndarray] = {}
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial).
-    with ThreadPoolExecutor(max_workers=min(len(found), os.cpu_count() or 1) or 1) as pool:
-        arrays = list(pool.map(lambda pair: decode_node(*pair, decoder.decode), found))
+    # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial). No
+    # oversubscription: workers x threads per blob <= cpu count.
+    workers, threads = decode_parallelism(len(found))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(lambda pair: decode_node(*pair, lambda blob: decoder.decode(blob, threads=threads)),
+                               found))
     for (node, init), array in zip(found, arrays):
         name = node.output[0]
         dense[name] = array

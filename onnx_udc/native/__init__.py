@@ -1,7 +1,8 @@
 """The native library libonnx_udc.so: where it is, and its C entry points through ctypes.
 
     library_path()      the built custom-op library (to register with onnxruntime)
-    NativeDecoder       udc_inspect / udc_decode / udc_decode_units / udc_decode_cuda
+    NativeDecoder       udc_inspect / udc_decode_ex (threads, max_output_bytes) / udc_decode_units /
+                        udc_decode_cuda
     NativeRange         udc_range_encode(_variant) / udc_range_decode (coder 2, FORMAT.md 5.2)
 
 This package knows nothing of ONNX graphs or onnxruntime sessions; the loaders that use
@@ -89,8 +90,21 @@ def _load_library(path: str | None) -> tuple[str, ctypes.CDLL]:
         raise RuntimeLibraryError(f"cannot load {path}: {exc}") from None
 
 
+class DecodeOptions(ctypes.Structure):
+    """``udc_decode_options`` (onnx_udc.h), versioned by struct_size: build it with
+    ``DecodeOptions.make`` (``udc_decode_options_init``)."""
+
+    _fields_ = [("struct_size", ctypes.c_uint32), ("threads", ctypes.c_uint32), ("max_output_bytes", ctypes.c_uint64)]
+
+    @classmethod
+    def make(cls, threads: int = 0, max_output_bytes: int = 0) -> "DecodeOptions":
+        if threads < 0 or max_output_bytes < 0:
+            raise ValueError(f"threads ({threads}) and max_output_bytes ({max_output_bytes}) must be >= 0")
+        return cls(ctypes.sizeof(cls), min(int(threads), 0xFFFFFFFF), int(max_output_bytes))
+
+
 class NativeDecoder:
-    """ctypes binding of the library's C entry points (``udc_inspect``, ``udc_decode``)."""
+    """ctypes binding of the library's C entry points (``udc_inspect``, ``udc_decode_ex``, ...)."""
 
     def __init__(self, path: str | None = None):
         path, lib = _load_library(path)
@@ -101,6 +115,11 @@ class NativeDecoder:
         lib.udc_decode.restype = ctypes.c_int
         lib.udc_decode_units.argtypes = lib.udc_decode.argtypes
         lib.udc_decode_units.restype = ctypes.c_int
+        self._decode_ex = getattr(lib, "udc_decode_ex", None)  # decode options (threads, max_output_bytes)
+        if self._decode_ex is not None:
+            self._decode_ex.argtypes = [u8p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+                                        ctypes.POINTER(DecodeOptions), ctypes.c_char_p, ctypes.c_size_t]
+            self._decode_ex.restype = ctypes.c_int
         lib.udc_cuda_device_count.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_cuda_device_count.restype = ctypes.c_int
         lib.udc_decode_cuda.argtypes = [u8p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
@@ -119,30 +138,46 @@ class NativeDecoder:
             _raise_status(status, err.value.decode(errors="replace"))
         return info
 
-    def _output(self, buf: np.ndarray) -> np.ndarray:
+    def _output(self, buf: np.ndarray, max_output_bytes: int = 0) -> np.ndarray | None:
+        """The output array of the blob; None when its size is above max_output_bytes (the
+        library then reports LIMIT_EXCEEDED before anything is allocated)."""
         info = self._inspect(buf)
         try:
             dtype = DType(info.dtype)
         except ValueError:
             raise FormatError(f"unsupported element type code {info.dtype}") from None
+        if max_output_bytes and info.nbytes > max_output_bytes:
+            return None
         return np.empty(tuple(info.shape[: info.ndim]), dtype=dtype.numpy)
 
-    def _decode_with(self, entry, blob, *extra) -> np.ndarray:
+    def _decode_with(self, entry, blob, *extra, options: DecodeOptions | None = None) -> np.ndarray:
         buf = np.frombuffer(blob, dtype=np.uint8) if not isinstance(blob, np.ndarray) else blob
-        out = self._output(buf)
+        out = self._output(buf, options.max_output_bytes if options is not None else 0)
+        out_p, out_len = (out.ctypes.data, out.nbytes) if out is not None else (None, 0)
         err = ctypes.create_string_buffer(256)
         args = (buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size)
         if extra:  # udc_decode_cuda: device before the output, timing after it
-            status = entry(*args, extra[0], out.ctypes.data, out.nbytes, extra[1], err, 256)
+            status = entry(*args, extra[0], out_p, out_len, extra[1], err, 256)
+        elif options is not None:  # udc_decode_ex
+            status = entry(*args, out_p, out_len, ctypes.byref(options), err, 256)
         else:
-            status = entry(*args, out.ctypes.data, out.nbytes, err, 256)
+            status = entry(*args, out_p, out_len, err, 256)
         if status:
             _raise_status(status, err.value.decode(errors="replace"))
         return out
 
-    def decode(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
-        """blob -> tensor [*shape], decoded by the C++ core."""
-        return self._decode_with(self._lib.udc_decode, blob)
+    def decode(self, blob: bytes | memoryview | np.ndarray, threads: int = 0, max_output_bytes: int = 0) -> np.ndarray:
+        """blob -> tensor [*shape], decoded by the C++ core (``udc_decode_ex``).
+
+        threads: 0 = the library's default (hardware threads, at most 8), 1 = this thread
+        only, N = at most N threads; the bytes are the same for any value. max_output_bytes:
+        0 = no cap, else a blob decoding to more bytes raises LimitError before anything is
+        allocated for it."""
+        if self._decode_ex is None:
+            if threads or max_output_bytes:
+                raise RuntimeLibraryError(f"{self.path} predates udc_decode_ex: rebuild it with `make runtime`")
+            return self._decode_with(self._lib.udc_decode, blob)
+        return self._decode_with(self._decode_ex, blob, options=DecodeOptions.make(threads, max_output_bytes))
 
     def decode_units(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
         """blob -> tensor [*shape] through the element-parallel reconstruction the CUDA

@@ -5,7 +5,8 @@
 //       runtime/src/core/quantizers/*.cc runtime/src/core/coders/*.cc -lbrotlidec -o fuzz_decode
 //
 // (or configure with -DUDC_BUILD_FUZZER=ON and CMAKE_CXX_COMPILER=clang++).
-// Every blob that decodes must decode to the same bytes through udc_decode_units.
+// Every blob that decodes must decode to the same bytes through udc_decode_units and
+// through udc_decode_ex on one thread.
 // Each input is tried twice: as is (exercising the header checks and the checksum), and
 // with its checksum field recomputed so the fuzzer also reaches the coders and quantizers.
 #include <cstdint>
@@ -44,6 +45,22 @@ void Try(const uint8_t* data, size_t size) {
   if (rc2 == UDC_OK && std::memcmp(units.data(), out.data(), static_cast<size_t>(info.nbytes)) != 0) std::abort();
   if (udc_decode(data, size, out.data(), static_cast<size_t>(info.nbytes) + 1, nullptr, 0) != UDC_BUFFER_SIZE) {
     std::abort();
+  }
+  // udc_decode_ex: one thread and a cap equal to the size give the same status and bytes;
+  // a cap one byte below the size is LIMIT_EXCEEDED whatever the payload.
+  udc_decode_options opt;
+  if (udc_decode_options_init(&opt, sizeof opt) != UDC_OK) std::abort();
+  opt.threads = 1;
+  opt.max_output_bytes = info.nbytes;
+  std::vector<uint8_t> one(static_cast<size_t>(info.nbytes) + 1);
+  const int rc4 = udc_decode_ex(data, size, one.data(), static_cast<size_t>(info.nbytes), &opt, nullptr, 0);
+  if (rc4 != rc2) std::abort();
+  if (rc2 == UDC_OK && std::memcmp(one.data(), out.data(), static_cast<size_t>(info.nbytes)) != 0) std::abort();
+  if (info.nbytes > 0) {
+    opt.max_output_bytes = info.nbytes - 1;
+    if (udc_decode_ex(data, size, one.data(), static_cast<size_t>(info.nbytes), &opt, nullptr, 0) != UDC_LIMIT_EXCEEDED) {
+      std::abort();
+    }
   }
 }
 

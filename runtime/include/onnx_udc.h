@@ -72,12 +72,49 @@ UDC_API int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* inf
 UDC_API int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
                        size_t err_len);
 
+/* ---- decode options (versioned) ---------------------------------------------------------
+ * What a caller may choose about one decode; no option changes the decoded bytes. The
+ * struct is versioned by its size: initialise it with udc_decode_options_init(&o, sizeof o)
+ * (or UDC_DECODE_OPTIONS_INIT), then set fields. A library reads the fields that lie inside
+ * struct_size and uses the defaults for the others (an older caller), and accepts a larger
+ * struct_size (a newer caller) only when the bytes it does not know are all 0 (their
+ * defaults); otherwise UDC_INVALID_ARGUMENT. struct_size must be in [4, 4096].
+ *
+ *   threads           0 (default): hardware threads, at most 8; 1: the calling thread
+ *                     only; N: at most N threads (clamped to 256). Tensors below 2^20
+ *                     elements always decode on the calling thread.
+ *   max_output_bytes  0 (default): no cap. Else a blob whose decoded size (numel * element
+ *                     size, udc_blob_info.nbytes) exceeds it fails with UDC_LIMIT_EXCEEDED
+ *                     after the blob's own checks and before anything is allocated for it
+ *                     (and before out_len is compared with the size: UDC_BUFFER_SIZE). */
+typedef struct udc_decode_options {
+  uint32_t struct_size;       /* sizeof(udc_decode_options) as the caller compiled it */
+  uint32_t threads;
+  uint64_t max_output_bytes;
+} udc_decode_options;
+
+#define UDC_DECODE_OPTIONS_INIT {(uint32_t)sizeof(udc_decode_options), 0u, 0u}
+
+/* Sets options[0, struct_size) to the defaults (all 0) and options->struct_size to
+ * struct_size (pass sizeof(udc_decode_options)). UDC_INVALID_ARGUMENT for a NULL options or
+ * a struct_size outside [4, 4096]. */
+UDC_API int udc_decode_options_init(udc_decode_options* options, size_t struct_size);
+
+/* udc_decode with options (NULL: the defaults, as udc_decode). */
+UDC_API int udc_decode_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len,
+                          const udc_decode_options* options, char* err, size_t err_len);
+
 /* Decodes like udc_decode through the element-parallel reconstruction that the CUDA
  * decoder runs (one work item per element, lattice vector or pq element; FORMAT.md section
  * 4), on the calling thread: the same bytes as udc_decode. For tests of that path on
  * machines without a GPU. */
 UDC_API int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err,
                              size_t err_len);
+
+/* udc_decode_units with options (NULL: the defaults). threads is not used (the calling
+ * thread runs every work item); max_output_bytes is. */
+UDC_API int udc_decode_units_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len,
+                                const udc_decode_options* options, char* err, size_t err_len);
 
 /* ---- CUDA (libraries built where a CUDA toolkit was found) -------------------------------
  * udc_cuda_device_count: UDC_OK and *count = the CUDA devices visible; UDC_UNAVAILABLE (and
@@ -97,6 +134,12 @@ typedef struct udc_cuda_timing {
 UDC_API int udc_cuda_device_count(int* count, char* err, size_t err_len);
 UDC_API int udc_decode_cuda(const uint8_t* blob, size_t blob_len, int device, void* out, size_t out_len,
                             udc_cuda_timing* timing, char* err, size_t err_len);
+
+/* udc_decode_cuda with options (NULL: the defaults): max_output_bytes is checked before any
+ * device memory is allocated; threads is not used (entropy decoding is sequential). */
+UDC_API int udc_decode_cuda_ex(const uint8_t* blob, size_t blob_len, int device, void* out, size_t out_len,
+                               const udc_decode_options* options, udc_cuda_timing* timing, char* err,
+                               size_t err_len);
 
 /* ---- coder 2, range (FORMAT.md section 5.2), on unsigned symbols ------------------------
  * For encoders (the Python package) and tests: the blob decoder above uses it by itself.

@@ -1,12 +1,12 @@
-// capi.cc - the C entry points of onnx_udc.h: thin shells on the core that turn every
-// C++ exception into a status code.
+// capi.cc - the decoding entry points of onnx_udc.h: thin shells on the core that turn
+// every C++ exception into a status code. (The encoder's are capi_encode.cc, the CUDA
+// ones capi_cuda.cc.)
 #include "onnx_udc.h"
 
 #include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
-#include <vector>
 
 #include "core/coders/range.h"
 #include "core/decode.h"
@@ -24,6 +24,7 @@ static_assert(static_cast<int>(udc::Code::kDeviceError) == UDC_DEVICE_ERROR, "st
 static_assert(udc::kMaxNdim == UDC_MAX_NDIM, "ndim limit");
 
 using udc::capi::Guard;
+using udc::capi::ReadOptions;
 
 extern "C" {
 
@@ -51,60 +52,46 @@ int udc_inspect(const uint8_t* blob, size_t blob_len, udc_blob_info* info, char*
   });
 }
 
-int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+int udc_decode_options_init(udc_decode_options* options, size_t struct_size) {
+  if (options == nullptr || struct_size < udc::capi::kMinOptionsSize || struct_size > udc::capi::kMaxOptionsSize) {
+    return UDC_INVALID_ARGUMENT;
+  }
+  std::memset(options, 0, struct_size);  // every default is 0
+  const uint32_t size = static_cast<uint32_t>(struct_size);
+  std::memcpy(options, &size, sizeof size);
+  return UDC_OK;
+}
+
+int udc_decode_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, const udc_decode_options* options,
+                  char* err, size_t err_len) {
   return Guard(err, err_len, [&]() -> udc::Status {
     if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
     if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    return udc::Decode(blob, blob_len, out, out_len);
+    udc::DecodeOptions opt;
+    UDC_RETURN_IF_ERROR(ReadOptions(options, &opt));
+    return udc::Decode(blob, blob_len, out, out_len, opt);
+  });
+}
+
+int udc_decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
+  return udc_decode_ex(blob, blob_len, out, out_len, nullptr, err, err_len);
+}
+
+int udc_decode_units_ex(const uint8_t* blob, size_t blob_len, void* out, size_t out_len,
+                        const udc_decode_options* options, char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
+    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
+    udc::DecodeOptions opt;
+    UDC_RETURN_IF_ERROR(ReadOptions(options, &opt));
+    udc::BlobView view;
+    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
+    return udc::DecodeUnitsOnHost(view, out, out_len, opt);
   });
 }
 
 int udc_decode_units(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, char* err, size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (blob == nullptr) return udc::Status(udc::Code::kInvalidArgument, "blob is NULL");
-    if (out == nullptr && out_len != 0) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    udc::BlobView view;
-    UDC_RETURN_IF_ERROR(udc::Inspect(blob, blob_len, &view));
-    return udc::DecodeUnitsOnHost(view, out, out_len);
-  });
-}
-
-int udc_range_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period, uint8_t* out,
-                     size_t out_cap, size_t* out_len, char* err, size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
-    *out_len = 0;
-    std::vector<uint8_t> payload;
-    UDC_RETURN_IF_ERROR(udc::RangeEncode(symbols, numel, symbol_width, period, &payload));
-    *out_len = payload.size();
-    if (payload.size() > out_cap) {
-      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
-                                                     " bytes, the buffer has " + std::to_string(out_cap));
-    }
-    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    std::memcpy(out, payload.data(), payload.size());
-    return udc::Status::Ok();
-  });
-}
-
-// Coder 2 with an extended-header variant (FORMAT.md 5.2): same contract as udc_range_encode.
-int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t period,
-                             uint32_t variant, uint8_t* out, size_t out_cap, size_t* out_len, char* err,
-                             size_t err_len) {
-  return Guard(err, err_len, [&]() -> udc::Status {
-    if (out_len == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out_len is NULL");
-    *out_len = 0;
-    std::vector<uint8_t> payload;
-    UDC_RETURN_IF_ERROR(udc::RangeEncodeVariant(symbols, numel, symbol_width, period, variant, &payload));
-    *out_len = payload.size();
-    if (payload.size() > out_cap) {
-      return udc::Status(udc::Code::kBufferSize, "range payload needs " + std::to_string(payload.size()) +
-                                                     " bytes, the buffer has " + std::to_string(out_cap));
-    }
-    if (out == nullptr) return udc::Status(udc::Code::kInvalidArgument, "out is NULL");
-    std::memcpy(out, payload.data(), payload.size());
-    return udc::Status::Ok();
-  });
+  return udc_decode_units_ex(blob, blob_len, out, out_len, nullptr, err, err_len);
 }
 
 int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width, uint32_t* out,

@@ -30,7 +30,9 @@ message(STATUS "exported: ${seen}")
 if(bad)
   message(FATAL_ERROR "unexpected exported symbols: ${bad}")
 endif()
-foreach(req RegisterCustomOps udc_inspect udc_decode udc_status_name udc_version)
+foreach(req RegisterCustomOps udc_inspect udc_decode udc_status_name udc_version
+    udc_decode_options_init udc_decode_ex udc_decode_units udc_decode_units_ex udc_decode_cuda udc_decode_cuda_ex
+    udc_cuda_device_count udc_range_encode udc_range_encode_variant udc_range_decode)
   if(NOT req IN_LIST seen)
     message(FATAL_ERROR "missing export ${req}")
   endif()

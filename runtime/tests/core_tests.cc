@@ -2,10 +2,14 @@
 //
 // Expected numbers were computed independently with Python/numpy (SplitMix64 in Python
 // ints, numpy float32 arithmetic, numpy astype(float16), zlib.crc32, brotli.compress).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -15,6 +19,7 @@
 #include "core/dither.h"
 #include "core/format.h"
 #include "core/half.h"
+#include "encode/range_encoder.h"
 #include "onnx_udc.h"
 
 namespace {
@@ -450,6 +455,157 @@ void TestCApi() {
   CHECK(std::string(udc_version()).find("(format 1)") != std::string::npos);
 }
 
+// ---- decode options (udc_decode_options, udc_decode_ex) -------------------------------------
+std::vector<uint8_t> ReadFile(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+udc_decode_options Options(uint32_t threads, uint64_t max_output_bytes) {
+  udc_decode_options o;
+  CHECK(udc_decode_options_init(&o, sizeof o) == UDC_OK);
+  o.threads = threads;
+  o.max_output_bytes = max_output_bytes;
+  return o;
+}
+
+// Every golden vector: udc_decode_ex and udc_decode_units_ex on 1, 2, 8 and the default
+// number of threads give the golden bytes; a max_output_bytes below the decoded size is
+// LIMIT_EXCEEDED, equal to it succeeds.
+void TestDecodeOptionsGolden(const char* golden_dir) {
+  if (golden_dir == nullptr) {
+    std::printf("golden vectors: skipped (pass the folder as the first argument)\n");
+    return;
+  }
+  const std::filesystem::path dir(golden_dir);
+  const std::vector<uint8_t> manifest = ReadFile(dir / "manifest.json");
+  const std::string text(manifest.begin(), manifest.end());
+  size_t listed = 0;
+  for (size_t at = text.find("\"name\""); at != std::string::npos; at = text.find("\"name\"", at + 1)) ++listed;
+  size_t seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".blob") continue;
+    ++seen;
+    const std::vector<uint8_t> blob = ReadFile(entry.path());
+    std::filesystem::path bin = entry.path();
+    bin.replace_extension(".bin");
+    const std::vector<uint8_t> want = ReadFile(bin);
+    const size_t n = want.size();
+    std::vector<uint8_t> out(n + 1);
+    char err[256];
+    for (uint32_t threads : {1u, 2u, 8u, 0u}) {
+      const udc_decode_options o = Options(threads, 0);
+      std::fill(out.begin(), out.end(), 0xAB);
+      const int rc = udc_decode_ex(blob.data(), blob.size(), out.data(), n, &o, err, sizeof err);
+      CHECK(rc == UDC_OK);
+      if (rc != UDC_OK) std::fprintf(stderr, "%s: %s\n", entry.path().filename().c_str(), err);
+      CHECK(std::equal(want.begin(), want.end(), out.begin()));
+      std::fill(out.begin(), out.end(), 0xAB);
+      CHECK(udc_decode_units_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
+      CHECK(std::equal(want.begin(), want.end(), out.begin()));
+    }
+    udc_decode_options o = Options(1, n);  // the cap equal to the size: decodes
+    CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
+    CHECK(std::equal(want.begin(), want.end(), out.begin()));
+    CHECK(udc_decode_units_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_OK);
+    if (n == 0) continue;  // a cap of 0 is no cap
+    o = Options(4, n - 1);  // one byte below: LIMIT_EXCEEDED, also before the out_len check
+    CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), n, &o, err, sizeof err) == UDC_LIMIT_EXCEEDED);
+    CHECK(std::string(err).find("max_output_bytes " + std::to_string(n - 1)) != std::string::npos);
+    CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), n + 1, &o, nullptr, 0) == UDC_LIMIT_EXCEEDED);
+    CHECK(udc_decode_units_ex(blob.data(), blob.size(), out.data(), n, &o, nullptr, 0) == UDC_LIMIT_EXCEEDED);
+  }
+  std::printf("decode options on %zu golden vectors (manifest lists %zu)\n", seen, listed);
+  CHECK(seen > 0);
+  CHECK(seen == listed);
+}
+
+void TestDecodeOptionsStruct() {
+  BlobSpec s;
+  s.quantizer = 1;
+  s.dtype = 1;
+  s.symbol_width = 1;
+  s.shape = {3, 4};
+  s.step = 0.5f;
+  s.payload.assign(12, 3);
+  const std::vector<uint8_t> blob = MakeBlob(s);
+  std::vector<uint8_t> want(48), out(48);
+  CHECK(udc_decode(blob.data(), blob.size(), want.data(), 48, nullptr, 0) == UDC_OK);
+  char err[256];
+
+  // NULL options are the defaults; the initialiser macro equals udc_decode_options_init.
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, nullptr, nullptr, 0) == UDC_OK && out == want);
+  const udc_decode_options macro = UDC_DECODE_OPTIONS_INIT;
+  udc_decode_options o;
+  std::memset(&o, 0x5A, sizeof o);
+  CHECK(udc_decode_options_init(&o, sizeof o) == UDC_OK);
+  CHECK(o.struct_size == sizeof o && o.threads == 0 && o.max_output_bytes == 0);
+  CHECK(std::memcmp(&macro, &o, sizeof o) == 0);
+  CHECK(udc_decode_options_init(nullptr, sizeof o) == UDC_INVALID_ARGUMENT);
+  CHECK(udc_decode_options_init(&o, 3) == UDC_INVALID_ARGUMENT);
+
+  // struct_size 0 (not initialised) and out-of-range sizes are refused, naming the field.
+  o.struct_size = 0;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &o, err, sizeof err) == UDC_INVALID_ARGUMENT);
+  CHECK(std::string(err).find("struct_size") != std::string::npos);
+  o.struct_size = 4097;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &o, nullptr, 0) == UDC_INVALID_ARGUMENT);
+
+  // An older caller (struct_size 8: no max_output_bytes): the field past it is not read.
+  o = Options(1, 1);
+  o.struct_size = 8;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &o, nullptr, 0) == UDC_OK && out == want);
+  o.struct_size = 4;  // struct_size only
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &o, nullptr, 0) == UDC_OK && out == want);
+
+  // A newer caller: unknown trailing bytes must be 0.
+  struct Newer {
+    udc_decode_options base;
+    uint64_t future;
+  } newer;
+  CHECK(udc_decode_options_init(&newer.base, sizeof newer) == UDC_OK);
+  CHECK(newer.base.struct_size == sizeof newer && newer.future == 0);
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &newer.base, nullptr, 0) == UDC_OK && out == want);
+  newer.future = 1;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &newer.base, err, sizeof err) == UDC_INVALID_ARGUMENT);
+  CHECK(std::string(err).find("byte 16") != std::string::npos);
+  newer.future = 0;
+  newer.base.max_output_bytes = 47;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &newer.base, nullptr, 0) == UDC_LIMIT_EXCEEDED);
+
+  // Any thread count is accepted (clamped); the bytes do not change.
+  o = Options(std::numeric_limits<uint32_t>::max(), 0);
+  CHECK(udc_decode_ex(blob.data(), blob.size(), out.data(), 48, &o, nullptr, 0) == UDC_OK && out == want);
+
+  // Argument checks come before the options, and the blob's own errors before the cap.
+  CHECK(udc_decode_ex(nullptr, 0, out.data(), 48, &o, nullptr, 0) == UDC_INVALID_ARGUMENT);
+  o = Options(1, 1);
+  std::vector<uint8_t> bad = blob;
+  bad.back() ^= 1;  // a payload byte
+  CHECK(udc_decode_ex(bad.data(), bad.size(), out.data(), 48, &o, nullptr, 0) == UDC_CHECKSUM_MISMATCH);
+}
+
+// 3M elements (split across threads): udc_decode_ex on 1 and on 3 threads, the same bytes.
+void TestDecodeOptionsThreads() {
+  const uint64_t n = 3000000;
+  BlobSpec s;
+  s.quantizer = 1;
+  s.dtype = 10;
+  s.symbol_width = 2;
+  s.shape = {n};
+  s.step = 0.031f;
+  s.seed = 5;
+  s.payload.resize(2 * n);
+  for (uint64_t i = 0; i < 2 * n; ++i) s.payload[i] = static_cast<uint8_t>((i * 40503u) >> 7);
+  const std::vector<uint8_t> blob = MakeBlob(s);
+  std::vector<uint8_t> one(2 * n), three(2 * n, 1);
+  udc_decode_options o = Options(1, 0);
+  CHECK(udc_decode_ex(blob.data(), blob.size(), one.data(), one.size(), &o, nullptr, 0) == UDC_OK);
+  o.threads = 3;
+  CHECK(udc_decode_ex(blob.data(), blob.size(), three.data(), three.size(), &o, nullptr, 0) == UDC_OK);
+  CHECK(one == three);
+}
+
 // ---- coder 2, range (FORMAT.md 5.2) ---------------------------------------------------
 // Expected payloads from the pure-Python reference tests/range_reference.py.
 void TestRangeCoder() {
@@ -803,7 +959,7 @@ void TestPQ() {
   CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
 }
 
-int main() {
+int main(int argc, char** argv) {
   TestCrc32();
   TestZigzag();
   TestDither();
@@ -812,6 +968,9 @@ int main() {
   TestThreadsBitIdentical();
   TestRejects();
   TestCApi();
+  TestDecodeOptionsGolden(argc > 1 ? argv[1] : nullptr);
+  TestDecodeOptionsStruct();
+  TestDecodeOptionsThreads();
   TestRangeCoder();
   TestRangeWidePeriod();
   TestLatticeKnownValues();

@@ -1,5 +1,7 @@
 #include "core/coders.h"
 
+#include <string>
+
 namespace udc {
 
 // One line per coder: its id (FORMAT.md section 5) and the function returning it.
@@ -27,6 +29,15 @@ const Coder* FindCoder(uint8_t id) {
     if (e.id == id) return &e.get();
   }
   return nullptr;
+}
+
+std::string KnownCoders() {
+  std::string known;
+  for (const Entry& e : kCoders) {
+    if (!known.empty()) known += ", ";
+    known += std::to_string(e.id) + " " + e.get().name();
+  }
+  return known;
 }
 
 }  // namespace udc

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/status.h"
 
@@ -35,6 +36,8 @@ class Coder {
 
 // The strategy registered for `id`, or nullptr for an unknown id.
 const Coder* FindCoder(uint8_t id);
+// "0 store, 1 brotli, 2 range": the registered ids and names, for messages.
+std::string KnownCoders();
 
 }  // namespace udc
 

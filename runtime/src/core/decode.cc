@@ -20,11 +20,11 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
 
   view->quantizer = FindQuantizer(h.quantizer);
   if (view->quantizer == nullptr) {
-    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: 0 raw, 1 dithered_scalar, 2 a2, 3 d4, 4 e8, 5 pq)");
+    return Status(Code::kUnknownQuantizer, "quantizer id " + std::to_string(h.quantizer) + " is unknown (known: " + KnownQuantizers() + ")");
   }
   view->coder = FindCoder(h.coder);
   if (view->coder == nullptr) {
-    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: 0 store, 1 brotli, 2 range)");
+    return Status(Code::kUnknownCoder, "coder id " + std::to_string(h.coder) + " is unknown (known: " + KnownCoders() + ")");
   }
   UDC_RETURN_IF_ERROR(view->quantizer->Validate(h));
   UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));  // every quantizer must ensure it
@@ -42,6 +42,14 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "checksum field is 0x%08x but the blob's CRC-32 is 0x%08x", h.checksum, crc);
     return Status(Code::kChecksumMismatch, buf);
+  }
+  return Status::Ok();
+}
+
+Status CheckOutputCap(const BlobView& view, const DecodeOptions& opt) {
+  if (opt.max_output_bytes != 0 && view.nbytes() > opt.max_output_bytes) {
+    return Status(Code::kLimitExceeded, "decoded size " + std::to_string(view.nbytes()) +
+                                            " bytes exceeds max_output_bytes " + std::to_string(opt.max_output_bytes));
   }
   return Status::Ok();
 }
@@ -73,6 +81,7 @@ Status DecodeSymbols(const BlobView& view, ByteBuffer* scratch, const uint8_t** 
 }  // namespace
 
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  UDC_RETURN_IF_ERROR(CheckOutputCap(view, opt));
   UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   ByteBuffer scratch;
   const uint8_t* symbols = nullptr;
@@ -94,7 +103,8 @@ Status Prepare(const BlobView& view, Prepared* out) {
   return Status::Ok();
 }
 
-Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len) {
+Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt) {
+  UDC_RETURN_IF_ERROR(CheckOutputCap(view, opt));
   UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   Prepared prepared;
   UDC_RETURN_IF_ERROR(Prepare(view, &prepared));

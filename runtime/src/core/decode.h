@@ -15,6 +15,7 @@
 
 #include "core/coders.h"
 #include "core/format.h"
+#include "core/options.h"
 #include "core/quantizers.h"
 #include "core/reconstruct.h"
 #include "core/status.h"
@@ -33,12 +34,18 @@ struct BlobView {
 // All checks except decoding the payload (header, limits, quantizer fields, checksum).
 Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view);
 
+// The caller's memory cap: kLimitExceeded when opt.max_output_bytes is set and the blob's
+// decoded size view.nbytes() exceeds it. Decoders check it before allocating anything for
+// the blob (the ops before their output or cache, the CUDA decoder before device memory).
+Status CheckOutputCap(const BlobView& view, const DecodeOptions& opt);
+
 // The output buffer for an inspected blob: out_len must equal view.nbytes() (kBufferSize),
 // out may be null only when out_len is 0 (kInvalidArgument).
 Status CheckOutput(const BlobView& view, const void* out, size_t out_len);
 
-// Decodes an inspected blob into out; out_len must equal view.nbytes() (kBufferSize).
-// May throw std::bad_alloc.
+// Decodes an inspected blob into out: CheckOutputCap, CheckOutput (out_len must equal
+// view.nbytes()), then the payload on up to opt.max_threads threads. May throw
+// std::bad_alloc.
 Status DecodeInto(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt = {});
 
 // What a device decoder needs of an inspected blob: the coder's planar symbols (checked by
@@ -55,8 +62,9 @@ struct Prepared {
 Status Prepare(const BlobView& view, Prepared* out);
 
 // DecodeInto through Prepare and the element-parallel units of core/reconstruct.h, run on
-// this thread: the host twin of the CUDA decoder, bit-identical to DecodeInto.
-Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len);
+// this thread (opt.max_threads is not used; opt.max_output_bytes is): the host twin of the
+// CUDA decoder, bit-identical to DecodeInto.
+Status DecodeUnitsOnHost(const BlobView& view, void* out, size_t out_len, const DecodeOptions& opt = {});
 
 // Inspect + DecodeInto. May throw std::bad_alloc.
 Status Decode(const uint8_t* blob, size_t blob_len, void* out, size_t out_len, const DecodeOptions& opt = {});

@@ -4,9 +4,9 @@
 
 namespace udc {
 
-ReconPlan BasePlan(const Header& h, Recon kind, uint64_t nsym, uint64_t units) {
+ReconPlan BasePlan(const Header& h, uint64_t nsym, uint64_t units) {
   ReconPlan p;
-  p.kind = kind;
+  p.kind = static_cast<Recon>(h.quantizer);  // the registry found h.quantizer in quantizers/list.h
   p.width = h.symbol_width;
   p.half = h.dtype == static_cast<uint8_t>(DType::kFloat16) ? 1 : 0;
   p.ndim = h.ndim;

@@ -10,9 +10,10 @@
 
 namespace udc {
 
-// The fields every plan shares: kind, width, dtype, numel, seed, step; nsym symbols; units
-// work items; identity stream order.
-ReconPlan BasePlan(const Header& h, Recon kind, uint64_t nsym, uint64_t units);
+// The fields every plan shares: kind (the header's quantizer id: Recon::k<Kind> = id, see
+// quantizers/list.h), width, dtype, numel, seed, step; nsym symbols; units work items;
+// identity stream order.
+ReconPlan BasePlan(const Header& h, uint64_t nsym, uint64_t units);
 
 // Stream order of the lattices and pq: order[ndim] (a permutation Validate checked).
 void SetStreamOrder(const Header& h, const uint8_t* order, ReconPlan* plan);

@@ -1,30 +1,40 @@
 #include "core/quantizers.h"
 
+#include "core/quantizers/lattice.h"  // lattice::Strategy<G>, the lattices' factories
+#include "core/quantizers/list.h"
+
 namespace udc {
-
-// One line per quantizer: its id (FORMAT.md section 4) and the function returning it.
-const Quantizer& RawQuantizer();             // quantizers/raw.cc
-const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
-const Quantizer& LatticeA2Quantizer();       // quantizers/a2.cc
-const Quantizer& LatticeD4Quantizer();       // quantizers/d4.cc
-const Quantizer& LatticeE8Quantizer();       // quantizers/e8.cc
-const Quantizer& PQQuantizer();              // quantizers/pq.cc
-
 namespace {
 
 struct Entry {
   uint8_t id;
+  const char* name;
   const Quantizer& (*get)();
 };
 
-constexpr Entry kQuantizers[] = {
-    {0, &RawQuantizer},
-    {1, &DitheredScalarQuantizer},
-    {2, &LatticeA2Quantizer},
-    {3, &LatticeD4Quantizer},
-    {4, &LatticeE8Quantizer},
-    {5, &PQQuantizer},
-};
+// The registry: one entry per line of quantizers/list.h.
+#define UDC_QUANTIZER_ENTRY(id, Kind, name, factory, Unit) {id, name, &factory},
+constexpr Entry kQuantizers[] = {UDC_QUANTIZERS(UDC_QUANTIZER_ENTRY)};
+#undef UDC_QUANTIZER_ENTRY
+
+// Ids are unique (and, by construction of Recon, each is its kind's value).
+constexpr bool UniqueIds() {
+  constexpr size_t n = sizeof kQuantizers / sizeof kQuantizers[0];
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = i + 1; j < n; ++j) {
+      if (kQuantizers[i].id == kQuantizers[j].id) return false;
+    }
+  }
+  return true;
+}
+static_assert(UniqueIds(), "quantizers/list.h: two quantizers share an id");
+
+const Entry* FindEntry(uint8_t id) {
+  for (const Entry& e : kQuantizers) {
+    if (e.id == id) return &e;
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -44,10 +54,22 @@ Status CheckSymbolWidth(const Header& h) {
 }
 
 const Quantizer* FindQuantizer(uint8_t id) {
+  const Entry* e = FindEntry(id);
+  return e ? &e->get() : nullptr;
+}
+
+const char* QuantizerName(uint8_t id) {
+  const Entry* e = FindEntry(id);
+  return e ? e->name : "?";
+}
+
+std::string KnownQuantizers() {
+  std::string known;
   for (const Entry& e : kQuantizers) {
-    if (e.id == id) return &e.get();
+    if (!known.empty()) known += ", ";
+    known += std::to_string(e.id) + " " + e.name;
   }
-  return nullptr;
+  return known;
 }
 
 }  // namespace udc

@@ -1,8 +1,9 @@
 // quantizers.h - the quantizer strategy interface and its registry (FORMAT.md section 4).
 //
 // A quantizer turns the planar symbol bytes into elements of the blob's dtype. The
-// registry maps the header's quantizer id to one strategy object; adding a quantizer is
-// one new file under quantizers/ plus one line in the table of quantizers.cc.
+// registry maps the header's quantizer id to one strategy object. Every quantizer is one
+// line of quantizers/list.h (id, name, factory, device work item): the registry, the
+// reconstruction kinds of core/reconstruct.h and the "known ids" message follow from it.
 #ifndef UDC_CORE_QUANTIZERS_H_
 #define UDC_CORE_QUANTIZERS_H_
 
@@ -10,20 +11,16 @@
 #include <string>
 
 #include "core/format.h"
+#include "core/options.h"
 #include "core/status.h"
 
 namespace udc {
 
 struct ReconPlan;  // core/reconstruct.h
 
-struct DecodeOptions {
-  int max_threads = 0;  // <= 0: hardware concurrency, capped at 8; 1: single-threaded
-};
-
 class Quantizer {
  public:
   virtual ~Quantizer() = default;
-  virtual const char* name() const = 0;
 
   // Checks the quantizer-specific header fields: dtype, symbol width, step, seed and
   // params. Returns kBadHeader naming the field; called before any allocation.
@@ -45,12 +42,17 @@ class Quantizer {
 
   // The same dequantization as independent units of work (core/reconstruct.h), for the
   // CUDA decoder: ReconstructUnit over the plan's units writes exactly Dequantize's bytes.
-  // Only called after Validate succeeded; cannot fail.
+  // The plan's kind is the header's quantizer id (BasePlan). Only called after Validate
+  // succeeded; cannot fail.
   virtual void Plan(const Header& h, ReconPlan* plan) const = 0;
 };
 
-// The strategy registered for `id`, or nullptr for an unknown id.
+// The strategy registered for `id` (quantizers/list.h), or nullptr for an unknown id.
 const Quantizer* FindQuantizer(uint8_t id);
+// Its name ("raw", "a2", ...), "?" for an unknown id.
+const char* QuantizerName(uint8_t id);
+// "0 raw, 1 dithered_scalar, ...": the registered ids and names, for messages.
+std::string KnownQuantizers();
 
 // Checks shared by the Validate of several quantizers (kBadHeader naming the field):
 // dtype FLOAT or FLOAT16 ("... is not allowed by <who> (FLOAT(1), FLOAT16(10))"), and a

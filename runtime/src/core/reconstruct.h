@@ -23,12 +23,16 @@
 #include "core/half.h"
 #include "core/hd.h"
 #include "core/quantizers/lattice_math.h"
+#include "core/quantizers/list.h"
 #include "core/symbols.h"
 
 namespace udc {
 
-// The kinds of work, numbered as the quantizer ids of FORMAT.md section 4.
-enum class Recon : uint8_t { kRaw = 0, kScalar = 1, kA2 = 2, kD4 = 3, kE8 = 4, kPQ = 5 };
+// The kinds of work: one per line of quantizers/list.h, numbered as the quantizer ids of
+// FORMAT.md section 4 (Recon::k<Kind> = id).
+#define UDC_RECON_KIND(id, Kind, name, factory, Unit) k##Kind = id,
+enum class Recon : uint8_t { UDC_QUANTIZERS(UDC_RECON_KIND) };
+#undef UDC_RECON_KIND
 
 struct ReconPlan {
   Recon kind = Recon::kRaw;
@@ -113,7 +117,7 @@ UDC_HD inline float ScalarValue(const ReconPlan& p, const uint8_t* symbols, cons
 }
 
 template <class G, int W>
-UDC_HD inline void LatticeUnit(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+UDC_HD inline void LatticeVector(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
                                uint64_t u) {
   constexpr int N = G::kN;
   const uint64_t nvec = p.numel / N;
@@ -155,16 +159,49 @@ UDC_HD inline void PQElement(const ReconPlan& p, const uint8_t* symbols, const u
   }
 }
 
+// The work items named in quantizers/list.h: Unit::Run<W>(plan, symbols, params, out, u).
+struct RawUnit {
+  template <int W>
+  UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* /*params*/, uint8_t* out,
+                         uint64_t u) {
+    RawElement<W>(p, symbols, out, u);
+  }
+};
+
+struct ScalarUnit {
+  template <int W>
+  UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+                         uint64_t u) {
+    StoreElement(out, u, ScalarValue<W>(p, symbols, params, u, true), p.half);
+  }
+};
+
+template <class G>
+struct LatticeUnit {
+  template <int W>
+  UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+                         uint64_t u) {
+    LatticeVector<G, W>(p, symbols, params, out, u);
+  }
+};
+
+struct PQUnit {
+  template <int W>
+  UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+                         uint64_t u) {
+    PQElement<W>(p, symbols, params, out, u);
+  }
+};
+
+// One case per line of quantizers/list.h.
 template <int W>
 UDC_HD inline void Unit(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out, uint64_t u) {
-  switch (p.kind) {
-    case Recon::kRaw: RawElement<W>(p, symbols, out, u); break;
-    case Recon::kScalar: StoreElement(out, u, ScalarValue<W>(p, symbols, params, u, true), p.half); break;
-    case Recon::kA2: LatticeUnit<lattice::A2, W>(p, symbols, params, out, u); break;
-    case Recon::kD4: LatticeUnit<lattice::D4, W>(p, symbols, params, out, u); break;
-    case Recon::kE8: LatticeUnit<lattice::E8, W>(p, symbols, params, out, u); break;
-    case Recon::kPQ: PQElement<W>(p, symbols, params, out, u); break;
-  }
+#define UDC_RECON_CASE(id, Kind, name, factory, UnitType)         \
+  case Recon::k##Kind:                                             \
+    UnitType::template Run<W>(p, symbols, params, out, u);         \
+    break;
+  switch (p.kind) { UDC_QUANTIZERS(UDC_RECON_CASE) }
+#undef UDC_RECON_CASE
 }
 
 }  // namespace recon

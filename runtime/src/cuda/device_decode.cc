@@ -63,7 +63,9 @@ Status DeviceGuard::Set(int device) {
   return Status::Ok();
 }
 
-Status DecodeToDevice(const BlobView& view, void* out, size_t out_len, cudaStream_t stream, Timing* timing) {
+Status DecodeToDevice(const BlobView& view, void* out, size_t out_len, cudaStream_t stream, const DecodeOptions& opt,
+                      Timing* timing) {
+  UDC_RETURN_IF_ERROR(CheckOutputCap(view, opt));
   UDC_RETURN_IF_ERROR(CheckOutput(view, out, out_len));
   Clock::time_point t = Clock::now();
   Prepared prepared;

@@ -43,9 +43,11 @@ class DeviceGuard {
 
 // Decodes the inspected blob into out (device memory of the current device, out_len =
 // view.nbytes()) on `stream`, and waits for it: the host buffers it uploads from are freed
-// on return. `timing` (may be null) gets per-stage seconds (each stage then synchronised).
-// May throw std::bad_alloc (host memory).
-Status DecodeToDevice(const BlobView& view, void* out, size_t out_len, cudaStream_t stream, Timing* timing = nullptr);
+// on return. opt.max_output_bytes is checked first (CheckOutputCap; callers that allocate
+// `out` check it before that); opt.max_threads is not used. `timing` (may be null) gets
+// per-stage seconds (each stage then synchronised). May throw std::bad_alloc (host memory).
+Status DecodeToDevice(const BlobView& view, void* out, size_t out_len, cudaStream_t stream,
+                      const DecodeOptions& opt = {}, Timing* timing = nullptr);
 
 }  // namespace cuda
 }  // namespace udc

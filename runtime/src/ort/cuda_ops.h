@@ -3,13 +3,15 @@
 #ifndef UDC_ORT_CUDA_OPS_H_
 #define UDC_ORT_CUDA_OPS_H_
 
+#include "core/options.h"
 #include "ort/ort_include.h"
 
 namespace udc {
 namespace ort {
 
-// Adds the five CUDA decode ops (same names as the CPU ones) to `domain`.
-void RegisterCudaOps(Ort::CustomOpDomain& domain);
+// Adds the five CUDA decode ops (same names as the CPU ones), decoding with `options`
+// (max_output_bytes; threads is not used), to `domain`.
+void RegisterCudaOps(Ort::CustomOpDomain& domain, const DecodeOptions& options);
 
 }  // namespace ort
 }  // namespace udc

@@ -1,9 +1,9 @@
 // decode_op.h - what the CPU and CUDA decode ops share: the op table of FORMAT.md section 1,
 // blob access and checks, error statuses that name the node, and the custom-op class.
 //
-//   DecodeOp<Kernel>  (one per output dtype and execution provider)
-//     CreateKernelV2 -> Kernel(spec, node name).Init(info)   errors -> OrtStatus, never abort
-//     KernelComputeV2 -> Kernel::ComputeV2(context)          likewise
+//   DecodeOp<Kernel>  (one per output dtype, execution provider and set of decode options)
+//     CreateKernelV2 -> Kernel(spec, node name, options).Init(info)   errors -> OrtStatus, never abort
+//     KernelComputeV2 -> Kernel::ComputeV2(context)                   likewise
 // A Kernel derives from KernelBase and declares kProvider (the execution provider's name)
 // and kBlobMemory (where onnxruntime must put the blob input).
 #ifndef UDC_ORT_DECODE_OP_H_
@@ -60,10 +60,57 @@ OrtStatusPtr Guarded(const std::string& prefix, Fn&& fn) {
   }
 }
 
+// The allocation policy of every kernel's cache (CPU and CUDA alike): the decoded tensor a
+// kernel keeps lives in memory from the allocator onnxruntime gives that kernel for its
+// execution provider (KernelInfoGetAllocator, OrtMemTypeDefault: the CPU provider's
+// allocator, the CUDA provider's device allocator), held by this RAII holder, which frees
+// it with that allocator and releases the allocator when the kernel is destroyed. So the
+// cache sits where the node's output would, is aligned as onnxruntime aligns tensors, and
+// counts against the provider's memory accounting and limits (arena, gpu_mem_limit). The
+// allocator object keeps the session's allocator alive while the kernel exists.
+class KernelCache {
+ public:
+  KernelCache() = default;
+  KernelCache(const KernelCache&) = delete;
+  KernelCache& operator=(const KernelCache&) = delete;
+  ~KernelCache() {
+    if (data_ != nullptr) allocator_->Free(allocator_, data_);
+    if (allocator_ != nullptr) Ort::GetApi().ReleaseAllocator(allocator_);
+  }
+
+  // Takes the kernel's allocator; call once, in Init.
+  OrtStatusPtr Init(const OrtKernelInfo* info) {
+    return Ort::GetApi().KernelInfoGetAllocator(info, OrtMemTypeDefault, &allocator_);
+  }
+
+  // Where the allocator's memory lives (its device id for CUDA).
+  OrtStatusPtr MemoryInfo(const OrtMemoryInfo** info) const {
+    return Ort::GetApi().AllocatorGetInfo(allocator_, info);
+  }
+
+  // bytes of the allocator's memory (none for 0 bytes: data() stays null); false when the
+  // allocator returns null. Call once, after Init.
+  bool Allocate(size_t bytes) {
+    size_ = bytes;
+    if (bytes == 0) return true;
+    data_ = allocator_->Alloc(allocator_, bytes);  // onnxruntime's allocators may also throw
+    return data_ != nullptr;
+  }
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 // Blob access and checks for one node.
 class KernelBase {
  public:
-  KernelBase(const OpSpec& spec, std::string node_name) : spec_(spec), node_name_(std::move(node_name)) {}
+  KernelBase(const OpSpec& spec, std::string node_name, const DecodeOptions& options)
+      : spec_(spec), node_name_(std::move(node_name)), options_(options) {}
 
  protected:
   std::string Prefix() const { return NodePrefix(node_name_, spec_); }
@@ -132,12 +179,13 @@ class KernelBase {
 
   const OpSpec& spec_;
   std::string node_name_;
+  const DecodeOptions options_;  // the session's (ort/options.h): threads, max_output_bytes
 };
 
 template <class Kernel>
 class DecodeOp : public Ort::CustomOpBase<DecodeOp<Kernel>, Kernel, /*WithStatus=*/true> {
  public:
-  explicit DecodeOp(const OpSpec& spec) : spec_(spec) {}
+  DecodeOp(const OpSpec& spec, const DecodeOptions& options) : spec_(spec), options_(options) {}
 
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
     *op_kernel = nullptr;
@@ -147,7 +195,7 @@ class DecodeOp : public Ort::CustomOpBase<DecodeOp<Kernel>, Kernel, /*WithStatus
     } catch (...) {
     }
     return Guarded(NodePrefix(node, spec_), [&]() -> OrtStatusPtr {
-      auto kernel = std::make_unique<Kernel>(spec_, node);
+      auto kernel = std::make_unique<Kernel>(spec_, node, options_);
       if (OrtStatusPtr s = kernel->Init(info)) return s;
       *op_kernel = kernel.release();
       return nullptr;
@@ -164,17 +212,15 @@ class DecodeOp : public Ort::CustomOpBase<DecodeOp<Kernel>, Kernel, /*WithStatus
 
  private:
   const OpSpec& spec_;
+  const DecodeOptions options_;
 };
 
-// The ops of kSpecs for one Kernel, added to `domain`. The op objects are static: they
-// outlive the domain and every session.
+// The ops of kSpecs for one Kernel and one set of options, added to `domain`. The op
+// objects are never freed, like the domain (register.cc): sessions keep raw pointers to
+// them, and they must outlive every session.
 template <class Kernel>
-void RegisterOps(Ort::CustomOpDomain& domain) {
-  static const DecodeOp<Kernel> kOps[] = {DecodeOp<Kernel>(kSpecs[0]), DecodeOp<Kernel>(kSpecs[1]),
-                                          DecodeOp<Kernel>(kSpecs[2]), DecodeOp<Kernel>(kSpecs[3]),
-                                          DecodeOp<Kernel>(kSpecs[4])};
-  static_assert(sizeof kOps / sizeof kOps[0] == kNumSpecs, "one op per spec");
-  for (const DecodeOp<Kernel>& op : kOps) domain.Add(&op);
+void RegisterOps(Ort::CustomOpDomain& domain, const DecodeOptions& options) {
+  for (const OpSpec& spec : kSpecs) domain.Add(new DecodeOp<Kernel>(spec, options));  // intentionally leaked
 }
 
 }  // namespace ort

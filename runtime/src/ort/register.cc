@@ -1,11 +1,18 @@
 // register.cc - RegisterCustomOps, the entry point onnxruntime calls when the library is
 // registered (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary).
 //
-// The domain "ai.onnx_udc" is created once per process and never freed: sessions keep raw
-// pointers to it and to its ops, and it must outlive all of them.
+// The decode options (threads, max_output_bytes) are read here, from the session options
+// the library is registered with (session config entries, else environment variables:
+// ort/options.h). The 1.21 C API gives a kernel no access to its session's config, so the
+// options travel with the ops: one domain "ai.onnx_udc" per distinct set of options, each
+// created once per process and never freed (sessions keep raw pointers to it and to its
+// ops, and it must outlive all of them). A process sees few distinct option sets.
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "ort/cpu_ops.h"
+#include "ort/options.h"
 #if defined(UDC_WITH_CUDA)
 #include "ort/cuda_ops.h"
 #endif
@@ -24,16 +31,28 @@ const OrtApi* AnyApi(const OrtApiBase* base) {
   return nullptr;
 }
 
-Ort::CustomOpDomain* Domain() {
-  static Ort::CustomOpDomain* domain = [] {
-    auto* d = new Ort::CustomOpDomain(kDomain);  // intentionally leaked, see above
-    udc::ort::RegisterCpuOps(*d);
+struct OptionDomain {
+  udc::DecodeOptions options;
+  Ort::CustomOpDomain* domain;
+};
+
+// The domain whose ops decode with `options` (created at the first request).
+Ort::CustomOpDomain* Domain(const udc::DecodeOptions& options) {
+  static std::mutex mu;
+  static auto* domains = new std::vector<OptionDomain>();  // intentionally leaked, see above
+  std::lock_guard<std::mutex> lock(mu);
+  for (const OptionDomain& d : *domains) {
+    if (d.options.max_threads == options.max_threads && d.options.max_output_bytes == options.max_output_bytes) {
+      return d.domain;
+    }
+  }
+  auto* d = new Ort::CustomOpDomain(kDomain);  // intentionally leaked, see above
+  udc::ort::RegisterCpuOps(*d, options);
 #if defined(UDC_WITH_CUDA)
-    udc::ort::RegisterCudaOps(*d);  // same op names, for CUDAExecutionProvider
+  udc::ort::RegisterCudaOps(*d, options);  // same op names, for CUDAExecutionProvider
 #endif
-    return d;
-  }();
-  return domain;
+  domains->push_back(OptionDomain{options, d});
+  return d;
 }
 
 }  // namespace
@@ -51,8 +70,13 @@ extern "C" UDC_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOption
   static const bool api_ready = (Ort::InitApi(api), true);  // thread-safe static init, once
   (void)api_ready;
   try {
+    udc::DecodeOptions decode_options;
+    std::string error;
+    if (!udc::ort::ReadOpOptions(options, &decode_options, &error)) {
+      return api->CreateStatus(ORT_INVALID_ARGUMENT, ("onnx_udc: " + error).c_str());
+    }
     Ort::UnownedSessionOptions session_options(options);
-    session_options.Add(*Domain());
+    session_options.Add(*Domain(decode_options));
     return nullptr;
   } catch (const Ort::Exception& e) {
     return api->CreateStatus(e.GetOrtErrorCode(), (std::string("onnx_udc: ") + e.what()).c_str());

@@ -1,28 +1,15 @@
 // range.h - coder 2 ("range", FORMAT.md section 5.2): an adaptive context-modelling binary
 // range coder on unsigned symbols. The Coder strategy (coders.cc table) decodes into planar
-// bytes; these two functions are what the C API exposes to the Python encoder.
+// bytes; RangeDecode is what the C API exposes to the Python side and tests. The encoder
+// is not part of the decoding core: src/encode/range_encoder.h (library udc_encode).
 #ifndef UDC_CORE_CODERS_RANGE_H_
 #define UDC_CORE_CODERS_RANGE_H_
 
 #include <cstdint>
-#include <vector>
 
 #include "core/status.h"
 
 namespace udc {
-
-// symbols[numel] (each < 2^(8*symbol_width)) -> payload (period byte + coded stream).
-// period is the vector length used as context (1..255; larger values are clamped to 255).
-// kInvalidArgument for a bad width, period 0 or a symbol that does not fit the width.
-Status RangeEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
-                   std::vector<uint8_t>* payload);
-
-// The extended header of FORMAT.md 5.2. variant 1: the period (up to 2^20, e.g. the row
-// length of a weight matrix) is kept, and a period <= 255 gives RangeEncode's payload byte
-// for byte (the short header). variant 2: a model set per vector position (period <= 8).
-// kInvalidArgument for another variant or a period out of range.
-Status RangeEncodeVariant(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, uint32_t period,
-                          unsigned variant, std::vector<uint8_t>* payload);
 
 // payload -> exactly numel symbols into out[numel]; kCorruptPayload on any inconsistency.
 Status RangeDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,

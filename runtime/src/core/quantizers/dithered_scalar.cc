@@ -70,8 +70,6 @@ void Dispatch(const Header& h, const uint8_t* symbols, uint8_t* out, const Decod
 
 class DitheredScalar final : public Quantizer {
  public:
-  const char* name() const override { return "dithered_scalar"; }
-
   Status Validate(const Header& h) const override {
     UDC_RETURN_IF_ERROR(CheckFloatDType(h, "the dithered scalar quantizer"));
     UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));
@@ -95,7 +93,7 @@ class DitheredScalar final : public Quantizer {
   }
 
   void Plan(const Header& h, ReconPlan* plan) const override {
-    *plan = BasePlan(h, Recon::kScalar, h.numel, h.numel);
+    *plan = BasePlan(h, h.numel, h.numel);
     if (h.params_len) {  // a codeword table of 1-dimensional entries
       plan->table_at = 4;
       plan->table_count = LoadU32(h.params);

@@ -12,7 +12,7 @@
 //   output:   stream position i goes to the element whose index in the transposed tensor
 //             (axes in the stored order) is i.
 //
-// A geometry G provides kN, kBox, kName, kScale[kN] and
+// A geometry G (lattice_math.h) provides kN, kBox, kScale[kN] and
 //   static void Nearest(const int64_t* y, int64_t unit, int64_t* p);  // exact, integers
 //   static void FromSigned(const int64_t* s, int64_t* p);             // any int32 input
 #ifndef UDC_CORE_QUANTIZERS_LATTICE_H_
@@ -106,10 +106,8 @@ void Dispatch(const Header& h, const uint8_t* symbols, uint8_t* out, const Strea
 template <class G>
 class LatticeQuantizer final : public Quantizer {
  public:
-  const char* name() const override { return G::kName; }
-
   Status Validate(const Header& h) const override {
-    const std::string who = std::string("the ") + G::kName + " quantizer";
+    const std::string who = std::string("the ") + QuantizerName(h.quantizer) + " quantizer";
     UDC_RETURN_IF_ERROR(CheckFloatDType(h, who));
     UDC_RETURN_IF_ERROR(CheckSymbolWidth(h));
     if (!std::isfinite(h.step) || !(h.step > 0.0f)) {
@@ -148,13 +146,20 @@ class LatticeQuantizer final : public Quantizer {
 
   void Plan(const Header& h, ReconPlan* plan) const override {
     const uint64_t nvec = h.numel / G::kN;
-    *plan = BasePlan(h, static_cast<Recon>(G::kId), h.numel, nvec + (h.numel - nvec * G::kN));
+    *plan = BasePlan(h, h.numel, nvec + (h.numel - nvec * G::kN));
     SetStreamOrder(h, h.params, plan);
     for (int j = 0; j < G::kN; ++j) plan->scale[j] = h.step * G::kScale[j];
     plan->table_at = uint64_t{h.ndim} + 4;
     plan->table_count = LoadU32(h.params + h.ndim);
   }
 };
+
+// The factory named in quantizers/list.h for geometry G (one strategy object per G).
+template <class G>
+const Quantizer& Strategy() {
+  static const LatticeQuantizer<G> kStrategy;
+  return kStrategy;
+}
 
 }  // namespace lattice
 }  // namespace udc

@@ -1,8 +1,9 @@
 // lattice_math.h - the integer geometry of the dithered lattice quantizers (FORMAT.md
 // 4.2-4.5): nearest points, index maps and the Voronoi dither. Header-only and UDC_HD, so
 // the CPU decoder (lattice.h) and the CUDA kernels (core/reconstruct.h) share one body.
+// A geometry becomes a quantizer through its line in quantizers/list.h (id, name).
 //
-// A geometry G provides kId, kN, kBox, kName, kScale[kN] (host only) and
+// A geometry G provides kN, kBox, kScale[kN] (host only) and
 //   static void Nearest(const int64_t* y, int64_t unit, int64_t* p);  // exact, integers
 //   static void FromSigned(const int64_t* s, int64_t* p);             // any int32 input
 #ifndef UDC_CORE_QUANTIZERS_LATTICE_MATH_H_
@@ -68,8 +69,6 @@ UDC_HD inline void VectorDither(uint64_t seed, uint64_t v, float* u) {
 struct A2 {
   static constexpr int kN = 2;
   static constexpr int64_t kBox = 2;  // 2 Z^2 (x2, t both even) is a sublattice
-  static constexpr const char* kName = "a2";
-  static constexpr uint8_t kId = 2;  // quantizer id, also its Recon kind
   static constexpr float kScale[kN] = {0x1.131704p-1f, 0x1.dc783ep-1f};
 
   // Nearest of the rectangular cosets (both even / both odd), the closer; even on ties.
@@ -98,8 +97,6 @@ struct A2 {
 struct D4 {
   static constexpr int kN = 4;
   static constexpr int64_t kBox = 2;  // 2 Z^4 is a sublattice of D4
-  static constexpr const char* kName = "d4";
-  static constexpr uint8_t kId = 3;  // quantizer id, also its Recon kind
   static constexpr float kScale[kN] = {0x1.ae89fap-1f, 0x1.ae89fap-1f, 0x1.ae89fap-1f, 0x1.ae89fap-1f};
 
   UDC_HD static void Nearest(const int64_t* y, int64_t unit, int64_t* p) { NearestDn<kN>(y, unit, p); }
@@ -118,8 +115,6 @@ struct D4 {
 struct E8 {
   static constexpr int kN = 8;
   static constexpr int64_t kBox = 4;  // 4 Z^8 is a sublattice of 2 E8
-  static constexpr const char* kName = "e8";
-  static constexpr uint8_t kId = 4;  // quantizer id, also its Recon kind
   static constexpr float kScale[kN] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
 
   // Nearest of 2 D8 and 2 D8 + 1 (each by Conway-Sloane), the closer one; 2 D8 on ties.

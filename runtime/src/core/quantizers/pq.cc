@@ -87,8 +87,6 @@ void Run(const Header& h, const Params& p, uint64_t blocks, const uint8_t* symbo
 
 class ProductQuantizer final : public Quantizer {
  public:
-  const char* name() const override { return "pq"; }
-
   Status Validate(const Header& h) const override {
     UDC_RETURN_IF_ERROR(CheckFloatDType(h, "the pq quantizer"));
     if (!(h.step == 0.0f) || h.seed != 0) {
@@ -140,7 +138,7 @@ class ProductQuantizer final : public Quantizer {
   void Plan(const Header& h, ReconPlan* plan) const override {
     Params p;
     (void)ParseParams(h, &p);  // succeeded in Validate
-    *plan = BasePlan(h, Recon::kPQ, SymbolCount(h), h.numel);
+    *plan = BasePlan(h, SymbolCount(h), h.numel);
     SetStreamOrder(h, p.order, plan);
     plan->pq_d = p.d;
     plan->pq_k = p.k;

@@ -20,8 +20,6 @@ void Interleave(const uint8_t* symbols, uint64_t numel, uint8_t* out, uint64_t b
 
 class Raw final : public Quantizer {
  public:
-  const char* name() const override { return "raw"; }
-
   Status Validate(const Header& h) const override {
     const size_t size = DTypeSize(h.dtype);
     if (size == 0) {
@@ -61,7 +59,7 @@ class Raw final : public Quantizer {
     }
   }
 
-  void Plan(const Header& h, ReconPlan* plan) const override { *plan = BasePlan(h, Recon::kRaw, h.numel, h.numel); }
+  void Plan(const Header& h, ReconPlan* plan) const override { *plan = BasePlan(h, h.numel, h.numel); }
 };
 
 }  // namespace
