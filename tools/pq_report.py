@@ -87,10 +87,10 @@ PLANS = {
         "eval": 500,
     },
 }
-# fit mode -> (calibrated, refine CG iterations, rounds of full-error reassignment + refine)
 _CMD = "python tools/pq_report.py"
 DEFAULT_OUT = ROOT / "docs" / "results"
 DEFAULT_MODES = "kmeans,em,em+refine,em+refine+reassign"
+# fit mode -> (calibrated, refine CG iterations, rounds of full-error reassignment + refine)
 MODES = {"kmeans": (False, 0, 1), "em": (True, 0, 1), "em+refine": (True, 20, 1), "em+refine+reassign": (True, 20, 3)}
 
 
