@@ -6,7 +6,7 @@ BUILD  := runtime/build
 LIB    := onnx_udc/_lib/libonnx_udc.so
 JOBS   ?= 2
 
-.PHONY: all setup runtime demo test test-all bench bench-load zoo clean
+.PHONY: all setup runtime wheel demo test test-all bench bench-load zoo clean
 
 all: runtime
 
@@ -30,16 +30,25 @@ runtime: setup
 	@mkdir -p onnx_udc/_lib
 	cp $(BUILD)/libonnx_udc.so $(LIB)
 
+# The distributable wheel in dist/: `pip wheel .` (scikit-build-core builds runtime/,
+# CPU-only, into onnx_udc/_lib/; see pyproject.toml), then auditwheel gives it the
+# most compatible manylinux tag its symbol versions allow.
+wheel: setup
+	rm -rf dist
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pip wheel -q --no-deps -w dist/raw .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m auditwheel repair -w dist dist/raw/*.whl
+	rm -rf dist/raw
+
 demo: runtime
 	$(PY) tools/demo.py
 
 test: runtime
 	ctest --test-dir $(BUILD) --output-on-failure
-	$(PY) -m pytest -q
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pytest -q
 
 # Slow benchmarks too (not run by CI).
 test-all: runtime
-	$(PY) -m pytest -q -m ''
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pytest -q -m ''
 
 # Loader benchmark: session creation and latency of both load paths, as ratios.
 bench-load: runtime
@@ -54,4 +63,4 @@ bench: zoo
 	$(PY) -m models.bench --pq --out docs/results
 
 clean:
-	rm -rf $(BUILD) onnx_udc/_lib
+	rm -rf $(BUILD) runtime/build-wheel onnx_udc/_lib dist
