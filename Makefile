@@ -52,15 +52,15 @@ test-all: runtime
 
 # Loader benchmark: session creation and latency of both load paths, as ratios.
 bench-load: runtime
-	$(PY) tools/bench_load.py --markdown docs/bench_load.md
+	$(PY) tools/bench_load.py --markdown docs/results/bench_load.md
 
 # The evaluation zoo needs torch and the model packages (several GB of downloads).
 zoo: runtime
 	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[test,zoo,plot]'
 
-# Full side-by-side benchmark on every zoo model: rewrites docs/RESULTS.md and the plots.
+# Full side-by-side benchmark on every zoo model: rewrites docs/results/RESULTS.md and the plots.
 bench: zoo
-	$(PY) -m onnx_udc.cli bench --pq --out docs
+	$(PY) -m models.bench --pq --out docs/results
 
 clean:
 	rm -rf $(BUILD) runtime/build-wheel onnx_udc/_lib dist

@@ -9,6 +9,9 @@ For one model with real inputs and a fidelity metric (a zoo entry, ``models/zoo.
 
 Anchors are small registered builders; one that cannot apply to a model (4-bit on a
 model without MatMul weights) says why instead of producing a row.
+
+From the checkout root: ``python -m models.bench --pq --out docs/results`` (``make bench``)
+rewrites docs/results/RESULTS.md, allocation_<model>.md and bench_<model>.json / .png.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import onnxruntime as ort
 from onnx_udc import CompressConfig, ScalarConfig, compress_model
 from onnx_udc import InferenceSession as UdcSession
 from onnx_udc.graph.modelio import save_model
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 
 
 class NotApplicable(Exception):
@@ -442,14 +447,38 @@ def allocation_section(result: ModelResult) -> list[str]:
                     "the additive model sum a_l P_l, measured with the exactly decoded weights.", ""]
 
 
-def allocation_plan_markdown(result: ModelResult) -> str | None:
+FULL_RUN = "python -m models.bench --pq"  # every model, every row: `make bench`
+
+
+def relative(path: Path | str) -> str:
+    """``path`` relative to the checkout root when inside it, as the report headers name it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def run_command(argv: list[str]) -> str:
+    """``python -m models.bench ARGV``, paths inside the checkout made relative to its root."""
+    args = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and Path(value).is_absolute():
+            args.append(f"{flag}={relative(value)}")
+        else:
+            args.append(relative(arg) if Path(arg).is_absolute() else arg)
+    return " ".join(["python -m models.bench", *args])
+
+
+def allocation_plan_markdown(result: ModelResult, out: Path | None = None) -> str | None:
     """The per-tensor plan of the smallest allocated file that meets the zoo target."""
     summary = allocation_summary(result)
     row = summary and summary["alloc"]
     if not row:
         return None
     info = result.allocations[row.variant]
+    where = relative(out) if out is not None else "docs/results"
     lines = [f"# Allocation chosen for {result.title}", "",
+             f"Regenerate: `python -m models.bench --models {result.model} --out {where}` (from the checkout root; "
+             "also rewrites the model's section of RESULTS.md).", "",
              f"Variant `{row.variant}`: {row.file_bytes:,} bytes ({row.ratio:.2f}x), {summary['metric']} "
              f"{row.fidelity[summary['metric']]:.4f} on the evaluation inputs. Calibration: {info['samples']} samples "
              f"({info['calibration']}); quantizer {info['quantizer']}; allocation time "
@@ -533,11 +562,15 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
     earlier = [load_result(p) for p in sorted(out.glob("bench_*.json")) if p.stem[len("bench_"):] not in fresh]
     for res in results:
         (out / f"bench_{res.model}.json").write_text(json.dumps(asdict(res), indent=1, default=str) + "\n")
-        plan = allocation_plan_markdown(res)
+        plan = allocation_plan_markdown(res, out)
         if plan:
             (out / f"allocation_{res.model}.md").write_text(plan)
     results = list(results) + earlier
-    lines = ["# Benchmark results", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.", "",
+    full = f"{FULL_RUN} --out {relative(out)}"
+    made = f"Produced on {time.strftime('%Y-%m-%d')}" + ("" if command == full else f" by `{command}`") + "."
+    lines = ["# Benchmark results", "",
+             f"Regenerate: `{full}` (from the checkout root; `make bench`, which installs the zoo first; hours). "
+             + made, "",
              f"Machine: {machine_summary()}.", "",
              f"Session creation and run latency are medians ({config.repeat} creations, {config.runs} runs of the first "
              "input batch) as ratios to the original fp32 model, timed alternately with each variant in the same "
@@ -595,7 +628,7 @@ VQ_PLANS = {
                       scalar_steps=(0.8, 1.2, 1.6)),
     "efficientnet_lite0": VQPlan((0.02, 0.05), (("d4 k256", {"conv3x3": 3, "conv1x1": 4, "conv": 5, "matmul": 4}, 256),), 32, 256, 8,
                                 scalar_steps=(0.02, 0.05)),
-    # MiniLM: few rows per input width on short sentences; the "output" target overfits there (docs/pq2.md)
+    # MiniLM: few rows per input width on short sentences; the "output" target overfits there (docs/research/pq2.md)
     "minilm": VQPlan((0.1,), (("d2 k256", {"matmul": 2}, 256),), 32, 512, 6, scalar_steps=(0.1,), target="weights"),
 }
 _DEFAULT_VQ = VQPlan((0.2, 0.8), (("d4 k256", {"conv3x3": 9, "conv1x1": 4, "conv": 8, "matmul": 4}, 256),), 64, 512)
@@ -740,7 +773,7 @@ from onnx_udc.errors import ConfigError  # noqa: E402
 @click.option("--models", "model_names", default=None, help="comma-separated zoo models (default: all available)")
 @click.option("--quick", is_flag=True, help="smoke test: bundled model, two settings, few samples")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="folder for RESULTS.md, plots and JSON (default: docs/, or a temporary folder with --quick)")
+              help="folder for RESULTS.md, plots and JSON (default: docs/results, or a temporary folder with --quick)")
 @click.option("--steps", default=None, help="comma-separated step-rel values of the onnx-udc sweep")
 @click.option("--limit", type=int, default=None, help="evaluation samples per model")
 @click.option("--no-memory", is_flag=True, help="skip the peak-memory subprocesses")
@@ -783,10 +816,10 @@ def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs
     if runs is not None:
         config = replace(config, runs=max(1, runs))
     names = model_names.split(",") if model_names else zoo.names()
-    out = out or (benchmark.default_workdir() if quick else Path(__file__).resolve().parents[1] / "docs" / "results")
+    out = out or (benchmark.default_workdir() if quick else ROOT / "docs" / "results")
     work = benchmark.default_workdir()
     results = []
-    command = "python -m models.bench " + " ".join(sys.argv[1:])
+    command = run_command(sys.argv[1:])
     for name in names:
         try:
             model = zoo.get(name)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Decode throughput of the C++ core, one core, for every lossy quantizer x every coder.
 
-    .venv/bin/python tools/bench_decode.py --out docs/bench_decode.md
+    python tools/bench_decode.py --out docs/results/bench_decode.md
 
 Makes one blob per (registered lossy quantizer, registered coder, step) from the same
 weights (--numel of them, rows of Gaussian weights with per-row scales, like a layer),
@@ -26,6 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STEPS = (("default", None), ("fine", 0.02))
+DEFAULT_OUT = ROOT / "docs" / "results" / "bench_decode.md"
+
+
+def rel(path: Path) -> str:
+    """``path`` as the header's command names it: relative to the checkout root when inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def regenerate_command(args) -> str:
+    """The command that rewrites this report (the first line under its title), from the checkout root."""
+    cmd = ["python tools/bench_decode.py", "--out", rel(args.out)]
+    for flag, value, default in (("--numel", args.numel, 1 << 22), ("--repeat", args.repeat, 3),
+                                 ("--min-seconds", args.min_seconds, 0.3)):
+        if value != default:
+            cmd += [flag, str(value)]
+    if args.bench.resolve() != (ROOT / "runtime" / "build" / "udc_bench_decode").resolve():
+        cmd += ["--bench", rel(args.bench)]
+    if args.baseline_bench is not None:  # another build, usually another checkout: not named by its path
+        inside = args.baseline_bench.resolve().is_relative_to(ROOT)
+        cmd += ["--baseline-bench", rel(args.baseline_bench) if inside else "OTHER_BUILD/udc_bench_decode"]
+    return " ".join(cmd)
 
 
 def weights(numel: int, seed: int = 0) -> np.ndarray:
@@ -79,7 +101,7 @@ def cpu_name() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_decode.md")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the report (default: docs/results/bench_decode.md)")
     parser.add_argument("--numel", type=int, default=1 << 22)
     parser.add_argument("--bench", type=Path, default=ROOT / "runtime" / "build" / "udc_bench_decode")
     parser.add_argument("--repeat", type=int, default=3)
@@ -134,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     out = [
         "# Decode throughput of the C++ core (one core)",
         "",
-        "    .venv/bin/python tools/bench_decode.py" + (f" --numel {args.numel}" if args.numel != 1 << 22 else ""),
+        f"Regenerate: `{regenerate_command(args)}` (from the checkout root; needs `runtime/build/udc_bench_decode`, "
+        "built by `make runtime`).",
         "",
         f"Machine: {cpu_name()}, {platform.system()} {platform.machine()}. Weights: {w.size} float32 "
         f"({w.shape[0]} rows x {w.shape[1]}, Gaussian with log-normal row scales), one blob per "
@@ -166,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     out.append("")
     if baseline:
         out += [
-            f"Range decoder of this build against `{args.baseline_bench}` (an older build), same blobs "
+            "Range decoder of this build against `--baseline-bench` (another build, e.g. the main branch's "
+            "`runtime/build/udc_bench_decode`), same blobs "
             "(the `range, short header` ones, which both builds decode), same run, interleaved, best of "
             "two: coder time of this build over the baseline's (1.00 = same speed, above 1 = slower).",
             "",

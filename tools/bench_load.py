@@ -6,7 +6,7 @@ model through the registered custom op (portable path) and through the fast load
 Times are medians of repeated measurements; ratios are against the baseline measured
 in the same run, so machine noise mostly cancels.
 
-    python tools/bench_load.py [--repeat 7] [--runs 50] [--markdown docs/bench_load.md]
+    python tools/bench_load.py [--repeat 7] [--runs 50] [--markdown docs/results/bench_load.md]
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="session creations per path")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per path")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the table here (the committed one: docs/results/bench_load.md)")
     args = parser.parse_args(argv)
 
     from models.fashion_mnist.data import load_test_data, model_path
@@ -115,11 +116,17 @@ def main(argv=None) -> int:
 
     from models.bench import machine_summary
 
+    command = f"python tools/bench_load.py --repeat {args.repeat} --runs {args.runs}"
+    if args.markdown:
+        markdown = args.markdown.resolve()
+        command += " --markdown " + (markdown.relative_to(ROOT).as_posix() if markdown.is_relative_to(ROOT) else str(markdown))
     lines = [
         "# Load paths: session creation and run latency",
         "",
-        f"Produced by `python tools/bench_load.py --repeat {args.repeat} --runs {args.runs}` on "
-        f"{time.strftime('%Y-%m-%d')}. Machine: {machine_summary()}.",
+        f"Regenerate: `{command}` (from the checkout root; `make bench-load` runs it at the default "
+        "--repeat and --runs).",
+        "",
+        f"Measured on {time.strftime('%Y-%m-%d')}. Machine: {machine_summary()}.",
         "",
         f"onnx-udc {onnx_udc.__version__}; medians of {args.repeat} session creations and {args.runs} runs (64 images "
         "for ResNet-20, batch 16 for the MLP), timed round-robin with thread spin-waiting off; ratios against the "

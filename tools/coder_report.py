@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Coder efficiency on the zoo: coded bits per weight against the order-0 entropy.
 
-    ONNX_UDC_ZOO_CACHE=/work/main/models/cache .venv/bin/python tools/coder_report.py --out docs/coders.md
+    python tools/coder_report.py --out docs/results/coders.md
+
+(from the checkout root; the zoo models are built into models/cache/, or $ONNX_UDC_ZOO_CACHE).
 
 For every tensor the tool compresses in every zoo model (graph.select: float weights through
 the scalar quantizer, integer weights through raw), at the default step (StepConfig()) and at
@@ -190,7 +192,8 @@ def per_tensor(rows: list[Row], coder_names: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "coders.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "coders.md",
+                        help="the report (default: docs/results/coders.md)")
     parser.add_argument("--fine-step-rel", type=float, default=0.02)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
@@ -199,12 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     from onnx_udc.quantizers.base import StepConfig
 
     coder_names = [c for c in coders.names() if c != "store"]
-    command = "ONNX_UDC_ZOO_CACHE=/work/main/models/cache .venv/bin/python tools/coder_report.py" + (
+    out_path = args.out.resolve()
+    command = "python tools/coder_report.py --out " + (
+        out_path.relative_to(ROOT).as_posix() if out_path.is_relative_to(ROOT) else str(out_path)) + (
         f" --fine-step-rel {args.fine_step_rel}" if args.fine_step_rel != 0.02 else "")
     out = [
         "# Lossless coders on the zoo: bits per weight against the order-0 entropy",
         "",
-        f"    {command}",
+        f"Regenerate: `{command}` (from the checkout root; needs the zoo: `make zoo`).",
         "",
         "Every tensor the tool compresses in the five zoo models (float weights: scalar quantizer, "
         "per-tensor seed as `compress` derives it; integer weights: raw), coded by each registered "

@@ -9,6 +9,7 @@ shape and a SHA-256 of both files.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -176,8 +177,11 @@ def pq_cases(rng):
     yield "pq_f32_half_specials_store", np.zeros((3, 11), np.float32), "pq", "store", PQConfig(fit=fit), 0
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the vectors (default: tests/golden)")
+    out = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
     manifest = []
     every = [(*case, None) for case in cases()] + list(lattice_cases()) + list(position_model_cases())
     blobs = []
@@ -190,15 +194,15 @@ def main() -> int:
         assert "posmodels" not in name or parse_blob(blob)[1][:2] == b"\x00\x02", f"{name}: variant 2 not picked"
     for name, blob in blobs:
         decoded = decode_blob(blob)
-        (OUT / f"{name}.blob").write_bytes(blob)
-        (OUT / f"{name}.bin").write_bytes(decoded.tobytes())
+        (out / f"{name}.blob").write_bytes(blob)
+        (out / f"{name}.bin").write_bytes(decoded.tobytes())
         manifest.append({
             "name": name, "dtype": str(decoded.dtype), "shape": list(decoded.shape),
             "blob_sha256": hashlib.sha256(blob).hexdigest(),
             "decoded_sha256": hashlib.sha256(decoded.tobytes()).hexdigest(),
         })
-    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"wrote {len(manifest)} golden vectors to {OUT}")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"wrote {len(manifest)} golden vectors to {out}")
     return 0
 
 

@@ -8,12 +8,16 @@ vs raw indices, fit time and peak memory against the calibration set size.
           fit mode: kmeans (no calibration) / em (output-aware) / em+refine (centroid fine-tuning)
           indices: brotli (the blob) vs store (raw bytes) vs order-0 entropy
       calibration sweep (one variant, N samples)            -> fit seconds, peak RSS growth, fidelity
-    -> docs/pq.md (appends one section per model) and docs/pq_<model>.json
+    -> docs/results/pq_<model>.json (rows, merged with earlier runs) and docs/results/pq.md:
+       its hand-written introduction (everything above the first model section, kept as it
+       is) + one generated section per model
 
 Each fit runs in a forked child that reports its own peak RSS growth (ru_maxrss after
-minus before), so the numbers are the fit's, not the parent's. Usage:
+minus before), so the numbers are the fit's, not the parent's. Usage, from the checkout
+root (the zoo models are built into models/cache/, or $ONNX_UDC_ZOO_CACHE):
 
-    ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq_report.py fmnist
+    python tools/pq_report.py fmnist                       # hours
+    python tools/pq_report.py --from-json fmnist           # only rebuild pq.md from the JSON
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import math
 import multiprocessing as mp
 import resource
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -82,8 +87,10 @@ PLANS = {
         "eval": 500,
     },
 }
+_CMD = "python tools/pq_report.py"
+DEFAULT_OUT = ROOT / "docs" / "results"
+DEFAULT_MODES = "kmeans,em,em+refine,em+refine+reassign"
 # fit mode -> (calibrated, refine CG iterations, rounds of full-error reassignment + refine)
-_CMD = "ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq_report.py"
 MODES = {"kmeans": (False, 0, 1), "em": (True, 0, 1), "em+refine": (True, 20, 1), "em+refine+reassign": (True, 20, 3)}
 
 
@@ -245,9 +252,49 @@ def load_commands(out: Path, name: str) -> list[str]:
     return data.get("commands", []) if isinstance(data, dict) else [f"{_CMD} {name}"]
 
 
+def rel(path: Path) -> str:
+    """``path`` as the recorded commands name it: relative to the checkout root when inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def run_command(args, name: str) -> str:
+    """The command of this run for one model, as recorded in its pq_<model>.json."""
+    cmd = []
+    if args.modes != DEFAULT_MODES:
+        cmd += ["--modes", args.modes]
+    if args.variants:
+        cmd += ["--variants", args.variants]
+    if args.no_sweep:
+        cmd += ["--no-sweep"]
+    if Path(args.out).resolve() != DEFAULT_OUT.resolve():
+        cmd += ["--out", rel(args.out)]
+    return f"{_CMD} {shlex.join([name] + cmd)}"
+
+
+def header(out: Path) -> str:
+    """The line under pq.md's title: the command that rewrites it."""
+    names = " ".join(PLANS)
+    where = "" if out.resolve() == DEFAULT_OUT.resolve() else f" --out {rel(out)}"
+    return (f"Regenerate: `{_CMD}{where} {names}` (from the checkout root; needs the zoo: `make zoo`; hours: "
+            "each model's section lists the runs that made its rows; "
+            f"`{_CMD}{where} --from-json {names}` rebuilds this file from pq_<model>.json).")
+
+
+def introduction(out: Path) -> str:
+    """The hand-written part of pq.md: its title and everything above the first model section,
+    without the Regenerate line (rewritten by header())."""
+    path = out / "pq.md"
+    text = path.read_text() if path.exists() else "# Product quantization (quantizer 5, `pq`)\n"
+    lines = text.splitlines()
+    end = next((i for i, line in enumerate(lines) if line.removeprefix("## ") in PLANS), len(lines))
+    body = "\n".join(line for line in lines[1:end] if not line.startswith("Regenerate: ")).strip("\n")
+    return "\n\n".join([lines[0], header(out), body]) + "\n\n"
+
+
 def write_markdown(out: Path) -> None:
-    """docs/pq.md = docs/pq_intro.md + one section per model with results (json order)."""
-    parts = [(out / "pq_intro.md").read_text()]
+    """pq.md = its introduction (kept) + one section per model with results (json order)."""
+    parts = [introduction(out)]
     for name in PLANS:
         path = out / f"pq_{name}.json"
         if path.exists():
@@ -262,17 +309,16 @@ def write_markdown(out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", choices=sorted(PLANS))
-    ap.add_argument("--modes", default="kmeans,em,em+refine,em+refine+reassign")
+    ap.add_argument("--modes", default=DEFAULT_MODES)
     ap.add_argument("--variants", default=None, help="comma-separated variant labels (default: all of the model's)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the calibration-size sweep")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
-    ap.add_argument("--from-json", action="store_true", help="only rebuild docs/pq.md from docs/pq_<model>.json")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of pq.md and pq_<model>.json (default: docs/results)")
+    ap.add_argument("--from-json", action="store_true", help="only rebuild pq.md from pq_<model>.json")
     args = ap.parse_args(argv)
-    command = f"{_CMD} " + " ".join(argv or sys.argv[1:])
     for name in args.models if not args.from_json else []:
         rows = run_model(name, args.modes.split(","), args.variants.split(",") if args.variants else None, not args.no_sweep)
         merged = {(r.variant, r.mode, r.samples): r for r in load_rows(args.out, name) + rows}  # new rows replace old
-        save = {"commands": load_commands(args.out, name) + [command], "rows": [asdict(r) for r in merged.values()]}
+        save = {"commands": load_commands(args.out, name) + [run_command(args, name)], "rows": [asdict(r) for r in merged.values()]}
         (args.out / f"pq_{name}.json").write_text(json.dumps(save, indent=1) + "\n")
     write_markdown(args.out)
     return 0

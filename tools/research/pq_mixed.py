@@ -3,17 +3,18 @@
 rest on the scalar quantizer at a rate-allocation plan's steps, optionally data-driven
 codeword tables on the scalar layers; and the plan alone, with and without tables.
 
-    docs/bench_<model>.json: allocation plan (per-tensor step, sensitivity a_l)
-      --> pq layers: Conv / MatMul / Gemm weights pq can take (pq_model.pq_layers), no
+    docs/results/bench_<model>.json: allocation plan (per-tensor step, sensitivity a_l)
+      --> pq layers: Conv / MatMul / Gemm weights pq can take (fit.pq_model.pq_layers), no
           depthwise or first conv, least sensitive first, until --fraction of the weights
-      --> pq_model.fit_model(only=those, target="output") on --samples calibration inputs
-      --> graph pass: pq layers + scalar at the plan's steps (+ codeword_fit tables)
+      --> fit.pq_model.fit_model(only=those, target="output") on --samples calibration inputs
+      --> encoder: pq layers + scalar at the plan's steps (+ fit.tables codeword tables)
       --> ratio and fidelity on the zoo model's evaluation feeds (--limit samples)
 
-Usage (one JSON line per variant on stdout, appended to docs/pq2_<model>.jsonl):
+Usage, from the checkout root (one JSON line per variant on stdout, appended to
+docs/research/pq2_<model>.jsonl, the record docs/research/pq2.md cites):
 
-    ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq_mixed.py \\
-        efficientnet_lite0 --plan "onnx-udc alloc agreement 0.985" --fraction 0.3 --block conv1x1=4,matmul=4
+    python tools/research/pq_mixed.py efficientnet_lite0 --plan "onnx-udc alloc agreement 0.985" \\
+        --fraction 0.3 --block conv1x1=4,matmul=4
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import argparse
 import json
 import math
 import resource
+import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file: tools/research/)
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -44,7 +47,7 @@ from onnx_udc.quantizers.pq import PQConfig  # noqa: E402
 
 
 def plan_of(name: str, variant: str) -> list[dict]:
-    data = json.loads((ROOT / "docs" / f"bench_{name}.json").read_text())
+    data = json.loads((ROOT / "docs" / "results" / f"bench_{name}.json").read_text())
     return data["allocations"][variant]["tensors"]
 
 
@@ -69,7 +72,7 @@ def pick_layers(model: onnx.ModelProto, cfg: PQConfig, plan: list[dict], fractio
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("--plan", default=None, help="allocation variant name in docs/bench_<model>.json")
+    ap.add_argument("--plan", default=None, help="allocation variant name in docs/results/bench_<model>.json")
     ap.add_argument("--allocate", default=None,
                     help="KIND:VALUE (e.g. agreement:0.97): run the allocation here (64 calibration samples, as the bench)")
     ap.add_argument("--fraction", type=float, default=0.0, help="share of the weights given to pq (0: plan only)")
@@ -83,7 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tables", action="store_true", help="data-driven codeword tables on the scalar layers")
     ap.add_argument("--tables-target", default="output", choices=codeword_fit.TARGETS)
     ap.add_argument("--pq-target", default="output", choices=codeword_fit.TARGETS)
-    ap.add_argument("--ridge", type=float, default=codeword_fit.OUTPUT_RIDGE, help="codeword_fit.OUTPUT_RIDGE")
+    ap.add_argument("--ridge", type=float, default=codeword_fit.OUTPUT_RIDGE, help="fit.tables.OUTPUT_RIDGE")
+    ap.add_argument("--record", type=Path, default=None,
+                    help="file the JSON line is appended to (default: docs/research/pq2_<model>.jsonl)")
     args = ap.parse_args(argv)
     codeword_fit.OUTPUT_RIDGE = args.ridge
     zm = zoo.get(args.model)
@@ -110,14 +115,15 @@ def main(argv=None) -> int:
         chosen = pick_layers(model, cfg, plan, args.fraction)
         fit = pq_model.fit_model(model, cfg, calib, refine=args.refine, rounds=args.rounds, max_rows=args.max_rows,
                                  only=chosen, target=args.pq_target)
-        compressed, report = pq_model.compress(model, fit, config, cfg)
+        # the fitted layers coded by pq, every other weight at the plan's step (fit.pq_model.compress)
+        config = replace(config, quantizer_configs={n: ("pq", replace(cfg, fit=f)) for n, f in fit.fits.items()})
+    entries = 0
+    if args.tables:  # tables on the scalar layers, fitted with the pq layers decoded below them
+        compressed, report, tables = codeword_fit.compress_refined(model, config, calib, max_rows=args.max_rows,
+                                                                   chunk=8, target=args.tables_target)
+        entries = sum(l.fit.entries for l in tables.layers)
     else:
         compressed, report = compress_model(model, config)
-    entries = 0
-    if args.tables:
-        compressed, tables = codeword_fit.refine_model(model, compressed, calib, max_rows=args.max_rows, chunk=8,
-                                                     target=args.tables_target)
-        entries = sum(l.fit.entries for l in tables.layers)
     seconds = time.perf_counter() - t0
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     feeds = zm.feeds(args.limit)
@@ -130,9 +136,9 @@ def main(argv=None) -> int:
            "refine": args.refine, "rounds": args.rounds, "pq_target": args.pq_target, "ridge": args.ridge, "tables": args.tables and args.tables_target, "table_entries": entries,
            "pq_layers": len(chosen), "pq_weights": pq_weights, "samples": calib.samples, "max_rows": args.max_rows,
            "eval_limit": args.limit, "ratio": src.stat().st_size / compressed.ByteSize(), "seconds": seconds,
-           "peak_mb": peak, "fidelity": fid, "command": "tools/pq_mixed.py " + " ".join(argv or sys.argv[1:])}
+           "peak_mb": peak, "fidelity": fid, "command": "python tools/research/pq_mixed.py " + shlex.join(argv or sys.argv[1:])}
     print(json.dumps(row), flush=True)
-    with (ROOT / "docs" / f"pq2_{args.model}.jsonl").open("a") as fh:
+    with (args.record or ROOT / "docs" / "research" / f"pq2_{args.model}.jsonl").open("a") as fh:
         fh.write(json.dumps(row) + "\n")
     return 0
 

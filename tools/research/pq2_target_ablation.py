@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Ablation of the pq fit target on Fashion-MNIST (d9, k256, 128 calibration images): toward the layer's
 own weights ||Xq (W - W_hat)|| vs toward the original layer outputs ||Xq W_hat - Xf W||, without / with
-centroid fine-tuning; evaluated on the first 3000 test images.
+centroid fine-tuning; evaluated on the first 3000 test images. Prints one line per variant
+(docs/research/pq2.md quotes them). From the checkout root, no arguments:
 
-    ONNX_UDC_ZOO_CACHE=/work/main/models/cache PYTHONPATH=. nice .venv/bin/python tools/pq2_target_ablation.py
+    python tools/research/pq2_target_ablation.py
 """
-import sys, time, numpy as np, onnx, onnxruntime as ort
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+import argparse, sys, time, numpy as np, onnx, onnxruntime as ort
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))  # the checkout
 from models import zoo
 from onnx_udc.fit import pq_model
 from onnx_udc.fit.calib import CalibrationSet
 from onnx_udc import CompressConfig, decompress_model
 from onnx_udc.quantizers.pq import PQConfig
+argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 zm = zoo.get("fmnist"); src = zm.onnx_path(); m = onnx.load(str(src))
 feeds = zm.feeds(3000)
 ref = [ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, f) for f in feeds]
