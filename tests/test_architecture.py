@@ -153,3 +153,14 @@ def test_every_module_imports_on_its_own():
         results = list(pool.map(load, sorted(m for m in MODULES if not m.endswith("__main__"))))
     failed = [f"{m}: {err}" for m, code, err in results if code]
     assert not failed, "\n".join(failed)
+
+
+def test_the_extending_page_names_real_files():
+    """docs/design/extending.md lists the files a newcomer touches: each must exist."""
+    import re
+
+    text = (ROOT / "docs" / "design" / "extending.md").read_text()
+    paths = {p for p in re.findall(r"`([A-Za-z0-9_./-]+\.(?:py|h|cc|cu|cmake|md|txt))`", text) if "/" in p or p.endswith(".md")}
+    assert len(paths) >= 20, sorted(paths)
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"extending.md names files that do not exist: {missing}"

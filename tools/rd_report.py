@@ -41,7 +41,7 @@ from onnx_udc.format import BlobHeader, DType, pack_blob  # noqa: E402
 from onnx_udc.graph.layers import axis_order as vector_axis_order  # noqa: E402
 from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
 
-QUANTIZERS = ("scalar", "a2", "d4", "e8")
+QUANTIZERS = ("scalar", *quantizers.lattices())  # every registered lattice
 STEPS_REL = (0.03, 0.06, 0.12, 0.25, 0.5, 1.0)
 MAX_ELEMENTS = 1 << 18  # leading rows of larger tensors (keeps the run to a few minutes)
 # (zoo model, initializer, layer role for vector_axis_order)
