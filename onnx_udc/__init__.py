@@ -24,6 +24,7 @@ from .encoder import CompressConfig, CompressReport, compress_model
 from .errors import (
     ChecksumError,
     ConfigError,
+    FidelityError,
     FormatError,
     LimitError,
     ModelError,
@@ -42,7 +43,7 @@ from .quantizers.scalar import ScalarConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChecksumError", "CompressConfig", "CompressReport", "ConfigError", "DOMAIN", "FORMAT_VERSION",
+    "ChecksumError", "CompressConfig", "CompressReport", "ConfigError", "FidelityError", "DOMAIN", "FORMAT_VERSION",
     "FormatError", "InferenceSession", "LimitError", "ModelError", "NativeDecoder", "OutputError",
     "RuntimeLibraryError", "ScalarConfig", "StepConfig", "UdcError", "UnsupportedVersionError", "compress_model",
     "decode_blob", "decompress_model", "encode_tensor", "inspect_blob", "library_path", "select",

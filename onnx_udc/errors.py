@@ -72,6 +72,17 @@ class DeviceError(UdcError):
         self.status = status
 
 
+class FidelityError(UdcError):
+    """The compressed model misses its fidelity target on the held-out calibration samples
+    (after trying harder): nothing is written unless the caller allows a miss."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, verification=None):
+        super().__init__(message)
+        self.verification = verification
+
+
 class ConfigError(UdcError, ValueError):
     """An option has an invalid value (the message lists the valid choices)."""
 

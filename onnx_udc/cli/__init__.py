@@ -1,7 +1,8 @@
 """The ``onnx-udc`` command line. ``main(argv)`` returns the exit code.
 
 Exit codes: 0 ok, 1 other onnx-udc error, 2 bad model / usage / option, 3 corrupt or
-unsupported blob, 4 output cannot be written, 5 native library missing, 70 internal error.
+unsupported blob, 4 output cannot be written, 5 native library missing, 6 fidelity target
+missed (nothing written), 70 internal error.
 """
 
 from __future__ import annotations
@@ -60,8 +61,15 @@ def cli() -> None:
 @click.option("--min-sqnr", type=float, default=None, help="rate allocation: the smallest file whose output SQNR (dB) stays above this")
 @click.option("--min-agreement", type=float, default=None, help="rate allocation: the smallest file keeping this top-1 agreement (0-1)")
 @click.option("--min-cosine", type=float, default=None, help="rate allocation: the smallest file keeping this mean output cosine")
+@click.option("--min-output-sqnr", type=float, default=None,
+              help="rate allocation: the smallest file whose worst per-output SQNR (dB, each output on its own) stays above this")
+@click.option("--allow-miss", is_flag=True,
+              help="write the model even if it misses its fidelity target on the held-out samples (default: exit 6, write nothing)")
+@click.option("--keep", "keep", default=None, metavar="REGEX", help="weights whose name matches stay exact")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
-              help="calibration inputs for rate allocation: .npz with one array per model input (samples on axis 0)")
+              help="calibration inputs: .npz with one array per model input (samples on axis 0) or a folder of images; "
+                   "a quarter is held out for the final fidelity check. 'synthetic': inputs made from the model's "
+                   "input specification (a last resort: a stricter margin, flagged in the report)")
 @click.option("--calib-samples", type=int, default=64, show_default=True, help="calibration samples used")
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
@@ -89,30 +97,38 @@ def cli() -> None:
               help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
                    "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-             calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
+             min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
              pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
              pq_target="weights", refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
 
-    With one target (--target-ratio, --target-size, --min-sqnr, --min-agreement or
-    --min-cosine) the step of every tensor is allocated from its measured sensitivity on
-    calibration inputs (--calib); without a target one step rule holds for all tensors.
+    By default the smallest model that keeps a fidelity target chosen from the model's
+    outputs (top-1 agreement >= 0.99 for class scores, mean cosine >= 0.99 for an
+    embedding, else every output within 30 dB), measured on held-out calibration samples
+    (--calib; synthesized inputs otherwise, with a stricter margin). A miss exits 6 and
+    writes nothing. One explicit target (--target-ratio, --target-size, --min-sqnr,
+    --min-output-sqnr, --min-agreement, --min-cosine) replaces the default; --step-rel or
+    --target-bpw gives the fixed-step mode (one step rule for all tensors, no check).
     """
     from ..graph.modelio import load_model, save_model
     from ..pipeline import compress as run_pipeline
 
-    spec = _compress_spec(quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
-                          min_cosine, calib, calib_samples, plan_out, seed, min_elements, coder, threads, pq_k, pq_block,
-                          pq_iterations, pq_refine, pq_rounds, pq_target, refine_codewords, codeword_target)
     _check_writable(output)
     if plan_out is not None:
         _check_writable(plan_out)
     proto = load_model(model)
+    spec, why = _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
+                               min_cosine, min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed,
+                               min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
+                               pq_target, refine_codewords, codeword_target)
     original_file = model.stat().st_size
-    if spec.target is not None and calib is None:
-        click.echo("onnx-udc: warning: no --calib given: the allocation runs on inputs synthesized from the model's "
-                   "input specification, which exercise it like noise does. Real in-domain inputs are strongly "
-                   "preferred.", err=True)
+    if why and not quiet:
+        click.echo(f"onnx-udc: target {spec.target.describe()} ({why}; another: --min-agreement, --min-cosine, "
+                   "--min-output-sqnr, --min-sqnr, --target-ratio; fixed steps: --step-rel)", err=True)
+    if spec.needs_calibration and spec.calib is None:
+        click.echo("onnx-udc: warning: calibration runs on inputs synthesized from the model's input specification, "
+                   "which exercise it like noise does (a stricter margin is used); the fidelity reported is measured "
+                   "on them, not on real data. Real in-domain inputs (--calib) are strongly preferred.", err=True)
     err = _console(stderr=True)
     log = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
     if quiet or spec.needs_calibration or spec.pq is not None:
@@ -148,26 +164,61 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if result.allocation is not None:
         _print_allocation(result.allocation)
     _print_report(result.report, original_file, output.stat().st_size)
+    if result.verification is not None:
+        v = result.verification
+        _console().print(f"fidelity: {v.describe()}: [b]{'ok' if v.passed else 'MISSED'}[/b]"
+                         + (f" ({v.attempts} attempts)" if v.attempts > 1 else ""))
 
 
-def _compress_spec(quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-                   calib, calib_samples, plan_out, seed, min_elements, coder, threads, pq_k, pq_block, pq_iterations,
-                   pq_refine, pq_rounds, pq_target, refine_codewords, codeword_target):
-    """The compress options as a pipeline spec (every option check happens here)."""
+def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
+                   min_cosine, min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed, min_elements,
+                   coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds, pq_target, refine_codewords,
+                   codeword_target):
+    """The compress options as a pipeline spec (every option check happens here), and why
+    the target was chosen when it is the default (else "")."""
     from ..encoder import CompressConfig
+    from ..fit.allocate import Target
+    from ..fit.fidelity import default_target
     from ..pipeline import CompressSpec, PQSpec, TablesSpec
     from ..quantizers.base import StepConfig
 
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
-               "cosine": min_cosine}
+               "cosine": min_cosine, "output_sqnr": min_output_sqnr}
     targets = {k: v for k, v in targets.items() if v is not None}
     if min_elements < 1:
         raise ConfigError("--min-elements must be at least 1")
     if not 0 <= seed < 2**64:
         raise ConfigError("--seed must lie in [0, 2^64)")
+    if len(targets) > 1:
+        raise ConfigError("give one target: --target-ratio, --target-size, --min-sqnr, --min-output-sqnr, "
+                          "--min-agreement or --min-cosine")
+    if keep is not None:
+        import re
+
+        try:
+            re.compile(keep)
+        except re.error as exc:
+            raise ConfigError(f"--keep: {keep!r} is not a regular expression ({exc})") from None
+    fixed = step_rel is not None or target_bpw is not None
+    synthetic = calib is not None and str(calib) == "synthetic"
+    if synthetic:
+        calib = None  # the pipeline synthesizes
+    why = ""
+    if not targets and not fixed:
+        kind, value, why = default_target(proto)
+        targets = {kind: value}
+    (kind, value), = targets.items() if targets else ((None, None),)
+    target = Target(kind, float(value)) if kind is not None else None
+    if target is not None and not target.is_size and calib is None and not synthetic:
+        raise ConfigError(f"{target.describe()} is measured on calibration inputs: pass --calib inputs.npz (one "
+                          "array per model input) or --calib images/ (with a preprocess.json); --calib synthetic "
+                          "uses made-up inputs (a last resort); --step-rel 0.05 compresses with fixed steps and no "
+                          "fidelity check")
+    common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss)
     if not quantizers.by_name(quantizer).has_step:  # product quantization: fitted, no step
-        if targets or step_rel is not None or target_bpw is not None:
-            raise ConfigError(f"--quantizer {quantizer} takes no step or rate-allocation target; use --pq-k / --pq-block")
+        if fixed or (target is not None and target.is_size):
+            raise ConfigError(f"--quantizer {quantizer} takes no step or size target; use --pq-k / --pq-block "
+                              "(a fidelity target is checked at the end)")
         from ..quantizers.pq import PQConfig
 
         pq_config = PQConfig(block=parse_pq_blocks(pq_block), k=pq_k, iterations=pq_iterations, seed=seed)
@@ -175,31 +226,24 @@ def _compress_spec(quantizer, step_rel, target_bpw, target_ratio, target_size, m
             raise ConfigError("--pq-refine must be >= 0 and --pq-rounds >= 1")
         if pq_target == "output" and calib is None:
             raise ConfigError("--pq-target output needs calibration inputs (--calib)")
-        config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads)
-        return CompressSpec(config=config, calib=calib, calib_samples=calib_samples,
-                            pq=PQSpec(pq_config, pq_refine, pq_rounds, pq_target))
+        config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads, keep=keep)
+        return CompressSpec(config=config, target=target, pq=PQSpec(pq_config, pq_refine, pq_rounds, pq_target),
+                            **common), why
     if refine_codewords == "data" and calib is None:
         raise ConfigError("--refine-codewords data needs calibration inputs (--calib)")
-    if len(targets) > 1:
-        raise ConfigError("give one target: --target-ratio, --target-size, --min-sqnr, --min-agreement or --min-cosine")
-    if targets and (step_rel is not None or target_bpw is not None):
+    if target is not None and fixed:
         raise ConfigError("a rate-allocation target replaces --step-rel / --target-bpw: give one or the other")
-    if not targets and ((calib is not None and refine_codewords != "data") or plan_out is not None):
-        raise ConfigError("--calib and --plan-out need a rate-allocation target (e.g. --min-sqnr 30)")
+    if fixed and ((calib is not None and refine_codewords != "data") or plan_out is not None):
+        raise ConfigError("--calib and --plan-out need target-driven compression; --step-rel / --target-bpw fix "
+                          "the steps (drop them to use the calibration inputs)")
     if step_rel is not None and target_bpw is not None:
         raise ConfigError("give either --step-rel or --target-bpw, not both")
     steps = StepConfig(step_rel=DEFAULT_STEP_REL if step_rel is None else step_rel, target_bpw=target_bpw,
                        refine=refine_codewords == "weights")
     config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements,
-                            threads=threads)
-    target = None
-    if targets:
-        from ..fit.allocate import Target
-
-        (kind, value), = targets.items()
-        target = Target(kind, float(value))
+                            threads=threads, keep=keep)
     tables = TablesSpec(codeword_target) if refine_codewords == "data" else None
-    return CompressSpec(config=config, target=target, calib=calib, calib_samples=calib_samples, tables=tables)
+    return CompressSpec(config=config, target=target, tables=tables, **common), why
 
 
 # ---- product quantization ------------------------------------------------------------
@@ -331,6 +375,8 @@ def inspect(model, show_all):
               help="run the compressed model through the fast loader or the registered custom op")
 def verify(original, compressed, inputs, load_path):
     """Run ORIGINAL and COMPRESSED on the same inputs; compare outputs."""
+    import numpy as np
+
     from ..load.session import InferenceSession
     from ..load.verify import compare_sessions, load_feeds, random_feeds
 
@@ -339,12 +385,25 @@ def verify(original, compressed, inputs, load_path):
     feeds = load_feeds(inputs, ref) if inputs else random_feeds(ref)
     from rich.table import Table
 
-    table = Table(title=f"{compressed} vs {original}", title_justify="left")
-    for col in ("output", "max |error|", "SQNR dB", "top-1 agreement"):
+    results = compare_sessions(ref, out, feeds)
+    samples = next((int(v.shape[0]) for v in feeds.values() if np.ndim(v) >= 1), 1)
+    where = (f"inputs: {inputs} ({samples} samples)" if inputs else
+             f"inputs: {samples} RANDOM samples from the input specification (pass --inputs for real data)")
+    table = Table(title=f"{compressed} vs {original}", title_justify="left", caption=where, caption_justify="left")
+    columns = ["output", "max |error|", "SQNR dB"]
+    if any(c.cosine is not None for c in results):
+        columns.append("mean cosine")
+    if any(c.top1_agreement is not None for c in results):
+        columns.append("top-1 agreement")
+    for col in columns:
         table.add_column(col, justify="left" if col == "output" else "right", overflow="fold")
-    for c in compare_sessions(ref, out, feeds):
-        table.add_row(c.name, f"{c.max_abs_error:.3g}", _fmt_db(c.sqnr_db),
-                      "" if c.top1_agreement is None else f"{100 * c.top1_agreement:.2f}%")
+    for c in results:
+        row = [c.name, f"{c.max_abs_error:.3g}", _fmt_db(c.sqnr_db)]
+        if "mean cosine" in columns:
+            row.append("" if c.cosine is None else f"{c.cosine:.5f}")
+        if "top-1 agreement" in columns:
+            row.append("" if c.top1_agreement is None else f"{100 * c.top1_agreement:.2f}%")
+        table.add_row(*row)
     _console().print(table)
 
 
@@ -362,6 +421,7 @@ def _check_writable(output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_onnxruntime()
     try:
         code = cli.main(args=argv, prog_name="onnx-udc", standalone_mode=False)
     except UdcError as exc:
@@ -382,6 +442,17 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"onnx-udc: internal error: {type(exc).__name__}: {exc} (set ONNX_UDC_DEBUG=1 for a traceback)", err=True)
         return INTERNAL_ERROR
     return code if isinstance(code, int) else 0
+
+
+def _quiet_onnxruntime() -> None:
+    """onnxruntime's own log (warnings, coloured lines before our one-line errors) off by
+    default; ONNX_UDC_ORT_LOG=0..4 sets its severity."""
+    try:
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(int(os.environ.get("ONNX_UDC_ORT_LOG", "3")))
+    except (ImportError, ValueError):
+        pass
 
 
 def entry() -> None:

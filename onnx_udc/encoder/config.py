@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -55,6 +56,7 @@ class CompressConfig:
                   code that tensor losslessly; tensors not listed use ``scalar``
     quantizer_configs: name -> (quantizer, its config) for tensors coded by another
                   quantizer than ``quantizer`` (product quantization fits: fit.pq_model)
+    keep:         a regular expression: weights whose name it matches (re.search) stay exact
     """
 
     quantizer: str = "scalar"
@@ -65,6 +67,10 @@ class CompressConfig:
     threads: int | None = None
     steps: Mapping[str, float | None] | None = None
     quantizer_configs: Mapping[str, tuple[str, object]] | None = None
+    keep: str | None = None
+
+    def kept_exact(self, name: str) -> bool:
+        return self.keep is not None and re.search(self.keep, name) is not None
 
     def step_config(self, name: str) -> StepConfig | None:
         """The step configuration of one tensor; None means: code it losslessly."""
@@ -76,8 +82,8 @@ class CompressConfig:
     def tensor_plan(self, cand: Candidate, array: np.ndarray) -> TensorPlan:
         """The plan of one selected weight (QUANTIZE or LOSSLESS) with its values ``array``."""
         step_config = self.step_config(cand.name)
-        if (cand.action is not Action.QUANTIZE or step_config is None or not np.all(np.isfinite(array))
-                or negligible(array)):
+        if (cand.action is not Action.QUANTIZE or step_config is None or self.kept_exact(cand.name)
+                or not np.all(np.isfinite(array)) or negligible(array)):
             return TensorPlan(cand.name, EXACT)  # planned exact, integer, all-zero, negligible or non-finite
         quantizer, qconfig = (self.quantizer_configs or {}).get(cand.name, (self.quantizer, step_config))
         order = cand.use.axis_order if cand.use is not None else tuple(range(len(cand.shape)))

@@ -25,7 +25,7 @@ from onnx import helper
 from ..errors import ConfigError, ModelError
 from ..graph.layers import Consumer, analyze
 from .calib import Feeds
-from .probe import WeightProbe
+from .probe import WeightProbe, ort_failure
 
 
 @dataclass
@@ -101,7 +101,7 @@ class ActivationProbe:
         try:
             return dict(zip(wanted, self.probe.session.run(wanted, feeds)))
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
+            raise ModelError(f"onnxruntime failed on a calibration batch: {ort_failure(exc)}") from None
 
     def stats(
         self,

@@ -52,7 +52,7 @@ BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, 
 MAX_MEASUREMENTS = 10
 SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
 SIZE_TARGETS = ("ratio", "size")
-FIDELITY_TARGETS = ("sqnr", "agreement", "cosine")
+FIDELITY_TARGETS = ("sqnr", "output_sqnr", "agreement", "cosine")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Target:
 
     def describe(self) -> str:
         return {"ratio": f"ratio {self.value:g}x", "size": f"size {int(self.value)} B", "sqnr": f"output SQNR >= {self.value:g} dB",
+                "output_sqnr": f"worst per-output SQNR >= {self.value:g} dB",
                 "agreement": f"top-1 agreement >= {self.value:g}", "cosine": f"mean cosine >= {self.value:g}"}[self.kind]
 
 
@@ -260,7 +261,8 @@ def allocate(
 
     calib_set = calibration_set(model, calib, samples)
     base = make_plan(model, config)  # selection and layer uses, once (a copy of the model)
-    chosen = [t for t in base.tensors if t.cand.action is Action.QUANTIZE and not t.source.in_subgraph]
+    chosen = [t for t in base.tensors if t.cand.action is Action.QUANTIZE and not t.source.in_subgraph
+              and not config.kept_exact(t.name)]
     arrays = {t.name: t.array() for t in chosen}
     orders = {t.name: t.cand.use.axis_order for t in chosen}
     arrays = {n: a for n, a in arrays.items() if np.all(np.isfinite(a)) and np.any(a)}

@@ -61,6 +61,36 @@ def first_samples(batches: list[Feeds], n: int) -> list[Feeds]:
     return out
 
 
+def take_samples(batches: list[Feeds], start: int, stop: int) -> list[Feeds]:
+    """Samples [start, stop) of ``batches`` (cut at batch boundaries as needed)."""
+    out, pos = [], 0
+    for b in batches:
+        rows = batch_rows(b)
+        lo, hi = max(start - pos, 0), min(stop - pos, rows)
+        if lo < hi:
+            out.append(b if (lo, hi) == (0, rows) else
+                       {k: (v[lo:hi] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
+        pos += rows
+    return out
+
+
+HOLDOUT_FRACTION = 0.25  # of the calibration samples, never used to fit: the final check runs on them
+
+
+def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION) -> tuple[CalibrationSet, CalibrationSet]:
+    """(fit, held-out): the last ``fraction`` of the samples (at least one) are held out.
+
+    Everything fitted (sensitivities, the allocation's search, PQ, codeword tables) sees the
+    first part only; the fidelity a compression reports is measured on the held-out part."""
+    n = calib.samples
+    if n < 2:
+        raise ConfigError(f"at least 2 calibration samples are needed (one to fit, one held out), got {n}")
+    held = min(n - 1, max(1, round(n * fraction)))
+    fit = CalibrationSet(take_samples(calib.batches, 0, n - held), calib.synthetic, calib.source)
+    holdout = CalibrationSet(take_samples(calib.batches, n - held, n), calib.synthetic, calib.source)
+    return fit, holdout
+
+
 def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     """Graph inputs that are not initializers (the ones a caller must feed)."""
     inits = {i.name for i in model.graph.initializer}

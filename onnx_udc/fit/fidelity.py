@@ -75,6 +75,23 @@ class Metric(ABC):
         (used to step the Lagrange multiplier): 1 - value for similarity metrics."""
         return max(1.0 - value, 1e-12)
 
+    def from_deficit(self, deficit: float) -> float:
+        """The metric value whose deficit is ``deficit`` (the inverse of ``deficit``)."""
+        return 1.0 - deficit
+
+    def tightened(self, target: float, measured: float, goal: float, margin: float = 0.8) -> float:
+        """A stricter internal target after a miss: the deficit allowed scaled by how far the
+        held-out value fell short (``goal`` is the user's target, ``measured`` what the last
+        attempt reached, ``target`` the internal target it used)."""
+        ratio = self.deficit(goal) / max(self.deficit(measured), 1e-300)
+        return self.from_deficit(self.deficit(target) * min(ratio, 1.0) * margin)
+
+    def passes(self, value: float, target: float) -> bool:
+        return value >= target
+
+    def describe(self, target: float) -> str:
+        return f"{self.name} >= {self.format(target)}"
+
     def distortion(self, reference: Outputs, outputs: Outputs) -> float:
         return relative_noise(reference, outputs, self.first_only)
 
@@ -120,8 +137,33 @@ class Sqnr(Metric):
     def deficit(self, value: float) -> float:
         return 10.0 ** (-min(value, 300.0) / 10.0)
 
+    def from_deficit(self, deficit: float) -> float:
+        return -10.0 * math.log10(max(deficit, 1e-300))
+
     def format(self, value: float) -> str:
         return f"{value:.2f} dB"
+
+
+@register
+class OutputSqnr(Sqnr):
+    """The worst per-output SQNR in dB: each float output normalised by its own power, so a
+    small output (class scores beside box coordinates, a state beside logits) counts as
+    much as a large one."""
+
+    name = "output_sqnr"
+
+    def distortion(self, reference: Outputs, outputs: Outputs) -> float:
+        worst = 0.0
+        count = len(reference[0]) if reference else 0
+        for k in range(count):
+            ref = [[b[k]] for b in reference]
+            out = [[b[k]] for b in outputs]
+            if not _float_outputs(ref, True):
+                continue  # integer outputs (ids, counts) are not a fidelity signal
+            worst = max(worst, relative_noise(ref, out, True))
+        if count and not any(_float_outputs([[b[k]] for b in reference], True) for k in range(count)):
+            raise ConfigError("the model has no float outputs to measure fidelity on")
+        return worst
 
 
 @register
@@ -196,3 +238,34 @@ def _erfc(x: np.ndarray) -> np.ndarray:
         0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
     r = t * np.exp(poly)
     return np.where(x >= 0, r, 2.0 - r)
+
+
+# ---- the default target: what a deployment engineer would call safe, by output kind ------
+DEFAULT_AGREEMENT = 0.99  # classifiers: top-1 of the class scores
+DEFAULT_COSINE = 0.99  # embeddings: mean cosine per sample
+DEFAULT_OUTPUT_SQNR = 30.0  # anything else: every output within 30 dB of the original
+_EMBEDDING_WORDS = ("embed", "hidden", "feature", "pool", "vector")
+
+
+def default_target(model) -> tuple[str, float, str]:
+    """(metric, target, why) for a model from its declared outputs (names, ranks, types):
+
+    one float output [N, C] (C >= 2, no embedding-like name): top-1 agreement >= 0.99;
+    an output named like an embedding (embed, hidden, feature, pool, vector): mean cosine
+    >= 0.99; any other model (several outputs, grids, states): the worst per-output
+    SQNR >= 30 dB, each output normalised on its own."""
+    from onnx import TensorProto
+
+    outputs = list(model.graph.output)
+    if not outputs:
+        raise ConfigError("the model has no outputs to measure fidelity on")
+    first = outputs[0]
+    t = first.type.tensor_type
+    is_float = t.elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim] if t.HasField("shape") else None
+    name = first.name.lower()
+    if is_float and any(w in name for w in _EMBEDDING_WORDS):
+        return "cosine", DEFAULT_COSINE, f"output {first.name!r} looks like an embedding"
+    if is_float and len(outputs) == 1 and dims is not None and len(dims) == 2 and (dims[1] is None or dims[1] >= 2):
+        return "agreement", DEFAULT_AGREEMENT, f"output {first.name!r} [N, C] looks like class scores"
+    return "output_sqnr", DEFAULT_OUTPUT_SQNR, f"{len(outputs)} output(s), none read as class scores or an embedding"

@@ -133,6 +133,11 @@ def fit_model(
         layers = [(n, r) for n, r in layers if n in set(only)]
     result = ModelFit(fits={}, layers=[], calibrated=calib is not None, samples=calib.samples if calib else 0, seconds=0.0)
     probe = None
+    if not layers:
+        result.warnings.append(f"no Conv / MatMul / Gemm weight is large enough for pq with k={config.k} "
+                               "(each needs 4 blocks per centroid): every weight uses the scalar quantizer")
+        result.seconds = time.perf_counter() - start
+        return result
     if calib is None:
         result.warnings.append("no calibration data: plain k-means on the weights (not output-aware)")
     else:

@@ -12,6 +12,7 @@ not probed.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,19 @@ from ..graph.layers import constant_value
 from ..graph.modelio import PROTO_LIMIT  # serialize through a file above this
 from .calib import Feeds
 from .fidelity import Outputs
+
+
+def ort_failure(exc: Exception) -> str:
+    """onnxruntime's exception in one line, naming the node when it says which:
+    "node '/Concat_3' (Concat): Non concat axis dimensions must match: ..."."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    found = re.search(r"running (\S+) node\. Name:'([^']*)' Status Message: (.*)", text)
+    if found:
+        op, node, detail = found.groups()
+        detail = re.sub(r"^\S+\.(?:cc|h|cpp):\d+ \S+ ", "", detail)
+        return f"node {node!r} ({op}): {detail}"
+    return text
 
 
 class WeightProbe:
@@ -72,7 +86,7 @@ class WeightProbe:
                     onnx.save_model(probe, os.fspath(path), save_as_external_data=True, location="probe.data")
                     self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime cannot run the model for calibration: {exc}") from None
+            raise ModelError(f"onnxruntime cannot load the model for calibration: {ort_failure(exc)}") from None
 
     def run(self, batches: list[Feeds], overrides: Mapping[str, np.ndarray] | None = None) -> Outputs:
         feeds_w = {name: np.ascontiguousarray(value, dtype=self.base[name].dtype).reshape(self.base[name].shape)
@@ -82,5 +96,5 @@ class WeightProbe:
             try:
                 outputs.append(self.session.run(self.output_names, {**batch, **feeds_w}))
             except Exception as exc:
-                raise ModelError(f"onnxruntime failed on a calibration batch: {exc}") from None
+                raise ModelError(f"onnxruntime failed on a calibration batch: {ort_failure(exc)}") from None
         return outputs

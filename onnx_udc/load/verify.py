@@ -23,7 +23,8 @@ class OutputComparison:
     name: str
     max_abs_error: float
     sqnr_db: float
-    top1_agreement: float | None  # None when the output has no class axis
+    top1_agreement: float | None  # None unless the output reads as class scores [N, C]
+    cosine: float | None = None  # mean cosine per sample, for float outputs with a feature axis
 
 
 def random_feeds(session: ort.InferenceSession, batch: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
@@ -67,11 +68,15 @@ def compare(name: str, reference: np.ndarray, output: np.ndarray) -> OutputCompa
     out = np.asarray(output, dtype=np.float64)
     err = out - ref
     sqnr = sqnr_db(ref, out)
-    top1 = None
-    if ref.ndim >= 2 and ref.shape[-1] > 1:
-        top1 = float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
+    top1 = cosine = None
+    if np.issubdtype(np.asarray(reference).dtype, np.floating) and ref.ndim >= 2 and ref.shape[-1] > 1:
+        if ref.ndim == 2:  # [N, C]: class scores (a grid, a sequence or a state has no single top-1)
+            top1 = float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
+        a, b = ref.reshape(ref.shape[0], -1), out.reshape(out.shape[0], -1)
+        den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cosine = float(np.mean(np.where(den > 0, np.sum(a * b, axis=1) / np.maximum(den, 1e-300), 1.0)))
     max_abs = float(np.max(np.abs(err))) if err.size else 0.0
-    return OutputComparison(name, max_abs, sqnr, top1)
+    return OutputComparison(name, max_abs, sqnr, top1, cosine)
 
 
 def compare_sessions(

@@ -19,7 +19,8 @@ import onnx
 
 from .. import quantizers
 from ..encoder import CompressConfig, CompressReport, compress_model
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
+from ..fit.calib import HOLDOUT_FRACTION
 from ..quantizers.pq import PQConfig
 
 TABLE_TARGETS = ("output", "weights")
@@ -71,12 +72,17 @@ class CompressSpec:
     calib_samples: int = 64
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
+    allow_miss: bool = False  # write a model that misses its fidelity target (else FidelityError)
+    attempts: int = 3  # allocations tried, the internal target tightened after each held-out miss
+    holdout: float = HOLDOUT_FRACTION  # of the calibration samples, kept for the final check
 
     def __post_init__(self) -> None:
         q = quantizers.by_name(self.config.quantizer)
-        if self.pq is not None and self.target is not None:
-            raise ConfigError("product quantization takes no rate-allocation target")
-        if self.target is not None and not q.has_step:
+        if self.pq is not None and self.target is not None and self.target.is_size:
+            raise ConfigError("product quantization takes no size target (a fidelity target is checked)")
+        if self.attempts < 1 or not 0.0 < self.holdout < 1.0:
+            raise ConfigError("attempts must be >= 1 and holdout in (0, 1)")
+        if self.target is not None and self.pq is None and not q.has_step:
             raise ConfigError(f"rate allocation needs a quantizer with a step, not {q.name}")
         if self.tables is not None and self.pq is not None:
             raise ConfigError("codeword tables apply to the scalar and lattice quantizers, not to pq")
@@ -87,6 +93,10 @@ class CompressSpec:
     def needs_calibration(self) -> bool:
         return self.target is not None or self.tables is not None or (self.pq is not None and self.calib is not None)
 
+    @property
+    def checks_fidelity(self) -> bool:
+        return self.target is not None and not self.target.is_size
+
 
 @dataclass
 class CompressResult:
@@ -95,8 +105,9 @@ class CompressResult:
     allocation: object = None  # fit.allocate.Allocation
     pq: object = None  # fit.pq_model.ModelFit
     tables: object = None  # fit.tables.ModelTables
-    calibration: object = None  # fit.calib.CalibrationSet
+    calibration: object = None  # fit.calib.CalibrationSet (the part the planners fitted on)
     warnings: list[str] = field(default_factory=list)
+    verification: object = None  # fit.check.Verification: the fidelity on the held-out samples
 
 
 def compress(
@@ -106,32 +117,91 @@ def compress(
     log: Callable[[str], object] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> CompressResult:
-    """Plan every weight of ``model`` as ``spec`` says, encode each once; the model is not changed."""
-    from ..fit import pq_model
-    from ..fit.allocate import allocate
+    """Plan every weight of ``model`` as ``spec`` says, encode each once; the model is not changed.
+
+    A fidelity target is checked at the end on held-out calibration samples that no planner
+    saw (fit.calib.split_holdout), with the exactly decoded weights (fit.check). A miss is
+    retried with a stricter internal target (rate allocation, ``spec.attempts`` times);
+    a model that still misses raises FidelityError unless ``spec.allow_miss``.
+    """
     from ..fit.calib import calibration_set
-    from ..fit.tables import compress_refined
 
     spec = spec or CompressSpec()
-    config = spec.config
     say = log or (lambda _msg: None)
-    calib = None
-    if spec.needs_calibration:
-        calib = calibration_set(model, spec.calib, spec.calib_samples)
-    result_warnings: list[str] = []
+    if not spec.needs_calibration:
+        compressed, report = compress_model(model, spec.config, progress=progress)
+        return CompressResult(compressed, report)
+    calib = calibration_set(model, spec.calib, spec.calib_samples)
+    try:
+        return _compress_calibrated(model, spec, calib, say)
+    except ModelError as exc:
+        if calib.synthetic and "onnxruntime" in str(exc):
+            raise ModelError(f"{exc} (on inputs synthesized from the model's input specification: pass real inputs "
+                             "with --calib)") from None
+        raise
 
+
+def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> CompressResult:
+    from ..fit.calib import split_holdout
+
+    if not spec.checks_fidelity:
+        return _plan_and_encode(model, spec, spec.target, calib, say)
+
+    from ..errors import FidelityError
+    from ..fit import check, fidelity
+
+    metric = fidelity.get(spec.target.kind)
+    fit_set, holdout = split_holdout(calib, spec.holdout)
+    reference = check.reference_outputs(model, holdout, spec.config.threads)
+    goal = spec.target.value
+    internal = goal
+    if calib.synthetic:  # synthesized inputs say little about real ones: a conservative margin
+        internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
+    result = None
+    for attempt in range(1, spec.attempts + 1):
+        target = replace(spec.target, value=internal)
+        result = _plan_and_encode(model, spec, target, fit_set, say)
+        value = check.measure(result.model, holdout, reference, metric, spec.config.threads)
+        result.verification = check.Verification(metric.name, goal, value, holdout.samples, calib.synthetic,
+                                                 attempt, internal)
+        say(f"held-out check: {result.verification.describe()}")
+        if result.verification.passed or spec.pq is not None:  # PQ has no stricter setting to retry with
+            break
+        if attempt < spec.attempts:
+            internal = metric.tightened(internal, value, goal)
+            say(f"below the target: trying harder (internal target {metric.format(internal)})")
+    if not result.verification.passed:
+        line = (f"fidelity target missed: {result.verification.describe()} after {result.verification.attempts} "
+                f"attempt(s)")
+        if not spec.allow_miss:
+            raise FidelityError(line, result.verification)
+        result.warnings.append(line + " (written anyway: allow_miss)")
+    return result
+
+
+SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs, relative to the target's
+
+
+def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say) -> CompressResult:
+    """One planner (PQ, rate allocation, or fixed settings), the optional tables stage, the
+    encode stage; the planners see ``calib`` only."""
+    from ..fit import pq_model
+    from ..fit.allocate import allocate
+    from ..fit.tables import compress_refined
+
+    config = spec.config
     if spec.pq is not None:
         if spec.pq.target == "output" and calib is None:
             raise ConfigError("--pq-target output needs calibration inputs (--calib)")
-        fit = pq_model.fit_model(model, spec.pq.config, calib, refine=spec.pq.refine, rounds=spec.pq.rounds,
-                                 min_elements=config.min_elements, threads=config.threads, target=spec.pq.target,
+        fit = pq_model.fit_model(model, spec.pq.config, calib if spec.calib is not None else None,
+                                 refine=spec.pq.refine, rounds=spec.pq.rounds, min_elements=config.min_elements,
+                                 threads=config.threads, target=spec.pq.target,
                                  progress=lambda name: say(f"fitted {name}"))
-        result_warnings += fit.warnings
         compressed, report = pq_model.compress(model, fit, config, spec.pq.config)
-        return CompressResult(compressed, report, pq=fit, calibration=calib, warnings=result_warnings)
+        return CompressResult(compressed, report, pq=fit, calibration=calib, warnings=list(fit.warnings))
 
-    if spec.target is not None:
-        alloc = allocate(model, spec.target, calib, config, samples=spec.calib_samples, log=say,
+    if target is not None:
+        alloc = allocate(model, target, calib, config, samples=max(1, calib.samples), log=say,
                          realize_model=spec.tables is None)
         if spec.tables is None:
             return CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
@@ -140,15 +210,11 @@ def compress(
                                                       progress=lambda name: say(f"tables: {name}"))
         alloc.model, alloc.report, alloc.model_bytes = compressed, report, compressed.ByteSize()
         return CompressResult(compressed, report, allocation=alloc, tables=tables, calibration=calib,
-                              warnings=tables.warnings)
+                              warnings=list(tables.warnings))
 
-    if spec.tables is not None:
-        compressed, report, tables = compress_refined(model, config, calib, target=spec.tables.target,
-                                                      progress=lambda name: say(f"tables: {name}"))
-        return CompressResult(compressed, report, tables=tables, calibration=calib, warnings=tables.warnings)
-
-    compressed, report = compress_model(model, config, progress=progress)
-    return CompressResult(compressed, report)
+    compressed, report, tables = compress_refined(model, config, calib, target=spec.tables.target,
+                                                  progress=lambda name: say(f"tables: {name}"))
+    return CompressResult(compressed, report, tables=tables, calibration=calib, warnings=list(tables.warnings))
 
 
 def with_config(spec: CompressSpec, **changes) -> CompressSpec:
