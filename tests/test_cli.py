@@ -86,7 +86,7 @@ def test_unwritable_output(cnn_file, tmp_path, capsys):
 
 def _corrupt(tmp_path, cnn_file, capsys, mutate):
     out = tmp_path / "c.onnx"
-    assert run(["compress", cnn_file, "-o", out, "-q"], capsys)[0] == 0
+    assert run(["compress", cnn_file, "-o", out, "-q", "--step-rel", "0.2"], capsys)[0] == 0
     model = onnx.load(str(out))
     _, init = decode_nodes(model)[0]
     init.raw_data = mutate(init.raw_data)
@@ -125,7 +125,7 @@ def test_corrupt_blob_inspect(cnn_file, tmp_path, capsys):
 
 def test_verify_bad_inputs_file(cnn_file, tmp_path, capsys, library):
     out = tmp_path / "c.onnx"
-    assert run(["compress", cnn_file, "-o", out, "-q"], capsys)[0] == 0
+    assert run(["compress", cnn_file, "-o", out, "-q", "--step-rel", "0.2"], capsys)[0] == 0
     code, _, err = run(["verify", cnn_file, out, "--inputs", tmp_path / "missing.npz"], capsys)
     assert_one_line_error(err, code, 2)
 

@@ -321,22 +321,30 @@ def test_cli_pq(tmp_path, capsys):
                         rng.standard_normal((8, 64)).astype(np.float32), 1, [1, 1], [1, 1, 1, 1], [1, 1])
     src, out = tmp_path / "m.onnx", tmp_path / "m.pq.onnx"
     onnx.save_model(model, str(src))
-    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((2, 4, 9, 8)).astype(np.float32))
-    # the model's input has a fixed batch of 2
-    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
-                 "--pq-refine", "3", "--pq-rounds", "2", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
-                 "--calib-samples", "2", "-q"])
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((4, 4, 9, 8)).astype(np.float32))
+    # the model's input has a fixed batch of 2: two batches, the second held out for the fidelity check
+    args = ["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
+            "--pq-refine", "3", "--pq-rounds", "2", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
+            "--calib-samples", "4", "-q"]
+    code = main(args)
+    err = capsys.readouterr().err
+    # k=16 on this random net cannot keep the default target (every output within 30 dB): refused, nothing written
+    assert code == 6 and not out.exists() and "fidelity target missed" in err and err.count("\n") == 1, err
+    code = main(args + ["--allow-miss"])
     captured = capsys.readouterr()
-    assert code == 0 and out.exists(), captured.err
+    assert code == 0 and out.exists() and "written anyway" in captured.err, captured.err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-k", "16", "--pq-iterations", "3",
                  "--pq-target", "output", "--min-elements", "256", "--calib", str(tmp_path / "calib.npz"),
-                 "--calib-samples", "2", "-q"])
+                 "--calib-samples", "4", "-q", "--allow-miss"])
     assert code == 0, capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-target", "output", "-q"])
     assert code == 2 and "--pq-target output needs" in capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--pq-block", "conv3x3=x", "-q"])
     assert code == 2 and "--pq-block" in capsys.readouterr().err
     code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--min-elements", "256"])
+    assert code == 2 and "--calib" in capsys.readouterr().err  # a fidelity target needs data
+    code = main(["compress", str(src), "-o", str(out), "--quantizer", "pq", "--min-elements", "256", "--calib",
+                 "synthetic", "--allow-miss"])
     assert code == 0 and "plain k-means" in capsys.readouterr().err
 
 

@@ -24,6 +24,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +198,9 @@ def test_installed_wheel_compresses_loads_and_verifies(venv, tmp_path):
     def run(*cmd):
         return _run(cmd, timeout=300, cwd=work, env=env)
 
-    run("onnx-udc", "compress", "model.onnx", "-o", "model.udc.onnx")
+    with np.load(TEST_DATA) as npz:  # calibration: samples the evaluation below does not use
+        np.savez(work / "calib.npz", input=(npz["images"][-64:].astype(np.float32) / np.float32(255.0))[:, None])
+    run("onnx-udc", "compress", "model.onnx", "-o", "model.udc.onnx", "--calib", "calib.npz")  # the default target
     assert (work / "model.udc.onnx").stat().st_size * 4 < (work / "model.onnx").stat().st_size
     result = json.loads(run(venv / "bin" / "python", "-c", _CHECK).stdout)
     assert result["lib"].endswith(LIB_IN_WHEEL.split("/", 1)[1]) and str(venv.resolve()) in result["lib"]

@@ -122,9 +122,6 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
     original_file = model.stat().st_size
-    if why and not quiet:
-        click.echo(f"onnx-udc: target {spec.target.describe()} ({why}; another: --min-agreement, --min-cosine, "
-                   "--min-output-sqnr, --min-sqnr, --target-ratio; fixed steps: --step-rel)", err=True)
     if spec.needs_calibration and spec.calib is None:
         click.echo("onnx-udc: warning: calibration runs on inputs synthesized from the model's input specification, "
                    "which exercise it like noise does (a stricter margin is used); the fidelity reported is measured "
@@ -151,7 +148,12 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if plan_out is not None and result.allocation is not None:
         import json
 
-        plan_out.write_text(json.dumps(result.allocation.to_dict(), indent=1))
+        data = result.allocation.to_dict()
+        if result.verification is not None:  # the user's target; the allocation's may be stricter after a miss
+            data["allocation_target"] = data["target"]
+            data["target"] = {"kind": spec.target.kind, "value": spec.target.value}
+            data["verification"] = result.verification.to_dict()
+        plan_out.write_text(json.dumps(data, indent=1))
     if quiet:
         return
     if result.pq is not None:
@@ -166,6 +168,10 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     _print_report(result.report, original_file, output.stat().st_size)
     if result.verification is not None:
         v = result.verification
+        if why:
+            _console().print(f"target: {spec.target.describe()}, the default because {why} (choose another with "
+                             "--min-agreement, --min-cosine, --min-output-sqnr, --min-sqnr or --target-ratio; fixed "
+                             "steps: --step-rel)")
         _console().print(f"fidelity: {v.describe()}: [b]{'ok' if v.passed else 'MISSED'}[/b]"
                          + (f" ({v.attempts} attempts)" if v.attempts > 1 else ""))
 
@@ -209,11 +215,14 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
         targets = {kind: value}
     (kind, value), = targets.items() if targets else ((None, None),)
     target = Target(kind, float(value)) if kind is not None else None
-    if target is not None and not target.is_size and calib is None and not synthetic:
-        raise ConfigError(f"{target.describe()} is measured on calibration inputs: pass --calib inputs.npz (one "
-                          "array per model input) or --calib images/ (with a preprocess.json); --calib synthetic "
-                          "uses made-up inputs (a last resort); --step-rel 0.05 compresses with fixed steps and no "
-                          "fidelity check")
+
+    def need_data() -> None:  # after the method-specific checks, so that their messages come first
+        if target is not None and not target.is_size and calib is None and not synthetic:
+            raise ConfigError(f"{target.describe()} is measured on calibration inputs: pass --calib inputs.npz (one "
+                              "array per model input) or --calib images/ (with a preprocess.json); --calib synthetic "
+                              "uses made-up inputs (a last resort); --step-rel 0.05 compresses with fixed steps and no "
+                              "fidelity check")
+
     common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss)
     if not quantizers.by_name(quantizer).has_step:  # product quantization: fitted, no step
         if fixed or (target is not None and target.is_size):
@@ -227,6 +236,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
         if pq_target == "output" and calib is None:
             raise ConfigError("--pq-target output needs calibration inputs (--calib)")
         config = CompressConfig(coder=coder, seed=seed, min_elements=min_elements, threads=threads, keep=keep)
+        need_data()
         return CompressSpec(config=config, target=target, pq=PQSpec(pq_config, pq_refine, pq_rounds, pq_target),
                             **common), why
     if refine_codewords == "data" and calib is None:
@@ -243,6 +253,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
     config = CompressConfig(quantizer=quantizer, coder=coder, scalar=steps, seed=seed, min_elements=min_elements,
                             threads=threads, keep=keep)
     tables = TablesSpec(codeword_target) if refine_codewords == "data" else None
+    need_data()
     return CompressSpec(config=config, target=target, tables=tables, **common), why
 
 

@@ -77,11 +77,21 @@ def take_samples(batches: list[Feeds], start: int, stop: int) -> list[Feeds]:
 HOLDOUT_FRACTION = 0.25  # of the calibration samples, never used to fit: the final check runs on them
 
 
-def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION) -> tuple[CalibrationSet, CalibrationSet]:
+def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
+                  model: onnx.ModelProto | None = None) -> tuple[CalibrationSet, CalibrationSet]:
     """(fit, held-out): the last ``fraction`` of the samples (at least one) are held out.
 
     Everything fitted (sensitivities, the allocation's search, PQ, codeword tables) sees the
-    first part only; the fidelity a compression reports is measured on the held-out part."""
+    first part only; the fidelity a compression reports is measured on the held-out part.
+    When ``model`` has an input with a fixed leading (batch) dimension, whole batches are held out."""
+    if model is not None and _fixed_batch(model):
+        nb = len(calib.batches)
+        if nb < 2:
+            raise ConfigError("the model's inputs have a fixed batch size: at least 2 calibration batches are "
+                              f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} batch(es)")
+        held_b = min(nb - 1, max(1, round(nb * fraction)))
+        return (CalibrationSet(calib.batches[: nb - held_b], calib.synthetic, calib.source),
+                CalibrationSet(calib.batches[nb - held_b :], calib.synthetic, calib.source))
     n = calib.samples
     if n < 2:
         raise ConfigError(f"at least 2 calibration samples are needed (one to fit, one held out), got {n}")
@@ -89,6 +99,20 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION) -> 
     fit = CalibrationSet(take_samples(calib.batches, 0, n - held), calib.synthetic, calib.source)
     holdout = CalibrationSet(take_samples(calib.batches, n - held, n), calib.synthetic, calib.source)
     return fit, holdout
+
+
+def _fixed_batch_size(model: onnx.ModelProto) -> int:
+    """The static leading dimension (above 1) of the model's inputs, a batch the feeds cannot
+    change; 0 when the batch is free."""
+    for v in model_inputs(model):
+        dims = v.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 1:
+            return int(dims[0].dim_value)
+    return 0
+
+
+def _fixed_batch(model: onnx.ModelProto) -> bool:
+    return _fixed_batch_size(model) > 0
 
 
 def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -135,6 +159,11 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
     if n == 0 or len(set(sizes.values())) != 1:
         raise ConfigError(f"{path}: every input needs the same number of samples along axis 0 (got {sizes})")
     n = min(n, limit)
+    fixed = _fixed_batch_size(model)
+    if fixed:  # the model takes exactly this many samples per run: whole batches only
+        batch, n = fixed, n // fixed * fixed
+        if n == 0:
+            raise ConfigError(f"{path}: the model's inputs have a fixed batch of {fixed}; the file has fewer samples")
     batches = [{k: a[i : min(i + batch, n)] for k, a in arrays.items()} for i in range(0, n, batch)]
     return CalibrationSet(batches, synthetic=False, source=str(path))
 

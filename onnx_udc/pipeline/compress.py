@@ -151,7 +151,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     from ..fit import check, fidelity
 
     metric = fidelity.get(spec.target.kind)
-    fit_set, holdout = split_holdout(calib, spec.holdout)
+    fit_set, holdout = split_holdout(calib, spec.holdout, model)
     reference = check.reference_outputs(model, holdout, spec.config.threads)
     goal = spec.target.value
     internal = goal
