@@ -96,7 +96,7 @@ def test_constants_and_subgraphs_are_handled():
     rng = np.random.default_rng(0)
     batches = [{"cond": np.array(True), "x": rng.standard_normal((8, 64)).astype(np.float32)} for _ in range(4)]
     alloc = allocate(model, Target("sqnr", 30.0), calib=batches)
-    assert {t.name for t in alloc.tensors} == {"W1", "W3"}  # W2 lives in the If branch: default step
+    assert {t.name for t in alloc.tensors} == {"W1", "W2", "W3"}  # W2 lives in the If branch: probed too
     assert alloc.measured_metric >= 30.0
 
 
@@ -226,3 +226,31 @@ def numpy_helper_bytes(tensor):
     from onnx import numpy_helper
 
     return numpy_helper.to_array(tensor).tobytes()
+
+
+def test_npz_inputs_the_same_for_every_sample(tmp_path):
+    """A scalar input (a sample rate, a gain) and a state without the sample axis are fed
+    whole to every batch; only x carries samples."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    w = nh.from_array((rng.standard_normal((64, 64)) / 8).astype(np.float32), "W")
+    graph = h.make_graph(
+        [h.make_node("MatMul", ["x", "W"], ["t"]), h.make_node("Mul", ["t", "gain"], ["u"]),
+         h.make_node("Add", ["u", "state"], ["y"])], "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["N", 64]), h.make_tensor_value_info("gain", T.FLOAT, []),
+         h.make_tensor_value_info("state", T.FLOAT, [1, 64])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["N", 64])], [w])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=9)
+    path = tmp_path / "c.npz"
+    np.savez(path, x=rng.standard_normal((32, 64)).astype(np.float32), gain=np.float32(2.0),
+             state=rng.standard_normal((1, 64)).astype(np.float32))
+    from onnx_udc.fit.calib import calibration_set
+
+    calib = calibration_set(model, path, 64)
+    assert calib.samples == 32 and "gain, state" in calib.source
+    assert all(b["gain"].shape == () and b["state"].shape == (1, 64) for b in calib.batches)
+    alloc = allocate(model, Target("sqnr", 30.0), calib=calib)
+    assert alloc.measured_metric >= 30.0

@@ -261,12 +261,10 @@ def allocate(
 
     calib_set = calibration_set(model, calib, samples)
     base = make_plan(model, config)  # selection and layer uses, once (a copy of the model)
-    chosen = [t for t in base.tensors if t.cand.action is Action.QUANTIZE and not t.source.in_subgraph
-              and not config.kept_exact(t.name)]
+    chosen = [t for t in base.tensors if t.cand.action is Action.QUANTIZE and not config.kept_exact(t.name)]
     arrays = {t.name: t.array() for t in chosen}
     orders = {t.name: t.cand.use.axis_order for t in chosen}
     arrays = {n: a for n, a in arrays.items() if np.all(np.isfinite(a)) and np.any(a)}
-    unprobed = [t.name for t in base.tensors if t.cand.action is Action.QUANTIZE and t.source.in_subgraph]
     names = sorted(arrays)
     if not names:
         raise ConfigError("the model has no float weights to allocate a rate to")
@@ -433,8 +431,6 @@ def allocate(
         for l, n in enumerate(names)
     ]
     payload, d_pred = tables.totals(choice)
-    if unprobed:
-        say(f"{len(unprobed)} tensors inside subgraphs were not probed; they use the default step")
     return Allocation(
         target=target, quantizer=config.quantizer, metric=metric_obj.name, tensors=plans, lam=float(lam),
         predicted_distortion=d_pred, measured_distortion=d_meas, measured_metric=metric_value, smoothed_metric=smoothed,

@@ -154,18 +154,36 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
         raise ConfigError(f"calibration file {path} is not a readable .npz: {exc}") from None
     with archive:
         arrays = _check_feeds({k: archive[k] for k in archive.files if k in {v.name for v in required}}, required, str(path))
-    sizes = {name: a.shape[0] if a.ndim else 0 for name, a in arrays.items()}
-    n = min(sizes.values()) if sizes else 0
-    if n == 0 or len(set(sizes.values())) != 1:
-        raise ConfigError(f"{path}: every input needs the same number of samples along axis 0 (got {sizes})")
+    n, varying, constant = _sample_axis(arrays)
+    if n == 0:
+        raise ConfigError(f"{path}: no input has samples along axis 0 (got shapes "
+                          f"{ {k: a.shape for k, a in arrays.items()} })")
     n = min(n, limit)
     fixed = _fixed_batch_size(model)
     if fixed:  # the model takes exactly this many samples per run: whole batches only
         batch, n = fixed, n // fixed * fixed
         if n == 0:
             raise ConfigError(f"{path}: the model's inputs have a fixed batch of {fixed}; the file has fewer samples")
-    batches = [{k: a[i : min(i + batch, n)] for k, a in arrays.items()} for i in range(0, n, batch)]
-    return CalibrationSet(batches, synthetic=False, source=str(path))
+    # sample-bearing inputs first (batch_rows reads the first), then the constant ones, whole
+    batches = [{**{k: arrays[k][i : min(i + batch, n)] for k in varying}, **{k: arrays[k] for k in constant}}
+               for i in range(0, n, batch)]
+    source = str(path) + (f" (the same for every sample: {', '.join(constant)})" if constant else "")
+    return CalibrationSet(batches, synthetic=False, source=source)
+
+
+def _sample_axis(arrays: Mapping[str, np.ndarray]) -> tuple[int, list[str], list[str]]:
+    """(samples N, inputs with N samples along axis 0, inputs the same for every sample).
+
+    N is the leading size most inputs share (the largest on a tie); an input without that
+    leading size (a scalar such as a sample rate, a recurrent state [2, B, H]) is fed whole
+    to every batch."""
+    leading = [a.shape[0] for a in arrays.values() if a.ndim >= 1]
+    if not leading:
+        return 0, [], list(arrays)
+    counts = {size: leading.count(size) for size in set(leading)}
+    n = max(counts, key=lambda size: (counts[size], size))
+    varying = [k for k, a in arrays.items() if a.ndim >= 1 and a.shape[0] == n]
+    return n, varying, [k for k in arrays if k not in varying]
 
 
 # ---- a folder of images with a declared preprocessing ------------------------------------

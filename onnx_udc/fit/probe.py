@@ -5,8 +5,7 @@
 
 onnxruntime lets a feed override an initializer that is also a graph input, so one
 session serves every noise-injection and every candidate allocation. Constant nodes of
-the main graph are turned into such initializers first. Weights inside subgraphs are
-not probed.
+any graph (If / Loop branches included) are turned into such initializers first.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from ..errors import ModelError
-from ..graph.layers import constant_value
+from ..graph.layers import constant_value, iter_graphs
 from ..graph.modelio import PROTO_LIMIT  # serialize through a file above this
 from .calib import Feeds
 from .fidelity import Outputs
@@ -52,19 +51,23 @@ class WeightProbe:
         graph = probe.graph
         self.base: dict[str, np.ndarray] = {}
         inits = {i.name: i for i in graph.initializer}
-        kept_nodes = []
-        for node in graph.node:
-            value = constant_value(node)
-            if value is not None and node.output[0] in wanted and node.output[0] not in inits:
-                tensor = onnx.TensorProto()
-                tensor.CopyFrom(value)
-                tensor.name = node.output[0]
-                graph.initializer.append(tensor)
-                inits[tensor.name] = graph.initializer[-1]
-                continue
-            kept_nodes.append(node)
-        del graph.node[:]
-        graph.node.extend(kept_nodes)
+        # Constant nodes among ``names`` (main graph or any subgraph) become main-graph
+        # initializers; a subgraph reads them from the outer scope, as the decode nodes do.
+        for g in iter_graphs(graph):
+            kept_nodes = []
+            for node in g.node:
+                value = constant_value(node)
+                if value is not None and node.output[0] in wanted and node.output[0] not in inits:
+                    tensor = onnx.TensorProto()
+                    tensor.CopyFrom(value)
+                    tensor.name = node.output[0]
+                    graph.initializer.append(tensor)
+                    inits[tensor.name] = graph.initializer[-1]
+                    continue
+                kept_nodes.append(node)
+            if len(kept_nodes) != len(g.node):
+                del g.node[:]
+                g.node.extend(kept_nodes)
         existing_inputs = {v.name for v in graph.input}
         for name in sorted(wanted & set(inits)):
             tensor = inits[name]
