@@ -254,3 +254,26 @@ def test_npz_inputs_the_same_for_every_sample(tmp_path):
     assert all(b["gain"].shape == () and b["state"].shape == (1, 64) for b in calib.batches)
     alloc = allocate(model, Target("sqnr", 30.0), calib=calib)
     assert alloc.measured_metric >= 30.0
+
+
+def test_methods_chosen_per_tensor_never_grow_the_file():
+    """--quantizer auto: after the allocation each tensor may move to a lattice at the step of
+    equal noise power, only where the coder really stores it in fewer bytes."""
+    model = modelzoo.two_branch()
+    base = allocate(model, Target("sqnr", 30.0), calib=feeds())
+    auto = allocate(model, Target("sqnr", 30.0), calib=feeds(), alternatives=quantizers.lattices())
+    assert auto.model_bytes <= base.model_bytes
+    methods = {t.name: t.quantizer for t in auto.tensors}
+    assert set(methods.values()) <= {"exact", "scalar", *quantizers.lattices()}
+    headers = {n: h for n, h in _headers(auto.model).items()}
+    for name, method in methods.items():
+        if method not in ("exact",):
+            assert headers[name].quantizer == quantizers.by_name(method).id
+    assert abs(auto.predicted_distortion - base.predicted_distortion) <= 1e-12 + 1e-9 * base.predicted_distortion
+
+
+def _headers(model):
+    from onnx_udc.format import parse_blob
+    from onnx_udc.graph import blob_bytes, decode_nodes
+
+    return {node.output[0]: parse_blob(blob_bytes(init))[0] for node, init in decode_nodes(model)}

@@ -52,8 +52,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="compressed model to write")
-@click.option("--quantizer", type=click.Choice(_LOSSY), default="scalar", show_default=True,
-              help="quantizer of float weights (scalar is the lattice Z)")
+@click.option("--quantizer", type=click.Choice(["auto", *_LOSSY]), default="auto", show_default=True,
+              help="quantizer of float weights; auto: chosen per tensor with its step by the rate allocation among "
+                   "the step quantizers (scalar, the lattices; scalar with --step-rel)")
 @click.option("--step-rel", type=float, default=None, help=f"step as a fraction of each tensor's RMS (default {DEFAULT_STEP_REL})")
 @click.option("--target-bpw", type=float, default=None, help="solve each tensor's step for this many bits per weight")
 @click.option("--target-ratio", type=float, default=None, help="rate allocation: the best fidelity at this file-size ratio")
@@ -224,6 +225,11 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
                               "fidelity check")
 
     common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss)
+    methods = None
+    if quantizer == "auto":
+        quantizer = "scalar"
+        if target is not None:
+            methods = tuple(quantizers.step_quantizers())
     if not quantizers.by_name(quantizer).has_step:  # product quantization: fitted, no step
         if fixed or (target is not None and target.is_size):
             raise ConfigError(f"--quantizer {quantizer} takes no step or size target; use --pq-k / --pq-block "
@@ -254,7 +260,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
                             threads=threads, keep=keep)
     tables = TablesSpec(codeword_target) if refine_codewords == "data" else None
     need_data()
-    return CompressSpec(config=config, target=target, tables=tables, **common), why
+    return CompressSpec(config=config, target=target, tables=tables, methods=methods, **common), why
 
 
 # ---- product quantization ------------------------------------------------------------
@@ -284,11 +290,11 @@ def _print_allocation(alloc) -> None:
     from rich.table import Table
 
     table = Table(title=f"rate allocation: {alloc.target.describe()}", title_justify="left")
-    for col in ("tensor", "weights", "sensitivity", "step/RMS", "bits/w", "share of D"):
+    for col in ("tensor", "weights", "method", "sensitivity", "step/RMS", "bits/w", "share of D"):
         table.add_column(col, justify="left" if col == "tensor" else "right", overflow="fold")
     total = max(alloc.predicted_distortion, 1e-300)
     for t in alloc.tensors:
-        table.add_row(t.name, f"{t.numel:,}", f"{t.sensitivity:.3g}", "exact" if t.step is None else f"{t.step_rel:.4f}",
+        table.add_row(t.name, f"{t.numel:,}", t.quantizer, f"{t.sensitivity:.3g}", "exact" if t.step is None else f"{t.step_rel:.4f}",
                       f"{t.bits:.2f}", f"{100 * t.distortion / total:.1f}%")
     console = _console()
     console.print(table)

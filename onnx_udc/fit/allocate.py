@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -95,6 +95,7 @@ class TensorPlan:
     step: float | None  # None: kept exact (lossless)
     bits: float  # predicted bits per weight
     distortion: float  # predicted share of D
+    quantizer: str = "scalar"  # the method of the tensor ("exact" when kept exact)
 
     @property
     def step_rel(self) -> float | None:
@@ -141,8 +142,9 @@ class Allocation:
             "predicted_bytes": self.predicted_bytes, "model_bytes": self.model_bytes, "original_bytes": self.original_bytes,
             "ratio": self.ratio, "calibration": self.calibration, "synthetic": self.synthetic, "samples": self.samples,
             "seconds": self.seconds, "measurements": self.measurements,
-            "tensors": [{"name": t.name, "shape": list(t.shape), "sensitivity": t.sensitivity, "step": t.step,
-                         "step_rel": t.step_rel, "bits": t.bits, "distortion": t.distortion} for t in self.tensors],
+            "tensors": [{"name": t.name, "shape": list(t.shape), "quantizer": t.quantizer, "sensitivity": t.sensitivity,
+                         "step": t.step, "step_rel": t.step_rel, "bits": t.bits, "distortion": t.distortion}
+                        for t in self.tensors],
         }
 
 
@@ -240,6 +242,7 @@ def allocate(
     metric: str | None = None,
     log: Callable[[str], object] | None = None,
     realize_model: bool = True,
+    alternatives: Sequence[str] = (),
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -249,6 +252,9 @@ def allocate(
     fidelity targets, output SQNR for size targets).
     ``realize_model=False`` (fidelity targets): stop before entropy coding; ``encoded``
     holds the chosen tensors for later stages and ``model_bytes`` is the prediction.
+    ``alternatives``: other step quantizers a tensor may switch to after the allocation,
+    at the step with the same noise power, when the coder really stores it in fewer bytes
+    (the predicted distortion stays the same, the file never grows; switch_methods).
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -318,13 +324,15 @@ def allocate(
         return cache[key]
 
     def decoded(l: int, k: int) -> np.ndarray:
-        return arrays[names[l]] if k == tables.steps.shape[1] else quantized(l, int(k))[1]
+        if k == tables.steps.shape[1]:
+            return arrays[names[l]]
+        return switched[names[l]][3] if names[l] in switched else quantized(l, int(k))[1]
 
     measured: dict[tuple, tuple[float, float, float]] = {}
 
     def measure(choice: np.ndarray) -> tuple[float, float, float]:
         """-> (metric, D, smoothed metric) of the really quantized weights on the calibration inputs."""
-        key = tuple(int(c) for c in choice)
+        key = tuple(int(c) for c in choice) + tuple(sorted((n, v[0]) for n, v in switched.items()))
         if key not in measured:
             overrides = {names[l]: decoded(l, int(k)) for l, k in enumerate(choice) if k != tables.steps.shape[1]}
             outputs = probe.run(calib_set.batches, overrides)
@@ -334,21 +342,58 @@ def allocate(
 
     packed_cache: dict[tuple[str, int], object] = {}
 
+    switched: dict[str, tuple[str, float, Quantized, np.ndarray]] = {}  # name -> (quantizer, step, Quantized, decode)
+
+    def switch_methods(choice: np.ndarray) -> None:
+        """Each quantized tensor may move to an alternative quantizer at the step with the
+        same noise power, when the coder stores it in fewer bytes (same predicted D)."""
+        from ..codec import pack
+
+        switched.clear()
+        base = quantizers.by_name(config.quantizer)
+        for l, k in enumerate(choice):
+            if k == tables.steps.shape[1]:
+                continue
+            name, step = names[l], float(tables.steps[l, k])
+            best = len(pack(quantized(l, int(k))[0], config.coder).blob)
+            for alt in alternatives:
+                qa = quantizers.by_name(alt)
+                alt_step = float(np.float32(math.sqrt(base.noise_power(step) / qa.noise_power(1.0))))
+                cfg = qa.tensor_config(replace(config.scalar, step=alt_step, target_bpw=None), orders[name])
+                try:
+                    q = quantize(arrays[name], alt, cfg, derive_seed(config.seed, name))
+                except ConfigError:
+                    continue  # e.g. indices overflow at that step: not a candidate
+                size = len(pack(q, config.coder).blob)
+                if size < best:
+                    best = size
+                    switched[name] = (alt, alt_step, q, dequantize(q))
+
     def encode_choice(choice: np.ndarray):
         """The encoder's plan for a choice, each tensor quantized once (from the cache)."""
         steps = {names[l]: (None if k == tables.steps.shape[1] else float(tables.steps[l, k])) for l, k in enumerate(choice)}
-        cfg = replace(config, steps=steps)
+        others = {}
+        for name, (alt, alt_step, _, _) in switched.items():
+            steps[name] = alt_step
+            others[name] = (alt, replace(config.scalar, step=alt_step, target_bpw=None))
+        cfg = replace(config, steps=steps, quantizer_configs={**(config.quantizer_configs or {}), **others} or None)
         plan = make_plan(model, cfg)
         index = {n: l for l, n in enumerate(names)}
         encoded = []
+        keys = []
         for t in plan.tensors:
             l = index.get(t.name)
-            if l is not None and not t.plan.exact:
+            if t.name in switched and not t.plan.exact:
+                encoded.append(encode_one(t, quantized=switched[t.name][2]))
+                keys.append((t.name, switched[t.name][0], switched[t.name][1]))
+            elif l is not None and not t.plan.exact:
                 q, value = quantized(l, int(choice[l]))
                 encoded.append(encode_one(t, quantized=q))
+                keys.append((t.name, int(choice[l])))
             else:
                 encoded.append(encode_one(t))
-        return cfg, plan, encoded, [(t.name, int(choice[index[t.name]]) if t.name in index else -1) for t in plan.tensors]
+                keys.append((t.name, -1))
+        return cfg, plan, encoded, keys
 
     def realize(choice: np.ndarray) -> tuple[onnx.ModelProto, CompressReport, list, CompressConfig]:
         cfg, plan, encoded, keys = encode_choice(choice)
@@ -378,6 +423,11 @@ def allocate(
         if final is None:
             raise ConfigError(f"cannot reach {target.describe()}: the smallest model found has {real:,} bytes")
         lam, choice, real, model_out, report, encoded, final_cfg = final
+        if alternatives:
+            switch_methods(choice)
+            if switched:
+                model_out, report, encoded, final_cfg = realize(choice)
+                real = model_out.ByteSize()
         metric_value, d_meas, smoothed = measure(choice)
     else:
         d_star = metric_obj.budget(target.value, reference)
@@ -413,6 +463,8 @@ def allocate(
             lam = math.inf
         else:
             lam, _, choice = best
+        if alternatives:
+            switch_methods(choice)
         metric_value, d_meas, smoothed = measure(choice)
         if realize_model:
             model_out, report, encoded, final_cfg = realize(choice)
@@ -427,7 +479,9 @@ def allocate(
         TensorPlan(name=n, shape=tuple(arrays[n].shape), numel=int(tables.numel[l]), itemsize=int(tables.itemsize[l]),
                    rms=float(tables.rms[l]), sensitivity=float(tables.sens[l]),
                    step=None if choice[l] == tables.steps.shape[1] else float(tables.steps[l, choice[l]]),
-                   bits=float(tables.bits[l, choice[l]]), distortion=float(tables.noise[l, choice[l]]))
+                   bits=float(tables.bits[l, choice[l]]), distortion=float(tables.noise[l, choice[l]]),
+                   quantizer=("exact" if choice[l] == tables.steps.shape[1] else
+                              switched[n][0] if n in switched else config.quantizer))
         for l, n in enumerate(names)
     ]
     payload, d_pred = tables.totals(choice)

@@ -72,6 +72,7 @@ class CompressSpec:
     calib_samples: int = 64
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
+    methods: tuple[str, ...] | None = None  # step quantizers a target's allocation chooses among, per tensor
     allow_miss: bool = False  # write a model that misses its fidelity target (else FidelityError)
     attempts: int = 3  # allocations tried, the internal target tightened after each held-out miss
     holdout: float = HOLDOUT_FRACTION  # of the calibration samples, kept for the final check
@@ -86,6 +87,9 @@ class CompressSpec:
             raise ConfigError(f"rate allocation needs a quantizer with a step, not {q.name}")
         if self.tables is not None and self.pq is not None:
             raise ConfigError("codeword tables apply to the scalar and lattice quantizers, not to pq")
+        for name in self.methods or ():
+            if not quantizers.by_name(name).has_step:
+                raise ConfigError(f"methods must be quantizers with a step, not {name}")
         if self.calib_samples < 1:
             raise ConfigError("calib_samples must be at least 1")
 
@@ -202,7 +206,8 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
 
     if target is not None:
         alloc = allocate(model, target, calib, config, samples=max(1, calib.samples), log=say,
-                         realize_model=spec.tables is None)
+                         realize_model=spec.tables is None,
+                         alternatives=[m for m in spec.methods or () if m != config.quantizer])
         if spec.tables is None:
             return CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
         compressed, report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded,

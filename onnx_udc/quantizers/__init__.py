@@ -25,4 +25,9 @@ def lattices() -> list[str]:
     return [n for n in names() if isinstance(by_name(n), LatticeQuantizer)]
 
 
-__all__ = ["REGISTRY", "Encoded", "Quantizer", "register", "by_id", "by_name", "lattices", "names"]
+def step_quantizers() -> list[str]:
+    """Names of the registered quantizers with a step (rate allocation can choose among them)."""
+    return [n for n in names() if by_name(n).has_step and not by_name(n).lossless]
+
+
+__all__ = ["REGISTRY", "Encoded", "Quantizer", "register", "by_id", "by_name", "lattices", "names", "step_quantizers"]
