@@ -97,6 +97,7 @@ class ModelResult:
     skipped: dict[str, str] = field(default_factory=dict)  # anchor -> reason
     target: dict | None = None  # the zoo's FidelityTarget: metric, threshold
     allocations: dict[str, dict] = field(default_factory=dict)  # variant -> Allocation.to_dict()
+    defaults: dict[str, dict] = field(default_factory=dict)  # the default command: target, check or miss, time
 
 
 # ---- anchors -------------------------------------------------------------------
@@ -235,6 +236,7 @@ class BenchConfig:
     calib_samples: int = 64
     max_allocations: int | None = None  # first N allocation targets of each model
     pq: bool = False  # the vector-quantizer section: PQ and E8, each with and without fine-tuning
+    default: bool = True  # the default command (target chosen from the outputs, --calib only)
 
 
 @contextlib.contextmanager
@@ -268,6 +270,8 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
     weights = count_weights(src)
     feeds = zoo_model.feeds(config.limit)
     result = ModelResult(zoo_model.name, zoo_model.title, zoo_model.primary, original_bytes, weights)
+    if getattr(zoo_model, "target", None) is not None:
+        result.target = {"metric": zoo_model.target.metric, "threshold": zoo_model.target.threshold}
     out = workdir / zoo_model.name
     out.mkdir(parents=True, exist_ok=True)
 
@@ -292,6 +296,8 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                                 compressed_weights=sum(math.prod(t.shape) for t in report.tensors),
                                 compressed_bytes=sum(t.blob_bytes for t in report.tensors)))
 
+    if config.default:
+        variants += _default_variant(zoo_model, src, out, config, result, log)
     if config.allocate and getattr(zoo_model, "target", None) is not None:
         variants += _allocated_variants(zoo_model, src, out, config, result, log)
     if config.pq:
@@ -332,6 +338,43 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
                 compress_peak_mb=variant.compress_peak_mb, calib_samples=variant.calib_samples,
             ))
     return result
+
+
+def _default_variant(zoo_model, src: Path, out: Path, config: BenchConfig, result: ModelResult,
+                     log: Callable[[str], None]) -> list[Variant]:
+    """What `onnx-udc compress M -o out --calib C` does with no other option: the target
+    chosen from the model's outputs, checked on held-out calibration samples, the method
+    chosen per tensor (pipeline.compress). A miss is recorded, not written as a success."""
+    from onnx_udc import quantizers
+    from onnx_udc.errors import FidelityError
+    from onnx_udc.fit.allocate import Target
+    from onnx_udc.fit.fidelity import default_target
+    from onnx_udc.pipeline import CompressSpec, compress
+
+    proto = onnx.load(str(src))
+    kind, value, why = default_target(proto)
+    calib = zoo_model.calibration(config.calib_samples)
+    spec = CompressSpec(config=CompressConfig(seed=config.seed), target=Target(kind, value), calib=calib,
+                        calib_samples=config.calib_samples, methods=tuple(quantizers.step_quantizers()))
+    log(f"  onnx-udc default: {spec.target.describe()} ({why}) on {config.calib_samples} calibration samples")
+    start = time.perf_counter()
+    try:
+        res = compress(proto, spec)
+    except FidelityError as exc:
+        result.defaults[zoo_model.name] = {"target": spec.target.describe(), "why": why, "missed": str(exc),
+                                           "seconds": time.perf_counter() - start}
+        log(f"    refused: {exc}")
+        return []
+    seconds = time.perf_counter() - start
+    path = out / "udc_default.onnx"
+    save_model(res.model, path)
+    result.defaults[zoo_model.name] = {"target": spec.target.describe(), "why": why, "seconds": seconds,
+                                       "verification": res.verification.to_dict() if res.verification else None}
+    return [Variant("onnx-udc default", "default", path, loaders=("udc-fast",),
+                    compressed_weights=sum(math.prod(t.shape) for t in res.report.tensors),
+                    compressed_bytes=sum(t.blob_bytes for t in res.report.tensors),
+                    note=f"{spec.target.describe()}, held-out {res.verification.describe() if res.verification else ''}",
+                    compress_s=seconds, calib_samples=config.calib_samples)]
 
 
 def _allocated_variants(zoo_model, src: Path, out: Path, config: BenchConfig, result: ModelResult,
@@ -419,6 +462,30 @@ def allocation_summary(result: ModelResult) -> dict | None:
         good = [r for r in rows if r.kind == kind and r.fidelity[metric] >= threshold]
         best[kind] = min(good, key=lambda r: r.file_bytes) if good else None
     return {"metric": metric, "threshold": threshold, **best}
+
+
+def default_section(result: ModelResult) -> list[str]:
+    """The default command (`onnx-udc compress M -o out --calib C`): its target, the held-out
+    check, the zoo metric on the evaluation inputs, whether it meets the zoo target."""
+    info = result.defaults.get(result.model)
+    if not info:
+        return []
+    lines = ["The default command (`onnx-udc compress M -o out --calib C`, target chosen from the outputs):", ""]
+    if "missed" in info:
+        return lines + [f"- refused (exit 6, nothing written): {info['missed']} ({info['seconds']:.0f} s)", ""]
+    row = next((r for r in result.rows if r.kind == "default"), None)
+    if row is None:
+        return []
+    v = info.get("verification") or {}
+    held = f"held-out {v.get('metric')} {v.get('value', float('nan')):.4f} on {v.get('samples')} samples" if v else ""
+    target = result.target or {}
+    metric, threshold = target.get("metric"), target.get("threshold")
+    value = row.fidelity.get(metric) if metric else None
+    meets = "" if value is None else (" meets" if value >= threshold else " MISSES") + f" the zoo target {metric} >= {threshold:g}"
+    lines.append(f"- {info['target']} ({info['why']}): {row.ratio:.2f}x, {held}; evaluation "
+                 f"{result.primary} {row.fidelity.get(result.primary, float('nan')):.4f}{meets}; "
+                 f"{info['seconds']:.1f} s to compress")
+    return lines + [""]
 
 
 def allocation_section(result: ModelResult) -> list[str]:
@@ -590,6 +657,7 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
             lines += [f"![{res.title}]({png.name})", ""]
         lines += [markdown_table(res), "", "Smallest onnx-udc file at least as faithful as each anchor:", ""]
         lines += best_matches(res) + [""]
+        lines += default_section(res)
         lines += allocation_section(res)
         lines += vq_section(res)
     report = out / "RESULTS.md"

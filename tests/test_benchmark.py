@@ -31,10 +31,13 @@ def test_quick_benchmark_on_the_bundled_model(tmp_path, library):
     assert len(alloc) == 1 and alloc[0].loader == "udc-fast" and alloc[0].fidelity["accuracy"] > 0.85
     info = result.allocations[alloc[0].variant]
     assert info["target"]["kind"] == "agreement" and info["smoothed_metric"] >= info["target"]["value"]
+    default = [r for r in result.rows if r.kind == "default"]
+    assert len(default) == 1 and default[0].ratio > 3 and default[0].fidelity["top1_agreement"] >= 0.97
+    assert result.defaults["fmnist"]["verification"]["passed"]
     report = benchmark.write_report([result], tmp_path / "docs", "pytest", config)
     text = report.read_text()
     assert "| onnx-udc s=0.3 | udc-fast |" in text and "not applicable" in text
-    assert "Rate allocation vs one global step" in text
+    assert "Rate allocation vs one global step" in text and "The default command" in text
     assert json.loads((tmp_path / "docs" / "bench_fmnist.json").read_text())["model"] == "fmnist"
 
 
