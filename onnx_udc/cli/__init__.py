@@ -130,7 +130,11 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     err = _console(stderr=True)
     log = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
     if quiet or spec.needs_calibration or spec.pq is not None:
-        result = run_pipeline(proto, spec, log=log)
+        if not quiet and err.is_terminal:  # a live line saying which stage runs
+            with err.status("calibrating") as status:
+                result = run_pipeline(proto, spec, log=lambda msg: (status.update(msg), log(msg)))
+        else:
+            result = run_pipeline(proto, spec, log=log)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -175,6 +179,9 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
                              "steps: --step-rel)")
         _console().print(f"fidelity: {v.describe()}: [b]{'ok' if v.passed else 'MISSED'}[/b]"
                          + (f" ({v.attempts} attempts)" if v.attempts > 1 else ""))
+    if result.seconds.get("total"):
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items() if k != "total" and v >= 0.05)
+        _console().print(f"time: {result.seconds['total']:.1f} s" + (f" ({stages})" if stages else ""))
 
 
 def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,

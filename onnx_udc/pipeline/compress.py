@@ -12,6 +12,7 @@ The CLI turns its options into a CompressSpec and calls ``compress``; so does th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -112,6 +113,7 @@ class CompressResult:
     calibration: object = None  # fit.calib.CalibrationSet (the part the planners fitted on)
     warnings: list[str] = field(default_factory=list)
     verification: object = None  # fit.check.Verification: the fidelity on the held-out samples
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
 
 def compress(
@@ -128,10 +130,19 @@ def compress(
     retried with a stricter internal target (rate allocation, ``spec.attempts`` times);
     a model that still misses raises FidelityError unless ``spec.allow_miss``.
     """
-    from ..fit.calib import calibration_set
-
     spec = spec or CompressSpec()
     say = log or (lambda _msg: None)
+    start = time.perf_counter()
+    result = _compress(model, spec, say, progress)
+    if result.allocation is not None:
+        result.seconds = {**result.allocation.seconds, **result.seconds}
+    result.seconds["total"] = time.perf_counter() - start
+    return result
+
+
+def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress) -> CompressResult:
+    from ..fit.calib import calibration_set
+
     if not spec.needs_calibration:
         compressed, report = compress_model(model, spec.config, progress=progress)
         return CompressResult(compressed, report)
@@ -162,10 +173,13 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     if calib.synthetic:  # synthesized inputs say little about real ones: a conservative margin
         internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
     result = None
+    check_seconds = 0.0
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say)
+        clock = time.perf_counter()
         value = check.measure(result.model, holdout, reference, metric, spec.config.threads)
+        check_seconds += time.perf_counter() - clock
         result.verification = check.Verification(metric.name, goal, value, holdout.samples, calib.synthetic,
                                                  attempt, internal)
         say(f"held-out check: {result.verification.describe()}")
@@ -174,6 +188,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         if attempt < spec.attempts:
             internal = metric.tightened(internal, value, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
+    result.seconds["held-out check"] = check_seconds
     if not result.verification.passed:
         line = (f"fidelity target missed: {result.verification.describe()} after {result.verification.attempts} "
                 f"attempt(s)")
