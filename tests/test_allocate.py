@@ -277,3 +277,28 @@ def _headers(model):
     from onnx_udc.graph import blob_bytes, decode_nodes
 
     return {node.output[0]: parse_blob(blob_bytes(init))[0] for node, init in decode_nodes(model)}
+
+
+def test_a_python_callable_as_the_fidelity_metric():
+    """A metric given as a callable (API) drives the allocation and the held-out check."""
+    from onnx_udc.pipeline import CompressSpec, compress
+
+    def similarity(reference, outputs):  # 1 - relative squared error of the first output
+        num = sum(float(np.sum((o[0] - r[0]) ** 2)) for r, o in zip(reference, outputs))
+        den = sum(float(np.sum(r[0] ** 2)) for r in reference)
+        return 1.0 - num / den
+
+    fidelity.from_callable("my_similarity", similarity)
+    result = compress(modelzoo.two_branch(), CompressSpec(target=Target("my_similarity", 0.999), calib=feeds()))
+    v = result.verification
+    assert v.metric == "my_similarity" and v.passed and v.value >= 0.999 and v.samples == 16
+
+
+def test_cli_outputs_must_exist(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(modelzoo.two_branch(), str(src))
+    np.savez(tmp_path / "c.npz", x=np.zeros((8, 64), np.float32))
+    code = main(["compress", str(src), "-o", str(tmp_path / "o.onnx"), "--calib", str(tmp_path / "c.npz"),
+                 "--outputs", "nope"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--outputs" in err and err.count("\n") == 1 and not (tmp_path / "o.onnx").exists()

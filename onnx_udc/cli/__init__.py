@@ -67,6 +67,8 @@ def cli() -> None:
 @click.option("--allow-miss", is_flag=True,
               help="write the model even if it misses its fidelity target on the held-out samples (default: exit 6, write nothing)")
 @click.option("--keep", "keep", default=None, metavar="REGEX", help="weights whose name matches stay exact")
+@click.option("--outputs", "outputs", default=None, metavar="NAMES",
+              help="comma-separated model outputs the fidelity target is measured on (default: all)")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="calibration inputs: .npz with one array per model input (samples on axis 0) or a folder of images; "
                    "a quarter is held out for the final fidelity check. 'synthetic': inputs made from the model's "
@@ -98,7 +100,7 @@ def cli() -> None:
               help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
                    "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-             min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
+             min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
              pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
              pq_target="weights", refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
@@ -119,7 +121,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         _check_writable(plan_out)
     proto = load_model(model)
     spec, why = _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
-                               min_cosine, min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed,
+                               min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed,
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
     original_file = model.stat().st_size
@@ -185,7 +187,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
 
 
 def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
-                   min_cosine, min_output_sqnr, allow_miss, keep, calib, calib_samples, plan_out, seed, min_elements,
+                   min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements,
                    coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds, pq_target, refine_codewords,
                    codeword_target):
     """The compress options as a pipeline spec (every option check happens here), and why
@@ -213,13 +215,19 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
             re.compile(keep)
         except re.error as exc:
             raise ConfigError(f"--keep: {keep!r} is not a regular expression ({exc})") from None
+    selected = tuple(o.strip() for o in outputs.split(",") if o.strip()) if outputs else None
+    if selected:
+        declared = [o.name for o in proto.graph.output]
+        unknown = [o for o in selected if o not in declared]
+        if unknown:
+            raise ConfigError(f"--outputs: the model has no output(s) {unknown}; its outputs are {declared}")
     fixed = step_rel is not None or target_bpw is not None
     synthetic = calib is not None and str(calib) == "synthetic"
     if synthetic:
         calib = None  # the pipeline synthesizes
     why = ""
     if not targets and not fixed:
-        kind, value, why = default_target(proto)
+        kind, value, why = default_target(proto, selected)
         targets = {kind: value}
     (kind, value), = targets.items() if targets else ((None, None),)
     target = Target(kind, float(value)) if kind is not None else None
@@ -231,7 +239,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
                               "uses made-up inputs (a last resort); --step-rel 0.05 compresses with fixed steps and no "
                               "fidelity check")
 
-    common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss)
+    common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss, outputs=selected)
     methods = None
     if quantizer == "auto":
         quantizer = "scalar"

@@ -63,15 +63,15 @@ class Target:
     value: float
 
     def __post_init__(self) -> None:
-        if self.kind not in SIZE_TARGETS + FIDELITY_TARGETS:
-            raise ConfigError(f"unknown target {self.kind!r}; choose one of {SIZE_TARGETS + FIDELITY_TARGETS}")
+        if self.kind not in SIZE_TARGETS and self.kind not in fidelity.METRICS:
+            raise ConfigError(f"unknown target {self.kind!r}; choose one of {SIZE_TARGETS + tuple(sorted(fidelity.METRICS))}")
         if not math.isfinite(self.value):
             raise ConfigError(f"target {self.kind} must be a finite number")
         if self.kind == "ratio" and self.value <= 1.0:
             raise ConfigError(f"--target-ratio must be above 1, got {self.value}")
         if self.kind == "size" and self.value <= 0:
             raise ConfigError(f"--target-size must be positive, got {self.value}")
-        if self.kind in FIDELITY_TARGETS:
+        if self.kind not in SIZE_TARGETS:
             fidelity.get(self.kind).check_target(self.value)
 
     @property
@@ -81,7 +81,8 @@ class Target:
     def describe(self) -> str:
         return {"ratio": f"ratio {self.value:g}x", "size": f"size {int(self.value)} B", "sqnr": f"output SQNR >= {self.value:g} dB",
                 "output_sqnr": f"worst per-output SQNR >= {self.value:g} dB",
-                "agreement": f"top-1 agreement >= {self.value:g}", "cosine": f"mean cosine >= {self.value:g}"}[self.kind]
+                "agreement": f"top-1 agreement >= {self.value:g}", "cosine": f"mean cosine >= {self.value:g}"
+                }.get(self.kind, f"{self.kind} >= {self.value:g}")
 
 
 @dataclass
@@ -243,6 +244,7 @@ def allocate(
     log: Callable[[str], object] | None = None,
     realize_model: bool = True,
     alternatives: Sequence[str] = (),
+    outputs: Sequence[str] | None = None,
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -255,6 +257,7 @@ def allocate(
     ``alternatives``: other step quantizers a tensor may switch to after the allocation,
     at the step with the same noise power, when the coder really stores it in fewer bytes
     (the predicted distortion stays the same, the file never grows; switch_methods).
+    ``outputs``: the model outputs the metric looks at (default: all, in the model's order).
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -275,7 +278,7 @@ def allocate(
     if not names:
         raise ConfigError("the model has no float weights to allocate a rate to")
 
-    probe = WeightProbe(model, names, threads=config.threads)
+    probe = WeightProbe(model, names, threads=config.threads, outputs=outputs)
     reference = probe.run(calib_set.batches)
     sens_batches = first_samples(calib_set.batches, sensitivity_samples)
     # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds

@@ -51,12 +51,14 @@ class Verification:
                 "passed": self.passed}
 
 
-def reference_outputs(original: onnx.ModelProto, holdout: CalibrationSet, threads: int | None = None) -> Outputs:
-    return WeightProbe(original, [], threads=threads).run(holdout.batches)
+def reference_outputs(original: onnx.ModelProto, holdout: CalibrationSet, threads: int | None = None,
+                      outputs: list[str] | None = None) -> Outputs:
+    return WeightProbe(original, [], threads=threads, outputs=outputs).run(holdout.batches)
 
 
 def measure(compressed: onnx.ModelProto, holdout: CalibrationSet, reference: Outputs, metric: Metric,
-            threads: int | None = None) -> float:
-    """The metric of ``compressed`` (decoded exactly) on the held-out samples."""
+            threads: int | None = None, outputs: list[str] | None = None) -> float:
+    """The metric of ``compressed`` (decoded exactly) on the held-out samples (``outputs``:
+    the model outputs it looks at, default all)."""
     dense = decompress_model(compressed)
-    return metric.measure(reference, WeightProbe(dense, [], threads=threads).run(holdout.batches))
+    return metric.measure(reference, WeightProbe(dense, [], threads=threads, outputs=outputs).run(holdout.batches))

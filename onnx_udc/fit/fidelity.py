@@ -247,7 +247,31 @@ DEFAULT_OUTPUT_SQNR = 30.0  # anything else: every output within 30 dB of the or
 _EMBEDDING_WORDS = ("embed", "hidden", "feature", "pool", "vector")
 
 
-def default_target(model) -> tuple[str, float, str]:
+def from_callable(name: str, fn, *, noise_per_deficit: float = 2.0, first_only: bool = False) -> Metric:
+    """Register a metric given as a Python callable ``fn(reference, outputs) -> float``
+    (``Outputs``: per batch, per selected output; higher is better, 1.0 for identical
+    outputs), so that ``Target(name, value)`` can ask for it. The allocation's first guess
+    of the noise budget is ``noise_per_deficit * (1 - target)`` relative output noise; the
+    search then corrects it by real measurements, and the held-out check is ``fn`` itself."""
+    if not callable(fn):
+        raise ConfigError(f"metric {name!r}: {fn!r} is not callable")
+
+    class Custom(Metric):
+        unit = ""
+
+        def measure(self, reference: Outputs, outputs: Outputs) -> float:
+            return float(fn(reference, outputs))
+
+        def budget(self, target: float, reference: Outputs) -> float:
+            return noise_per_deficit * max(1.0 - target, 1e-12)
+
+    Custom.name = name
+    Custom.first_only = first_only
+    METRICS[name] = Custom()
+    return METRICS[name]
+
+
+def default_target(model, outputs=None) -> tuple[str, float, str]:
     """(metric, target, why) for a model from its declared outputs (names, ranks, types):
 
     one float output [N, C] (C >= 2, no embedding-like name): top-1 agreement >= 0.99;
@@ -256,7 +280,8 @@ def default_target(model) -> tuple[str, float, str]:
     SQNR >= 30 dB, each output normalised on its own."""
     from onnx import TensorProto
 
-    outputs = list(model.graph.output)
+    declared = {o.name: o for o in model.graph.output}
+    outputs = [declared[n] for n in outputs if n in declared] if outputs else list(model.graph.output)
     if not outputs:
         raise ConfigError("the model has no outputs to measure fidelity on")
     first = outputs[0]

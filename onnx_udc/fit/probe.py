@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..graph.layers import constant_value, iter_graphs
 from ..graph.modelio import PROTO_LIMIT  # serialize through a file above this
 from .calib import Feeds
@@ -44,7 +44,8 @@ def ort_failure(exc: Exception) -> str:
 class WeightProbe:
     """The model with ``names`` overridable; ``base[name]`` holds each original value."""
 
-    def __init__(self, model: onnx.ModelProto, names: Iterable[str], threads: int | None = None):
+    def __init__(self, model: onnx.ModelProto, names: Iterable[str], threads: int | None = None,
+                 outputs: Iterable[str] | None = None):
         wanted = set(names)
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
@@ -76,6 +77,12 @@ class WeightProbe:
                 graph.input.append(helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
         self.names = sorted(self.base)
         self.output_names = [o.name for o in graph.output]
+        if outputs is not None:  # the outputs fidelity is measured on, in the caller's order
+            wanted_out = list(outputs)
+            unknown = [o for o in wanted_out if o not in self.output_names]
+            if unknown:
+                raise ConfigError(f"the model has no output(s) {unknown}; its outputs are {self.output_names}")
+            self.output_names = wanted_out
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:

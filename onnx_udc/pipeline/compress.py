@@ -74,6 +74,7 @@ class CompressSpec:
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
     methods: tuple[str, ...] | None = None  # step quantizers a target's allocation chooses among, per tensor
+    outputs: tuple[str, ...] | None = None  # the model outputs fidelity is measured on (default: all)
     allow_miss: bool = False  # write a model that misses its fidelity target (else FidelityError)
     attempts: int = 3  # allocations tried, the internal target tightened after each held-out miss
     holdout: float = HOLDOUT_FRACTION  # of the calibration samples, kept for the final check
@@ -167,7 +168,8 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
 
     metric = fidelity.get(spec.target.kind)
     fit_set, holdout = split_holdout(calib, spec.holdout, model)
-    reference = check.reference_outputs(model, holdout, spec.config.threads)
+    outputs = list(spec.outputs) if spec.outputs else None
+    reference = check.reference_outputs(model, holdout, spec.config.threads, outputs)
     goal = spec.target.value
     internal = goal
     if calib.synthetic:  # synthesized inputs say little about real ones: a conservative margin
@@ -178,7 +180,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say)
         clock = time.perf_counter()
-        value = check.measure(result.model, holdout, reference, metric, spec.config.threads)
+        value = check.measure(result.model, holdout, reference, metric, spec.config.threads, outputs)
         check_seconds += time.perf_counter() - clock
         result.verification = check.Verification(metric.name, goal, value, holdout.samples, calib.synthetic,
                                                  attempt, internal)
@@ -222,7 +224,8 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
     if target is not None:
         alloc = allocate(model, target, calib, config, samples=max(1, calib.samples), log=say,
                          realize_model=spec.tables is None,
-                         alternatives=[m for m in spec.methods or () if m != config.quantizer])
+                         alternatives=[m for m in spec.methods or () if m != config.quantizer],
+                         outputs=list(spec.outputs) if spec.outputs else None)
         if spec.tables is None:
             return CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
         compressed, report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded,
