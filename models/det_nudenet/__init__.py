@@ -44,7 +44,7 @@ EVAL = (
 CALIB = (
     ("astronaut", (0.0, 0.3, 0.5, 0.7)), ("astronaut", (0.05, 0.0, 0.85, 0.6)), ("astronaut", "small"),
     ("camera", (0.0, 0.3, 0.6, 0.8)), ("camera", "small"), ("camera", (0.2, 0.1, 0.9, 0.7)),
-    ("horse", "flip"), ("cat", None), ("clock", None), ("hubble_deep_field", None), ("retina", None),
+    ("horse", "flip"), ("china.jpg", None), ("clock", None), ("hubble_deep_field", None), ("retina", None),
     ("grass", None), ("brick", None), ("logo", None), ("text", None), ("flower.jpg", None),
 )
 
