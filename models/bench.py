@@ -306,7 +306,7 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
     # The original is re-timed beside every variant (interleaved), so each ratio compares
     # two measurements taken under the same machine load.
     base = open_session("ort", src)
-    reference = run_all(base, feeds)
+    reference = zoo_model.run(base, feeds)
     for variant in variants:
         for loader in variant.loaders:
             log(f"  {variant.name} [{loader}]")
@@ -319,7 +319,7 @@ def benchmark_model(zoo_model, config: BenchConfig, workdir: Path, log: Callable
             create = _paired_medians(lambda: open_session("ort", src), lambda: open_session(loader, variant.path),
                                      config.repeat)
             session = open_session(loader, variant.path)
-            outputs = run_all(session, feeds)
+            outputs = zoo_model.run(session, feeds)
             for _ in range(3):
                 session.run(None, feeds[0])
             latency = _paired_medians(lambda: base.run(None, feeds[0]), lambda: session.run(None, feeds[0]), config.runs)

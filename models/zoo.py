@@ -77,6 +77,12 @@ class ZooModel(abc.ABC):
             left -= take
         return out[::-1]
 
+    def run(self, session, feeds: list[dict[str, np.ndarray]]) -> Outputs:
+        """Outputs of ``session`` (an onnxruntime-like session) on ``feeds``, as the benchmark
+        measures them. Default: every feed on its own; a stateful entry (a recurrent model run
+        chunk by chunk) overrides it to carry its state from one feed to the next."""
+        return [session.run(None, feed) for feed in feeds]
+
     def cache_dir(self) -> Path:
         path = CACHE / self.name
         path.mkdir(parents=True, exist_ok=True)
@@ -152,7 +158,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def _load_entries() -> None:
     from . import fashion_mnist  # noqa: F401
 
-    for optional in ("efficientnet_lite0", "minilm", "shipped"):
+    for optional in ("efficientnet_lite0", "minilm", "shipped", "ocr_cls", "filetype_magika", "vad_silero", "det_nudenet"):
         try:
             __import__(f"{__package__}.{optional}")
         except ModuleNotFoundError as exc:
