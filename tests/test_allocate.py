@@ -302,3 +302,33 @@ def test_cli_outputs_must_exist(tmp_path, capsys):
                  "--outputs", "nope"])
     err = capsys.readouterr().err
     assert code == 2 and "--outputs" in err and err.count("\n") == 1 and not (tmp_path / "o.onnx").exists()
+
+
+def test_held_out_samples_span_the_whole_file(tmp_path):
+    """A class-sorted file: the calibration read is spread over it and every k-th sample is
+    held out, so neither the fit nor the check sees only its first classes."""
+    from onnx_udc.fit.calib import calibration_set, split_holdout
+
+    model = modelzoo.two_branch()
+    x = np.repeat(np.arange(10, dtype=np.float32), 100)[:, None] * np.ones((1, 64), np.float32)  # 10 classes x 100
+    np.savez(tmp_path / "sorted.npz", x=x)
+    calib = calibration_set(model, tmp_path / "sorted.npz", 64)
+    seen = np.concatenate([b["x"][:, 0] for b in calib.batches])
+    assert calib.samples == 64 and set(seen) == set(range(10))
+    fit, held = split_holdout(calib)
+    held_classes = np.concatenate([b["x"][:, 0] for b in held.batches])
+    assert held.samples == 16 and fit.samples == 48 and len(set(held_classes)) >= 8
+
+
+def test_output_sqnr_weighs_every_channel_of_a_grid():
+    """A detection-like output [N, C, A]: large box rows and small score rows; noise on the
+    scores alone must show, though it is nothing beside the boxes' power."""
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, 6, 50))
+    ref[:, :4] *= 300.0  # boxes in pixels
+    ref[:, 4:] *= 0.05  # class scores
+    noisy = ref.copy()
+    noisy[:, 4:] += 0.05 * rng.standard_normal((2, 2, 50))  # scores at ~0 dB
+    m = fidelity.get("output_sqnr")
+    assert fidelity.get("sqnr").measure([[ref]], [[noisy]]) > 60  # the whole-output SQNR sees nothing
+    assert m.measure([[ref]], [[noisy]]) < 5  # the per-channel one does

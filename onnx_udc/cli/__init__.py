@@ -477,12 +477,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_onnxruntime() -> None:
-    """onnxruntime's own log (warnings, coloured lines before our one-line errors) off by
-    default; ONNX_UDC_ORT_LOG=0..4 sets its severity."""
+    """onnxruntime's own log (warnings, coloured error lines before our one-line errors) off
+    by default (its errors reach us as exceptions); ONNX_UDC_ORT_LOG=0..4 sets its severity."""
     try:
         import onnxruntime as ort
 
-        ort.set_default_logger_severity(int(os.environ.get("ONNX_UDC_ORT_LOG", "3")))
+        ort.set_default_logger_severity(int(os.environ.get("ONNX_UDC_ORT_LOG", "4")))
     except (ImportError, ValueError):
         pass
 

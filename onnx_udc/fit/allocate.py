@@ -468,6 +468,9 @@ def allocate(
             lam, _, choice = best
         if alternatives:
             switch_methods(choice)
+            if switched and measure(choice)[2] < target.value:
+                say(f"the methods switched at equal noise measure below the target: back to {config.quantizer}")
+                switched.clear()
         metric_value, d_meas, smoothed = measure(choice)
         if realize_model:
             model_out, report, encoded, final_cfg = realize(choice)

@@ -84,21 +84,46 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
     Everything fitted (sensitivities, the allocation's search, PQ, codeword tables) sees the
     first part only; the fidelity a compression reports is measured on the held-out part.
     When ``model`` has an input with a fixed leading (batch) dimension, whole batches are held out."""
+    every = max(2, round(1.0 / fraction))  # held out: every k-th sample, so the file's order cannot bias it
     if model is not None and _fixed_batch(model):
         nb = len(calib.batches)
         if nb < 2:
             raise ConfigError("the model's inputs have a fixed batch size: at least 2 calibration batches are "
                               f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} batch(es)")
-        held_b = min(nb - 1, max(1, round(nb * fraction)))
-        return (CalibrationSet(calib.batches[: nb - held_b], calib.synthetic, calib.source),
-                CalibrationSet(calib.batches[nb - held_b :], calib.synthetic, calib.source))
+        held = [b for i, b in enumerate(calib.batches) if i % every == every - 1] or calib.batches[-1:]
+        kept = [b for b in calib.batches if not any(b is h for h in held)]
+        return (CalibrationSet(kept, calib.synthetic, calib.source),
+                CalibrationSet(held, calib.synthetic, calib.source))
     n = calib.samples
     if n < 2:
         raise ConfigError(f"at least 2 calibration samples are needed (one to fit, one held out), got {n}")
-    held = min(n - 1, max(1, round(n * fraction)))
-    fit = CalibrationSet(take_samples(calib.batches, 0, n - held), calib.synthetic, calib.source)
-    holdout = CalibrationSet(take_samples(calib.batches, n - held, n), calib.synthetic, calib.source)
+    held_idx = np.arange(every - 1, n, every) if n >= every else np.array([n - 1])
+    fit_idx = np.setdiff1d(np.arange(n), held_idx)
+    fit = CalibrationSet(_rebatch(calib.batches, fit_idx), calib.synthetic, calib.source)
+    holdout = CalibrationSet(_rebatch(calib.batches, held_idx), calib.synthetic, calib.source)
     return fit, holdout
+
+
+def _rebatch(batches: list[Feeds], index: np.ndarray, batch: int = 16) -> list[Feeds]:
+    """The samples ``index`` (sorted) of ``batches``, in batches of at most ``batch``."""
+    rows = [batch_rows(b) for b in batches]
+    starts = np.cumsum([0] + rows[:-1])
+    out = []
+    for lo in range(0, index.size, batch):
+        chunk = index[lo : lo + batch]
+        parts = []
+        for i in chunk:
+            k = int(np.searchsorted(starts, i, side="right") - 1)
+            parts.append((k, int(i - starts[k])))
+        feeds: Feeds = {}
+        for name, value in batches[parts[0][0]].items():
+            if np.ndim(value) >= 1 and all(np.ndim(batches[k][name]) >= 1 and batches[k][name].shape[0] == rows[k]
+                                           for k, _ in parts):
+                feeds[name] = np.stack([batches[k][name][j] for k, j in parts])
+            else:
+                feeds[name] = value  # the same for every sample
+        out.append(feeds)
+    return out
 
 
 def _fixed_batch_size(model: onnx.ModelProto) -> int:
@@ -158,6 +183,9 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
     if n == 0:
         raise ConfigError(f"{path}: no input has samples along axis 0 (got shapes "
                           f"{ {k: a.shape for k, a in arrays.items()} })")
+    if n > limit:  # samples spread over the whole file, not its first ones (files are often sorted by class)
+        pick = np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+        arrays = {k: (a[pick] if k in varying else a) for k, a in arrays.items()}
     n = min(n, limit)
     fixed = _fixed_batch_size(model)
     if fixed:  # the model takes exactly this many samples per run: whole batches only

@@ -148,22 +148,43 @@ class Sqnr(Metric):
 class OutputSqnr(Sqnr):
     """The worst per-output SQNR in dB: each float output normalised by its own power, so a
     small output (class scores beside box coordinates, a state beside logits) counts as
-    much as a large one."""
+    much as a large one. An output of rank >= 3 ([N, C, ...]: a detection grid, a feature
+    map, a sequence) is normalised per channel along axis 1 and its relative noise is the
+    mean over channels: a YOLO head's class-score rows count as much as its box rows."""
 
     name = "output_sqnr"
 
     def distortion(self, reference: Outputs, outputs: Outputs) -> float:
-        worst = 0.0
         count = len(reference[0]) if reference else 0
+        worst, seen = 0.0, False
         for k in range(count):
-            ref = [[b[k]] for b in reference]
-            out = [[b[k]] for b in outputs]
-            if not _float_outputs(ref, True):
+            ref = [np.asarray(b[k]) for b in reference]
+            if not np.issubdtype(ref[0].dtype, np.floating):
                 continue  # integer outputs (ids, counts) are not a fidelity signal
-            worst = max(worst, relative_noise(ref, out, True))
-        if count and not any(_float_outputs([[b[k]] for b in reference], True) for k in range(count)):
+            seen = True
+            out = [np.asarray(b[k]) for b in outputs]
+            worst = max(worst, _channel_noise(ref, out) if ref[0].ndim >= 3 else
+                        relative_noise([[r] for r in ref], [[o] for o in out], True))
+        if not seen:
             raise ConfigError("the model has no float outputs to measure fidelity on")
         return worst
+
+
+def _channel_noise(ref: list[np.ndarray], out: list[np.ndarray]) -> float:
+    """Mean over channels (axis 1) of the relative noise of each channel, over all batches."""
+    channels = ref[0].shape[1]
+    signal = np.zeros(channels)
+    noise = np.zeros(channels)
+    for r, o in zip(ref, out):
+        r64 = np.moveaxis(r.astype(np.float64), 1, 0).reshape(channels, -1)  # [C, rest]
+        e = np.nan_to_num(np.moveaxis(o.astype(np.float64), 1, 0).reshape(channels, -1) - r64,
+                          nan=1e30, posinf=1e30, neginf=1e30)
+        signal += np.sum(r64 * r64, axis=1)
+        noise += np.sum(e * e, axis=1)
+    live = signal > 0
+    if not np.any(live):
+        return math.inf if np.any(noise > 0) else 0.0
+    return float(np.mean(noise[live] / signal[live]))
 
 
 @register

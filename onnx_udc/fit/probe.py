@@ -84,7 +84,7 @@ class WeightProbe:
                 raise ConfigError(f"the model has no output(s) {unknown}; its outputs are {self.output_names}")
             self.output_names = wanted_out
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors come back as exceptions: no log lines
         if threads:
             options.intra_op_num_threads = threads
         try:
