@@ -332,3 +332,31 @@ def test_output_sqnr_weighs_every_channel_of_a_grid():
     m = fidelity.get("output_sqnr")
     assert fidelity.get("sqnr").measure([[ref]], [[noisy]]) > 60  # the whole-output SQNR sees nothing
     assert m.measure([[ref]], [[noisy]]) < 5  # the per-channel one does
+
+
+def test_npz_of_whole_feeds_for_a_stateful_model(tmp_path):
+    """Arrays with one axis more than the inputs: a sequence of whole feeds (a state whose batch
+    is axis 1 cannot be cut along axis 0); fitting and the held-out check keep feeds whole."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+    from onnx_udc.fit.calib import calibration_set, split_holdout
+    from onnx_udc.pipeline import CompressSpec, compress
+
+    rng = np.random.default_rng(0)
+    w = nh.from_array((rng.standard_normal((64, 64)) / 8).astype(np.float32), "W")
+    idx = nh.from_array(np.array(0, np.int64), "zero")
+    graph = h.make_graph(
+        [h.make_node("MatMul", ["x", "W"], ["t"]), h.make_node("Gather", ["state", "zero"], ["s0"], axis=0),
+         h.make_node("Add", ["t", "s0"], ["y"])], "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["B", 64]), h.make_tensor_value_info("state", T.FLOAT, [2, "B", 64])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["B", 64])], [w, idx])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=9)
+    np.savez(tmp_path / "feeds.npz", x=rng.standard_normal((12, 4, 64)).astype(np.float32),
+             state=(0.1 * rng.standard_normal((12, 2, 4, 64))).astype(np.float32))
+    calib = calibration_set(model, tmp_path / "feeds.npz", 64)
+    assert calib.whole_feeds and len(calib.batches) == 12 and calib.batches[0]["state"].shape == (2, 4, 64)
+    fit, held = split_holdout(calib)
+    assert len(held.batches) == 3 and all(b["state"].shape == (2, 4, 64) for b in fit.batches + held.batches)
+    result = compress(model, CompressSpec(target=Target("output_sqnr", 30.0), calib=calib))
+    assert result.verification.passed and result.verification.samples == 12

@@ -280,15 +280,17 @@ def allocate(
 
     probe = WeightProbe(model, names, threads=config.threads, outputs=outputs)
     reference = probe.run(calib_set.batches)
-    sens_batches = first_samples(calib_set.batches, sensitivity_samples)
+    whole = calib_set.whole_feeds
+    sens_batches = first_samples(calib_set.batches, sensitivity_samples, whole)
     # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds
     # by probing on fewer samples (not fewer than 4) for slow models.
     while len(sens_batches) > 0:
         start = time.perf_counter()
         probe.run(sens_batches)
-        if (time.perf_counter() - start) * len(names) <= SENSITIVITY_BUDGET or _samples(sens_batches) <= 4:
+        if ((time.perf_counter() - start) * len(names) <= SENSITIVITY_BUDGET or _samples(sens_batches) <= 4
+                or (whole and len(sens_batches) <= 1)):
             break
-        sens_batches = _halve(sens_batches)
+        sens_batches = _halve(sens_batches, whole)
     sens_reference = probe.run(sens_batches)
     seconds["setup"] = time.perf_counter() - clock
 
@@ -504,8 +506,8 @@ def _samples(batches: list) -> int:
     return sum(batch_rows(b) for b in batches)
 
 
-def _halve(batches: list) -> list:
-    return first_samples(batches, _samples(batches) // 2)
+def _halve(batches: list, whole: bool = False) -> list:
+    return batches[: max(1, len(batches) // 2)] if whole else first_samples(batches, _samples(batches) // 2)
 
 
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],

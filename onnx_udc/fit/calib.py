@@ -38,6 +38,7 @@ class CalibrationSet:
     batches: list[Feeds]
     synthetic: bool
     source: str  # for messages: the file, "data reader" or "synthesized"
+    whole_feeds: bool = False  # each batch is one complete feed (a step of a stateful model): never cut one
 
     @property
     def samples(self) -> int:
@@ -49,13 +50,18 @@ def batch_rows(feeds: Mapping[str, np.ndarray]) -> int:
     return next((int(v.shape[0]) for v in feeds.values() if np.ndim(v) >= 1), 1)
 
 
-def first_samples(batches: list[Feeds], n: int) -> list[Feeds]:
-    """The first ``n`` samples of ``batches`` (the last batch cut if needed)."""
+def first_samples(batches: list[Feeds], n: int, whole: bool = False) -> list[Feeds]:
+    """The first ``n`` samples of ``batches`` (the last batch cut if needed; ``whole``: whole
+    batches only, at least one: feeds of a stateful model cannot be cut)."""
     out, left = [], max(1, n)
     for b in batches:
         if left <= 0:
             break
         rows = batch_rows(b)
+        if whole:
+            out.append(b)
+            left -= rows
+            continue
         out.append(b if rows <= left else {k: (v[:left] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
         left -= rows
     return out
@@ -85,15 +91,15 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
     first part only; the fidelity a compression reports is measured on the held-out part.
     When ``model`` has an input with a fixed leading (batch) dimension, whole batches are held out."""
     every = max(2, round(1.0 / fraction))  # held out: every k-th sample, so the file's order cannot bias it
-    if model is not None and _fixed_batch(model):
+    if calib.whole_feeds or (model is not None and _fixed_batch(model)):
         nb = len(calib.batches)
         if nb < 2:
-            raise ConfigError("the model's inputs have a fixed batch size: at least 2 calibration batches are "
-                              f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} batch(es)")
+            raise ConfigError("whole feeds (a fixed batch size, or steps of a stateful model): at least 2 are "
+                          f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} feed(s)")
         held = [b for i, b in enumerate(calib.batches) if i % every == every - 1] or calib.batches[-1:]
         kept = [b for b in calib.batches if not any(b is h for h in held)]
-        return (CalibrationSet(kept, calib.synthetic, calib.source),
-                CalibrationSet(held, calib.synthetic, calib.source))
+        return (CalibrationSet(kept, calib.synthetic, calib.source, calib.whole_feeds),
+                CalibrationSet(held, calib.synthetic, calib.source, calib.whole_feeds))
     n = calib.samples
     if n < 2:
         raise ConfigError(f"at least 2 calibration samples are needed (one to fit, one held out), got {n}")
@@ -178,7 +184,12 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"calibration file {path} is not a readable .npz: {exc}") from None
     with archive:
-        arrays = _check_feeds({k: archive[k] for k in archive.files if k in {v.name for v in required}}, required, str(path))
+        raw = {k: archive[k] for k in archive.files if k in {v.name for v in required}}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in required if v.type.tensor_type.HasField("shape")}
+    stacked = [k for k, a in raw.items() if k in ranks and a.ndim == ranks[k] + 1]
+    if stacked:  # one more axis than the model's inputs: a sequence of whole feeds (stateful models)
+        return _feeds_file(path, raw, required, stacked, limit)
+    arrays = _check_feeds(raw, required, str(path))
     n, varying, constant = _sample_axis(arrays)
     if n == 0:
         raise ConfigError(f"{path}: no input has samples along axis 0 (got shapes "
@@ -197,6 +208,27 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
                for i in range(0, n, batch)]
     source = str(path) + (f" (the same for every sample: {', '.join(constant)})" if constant else "")
     return CalibrationSet(batches, synthetic=False, source=source)
+
+
+def _feeds_file(path: Path, raw: Mapping[str, np.ndarray], required: list[onnx.ValueInfoProto], stacked: list[str],
+                limit: int) -> CalibrationSet:
+    """An .npz whose arrays have one axis more than the model's inputs: entry i of axis 0 of
+    each such array is input i of one complete feed (a chunk of a stateful model with the
+    state recorded for it); arrays of the input's own rank are the same in every feed."""
+    steps = {k: raw[k].shape[0] for k in stacked}
+    if len(set(steps.values())) != 1:
+        raise ConfigError(f"{path}: the stacked inputs need the same number of feeds along axis 0 (got {steps})")
+    count = next(iter(steps.values()))
+    batches, taken = [], 0
+    for i in range(count):
+        feeds = _check_feeds({k: (a[i] if k in stacked else a) for k, a in raw.items()}, required, f"{path} feed {i}")
+        batches.append(feeds)
+        taken += batch_rows(feeds)
+        if taken >= limit:
+            break
+    if not batches:
+        raise ConfigError(f"{path}: no feeds")
+    return CalibrationSet(batches, synthetic=False, source=f"{path} ({len(batches)} whole feeds)", whole_feeds=True)
 
 
 def _sample_axis(arrays: Mapping[str, np.ndarray]) -> tuple[int, list[str], list[str]]:
@@ -323,7 +355,8 @@ def from_reader(reader: Iterable[Mapping[str, object]], model: onnx.ModelProto, 
             break
     if not batches:
         raise ConfigError("the calibration data reader yielded no batches")
-    return CalibrationSet(batches, synthetic=False, source="data reader")
+    # several feeds: each may be one step of a stateful model (its state recorded in it): kept whole
+    return CalibrationSet(batches, synthetic=False, source="data reader", whole_feeds=len(batches) >= 4)
 
 
 def _vocabulary(model: onnx.ModelProto, input_name: str) -> int | None:
