@@ -978,9 +978,9 @@ BlobSpec ChannelSpec() {
 void TestScalarChannel() {
   const float steps[3] = {0.5f, 2.0f, BitsFloat(0x00800000u)};
   const float q[6] = {0.0f, -1.0f, 1.0f, -2.0f, 2.0f, -3.0f};
-  BlobSpec s = ChannelSpec();
+  BlobSpec spec = ChannelSpec();
   std::vector<uint8_t> out;
-  CHECK(DecodeCode(MakeBlob(s), 24, &out) == udc::Code::kOk);
+  CHECK(DecodeCode(MakeBlob(spec), 24, &out) == udc::Code::kOk);
   for (int i = 0; i < 6; ++i) {
     const float t = q[i] - udc::Dither(9, i);
     const float want = t * steps[i % 3];
@@ -988,10 +988,10 @@ void TestScalarChannel() {
     std::memcpy(&w, out.data() + 4 * i, 4);
     CHECK_EQ_U(FloatBits(w), FloatBits(want));
   }
-  s.params[0] = 0;  // axis 0: C = 2, so 1 + 4*2 bytes are needed, 13 given
-  CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
-  s.params.resize(9);  // now exactly C = 2 steps along axis 0 (R = 3): channel of element i is i / 3
-  CHECK(DecodeCode(MakeBlob(s), 24, &out) == udc::Code::kOk);
+  spec.params[0] = 0;  // axis 0: C = 2, so 1 + 4*2 bytes are needed, 13 given
+  CHECK(DecodeCode(MakeBlob(spec), 24) == udc::Code::kBadHeader);
+  spec.params.resize(9);  // now exactly C = 2 steps along axis 0 (R = 3): channel of element i is i / 3
+  CHECK(DecodeCode(MakeBlob(spec), 24, &out) == udc::Code::kOk);
   for (int i = 0; i < 6; ++i) {
     const float t = q[i] - udc::Dither(9, i);
     const float want = t * steps[i / 3];
@@ -1002,9 +1002,9 @@ void TestScalarChannel() {
   CheckThreadsAgree(MakeBlob(ChannelSpec()), 24);
 
   auto code = [](void (*mutate)(BlobSpec&)) {
-    BlobSpec s = ChannelSpec();
-    mutate(s);
-    return DecodeCode(MakeBlob(s), s.dtype == 10 ? 12 : 24);
+    BlobSpec mutated = ChannelSpec();
+    mutate(mutated);
+    return DecodeCode(MakeBlob(mutated), mutated.dtype == 10 ? 12 : 24);
   };
   CHECK(code([](BlobSpec& s) { s.dtype = 10; }) == udc::Code::kOk);
   CHECK(code([](BlobSpec& s) { s.symbol_width = 2; s.payload.resize(12); }) == udc::Code::kOk);
