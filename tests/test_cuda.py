@@ -22,6 +22,7 @@ from onnx_udc import encode_tensor, quantizers
 from onnx_udc.errors import DeviceError
 from onnx_udc.quantizers.lattice import LatticeConfig
 from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count
+from onnx_udc.quantizers.scalar_channel import ChannelConfig
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = json.loads((GOLDEN / "manifest.json").read_text())
@@ -70,6 +71,11 @@ def _random_blob(data) -> bytes:
                     indices=rng.integers(0, k, block_count(w.size, d)))
         return encode_tensor(w, "pq", "store", PQConfig(fit=fit)).blob
     step_rel = data.draw(st.sampled_from([0.001, 0.3, 3.0]), label="step_rel")
+    if kind == "scalar_channel":  # one step per channel along any axis, no codeword table
+        w = w * np.logspace(-4, 0, shape[0]).reshape((-1,) + (1,) * (ndim - 1)).astype(dtype)
+        config = ChannelConfig(step_rel=step_rel, axis=data.draw(st.integers(0, ndim - 1), label="axis"))
+        return encode_tensor(w, kind, data.draw(st.sampled_from(["store", "brotli"]), label="coder"), config,
+                             seed=data.draw(st.integers(0, 2**64 - 1), label="seed")).blob
     refine = data.draw(st.booleans(), label="refine")
     if kind not in quantizers.lattices():
         config = LatticeConfig(step_rel=step_rel, refine=refine)  # scalar reads step_rel and refine

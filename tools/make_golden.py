@@ -26,6 +26,7 @@ from onnx_udc.format import BlobHeader, CoderId, DType, pack_blob, parse_blob  #
 from onnx_udc.quantizers.pq import PQConfig, PQFit, block_count  # noqa: E402
 from onnx_udc.quantizers.scalar import ScalarConfig  # noqa: E402
 from onnx_udc.quantizers.lattice import LatticeConfig  # noqa: E402
+from onnx_udc.quantizers.scalar_channel import ChannelConfig  # noqa: E402
 
 OUT = ROOT / "tests" / "golden"
 
@@ -177,6 +178,37 @@ def pq_cases(rng):
     yield "pq_f32_half_specials_store", np.zeros((3, 11), np.float32), "pq", "store", PQConfig(fit=fit), 0
 
 
+def channel_cases():
+    """The per-channel scalar quantizer (FORMAT.md 4.8): channel ranges over seven decades."""
+    rng = np.random.default_rng(20261210)
+
+    def spread(shape, axis, lo=-4.0, hi=3.0):  # channel c scaled by 10^(lo .. hi)
+        scale = np.logspace(lo, hi, shape[axis]).reshape([-1 if a == axis else 1 for a in range(len(shape))])
+        return rng.standard_normal(shape) * scale
+
+    # depthwise conv [C, 1, 3, 3] along axis 0, one-byte symbols, a channel of zeros, brotli
+    w = spread((8, 1, 3, 3), 0)
+    w[5] = 0.0
+    yield "chan_f32_w1_axis0_brotli", w.astype(np.float32), "scalar_channel", "brotli", \
+        ChannelConfig(step_rel=0.3, axis=0), 31
+    # float16, two-byte symbols, a middle axis, stored
+    w = spread((4, 6, 5), 1, -4.0, 2.0)
+    w[:, 2] = 0.0
+    yield "chan_f16_w2_midaxis_store", w.astype(np.float16), "scalar_channel", "store", \
+        ChannelConfig(step_rel=0.01, axis=1), 32
+    # four-byte symbols (|q| > 2^24: float32(q) rounds), the last axis (MatMul N), brotli
+    w = spread((6, 7), 1)
+    w[0] = [3.0e7, -2.9e7, 1.7e7 + 1, 65536.5, 1.0, -1.0, 0.5]
+    yield "chan_f32_w4_lastaxis_brotli", w.astype(np.float32), "scalar_channel", "brotli", \
+        ChannelConfig(step_rel=3e-8, axis=1), 33
+    # float16, one-byte symbols, the last axis of a 4-D tensor, stored
+    yield "chan_f16_w1_lastaxis_store", spread((2, 3, 4, 5), 3, -3.0, 3.0).astype(np.float16), "scalar_channel", \
+        "store", ChannelConfig(step_rel=0.5, axis=3), 34
+    # two-byte symbols coded by the range coder (row period), axis 0
+    yield "chan_f32_w2_range", spread((5, 40), 0).astype(np.float32), "scalar_channel", "range", \
+        ChannelConfig(step_rel=0.01, axis=0), 35
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the vectors (default: tests/golden)")
@@ -184,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     manifest = []
     every = [(*case, None) for case in cases()] + list(lattice_cases()) + list(position_model_cases())
+    every += [(*case, None) for case in channel_cases()]
     blobs = []
     for name, array, quantizer, coder, config, seed, post in every:
         blob = encode_tensor(array, quantizer=quantizer, coder=coder, config=config, seed=seed).blob

@@ -118,6 +118,7 @@ class QuantizerId(enum.IntEnum):
     D4 = 3
     E8 = 4
     PQ = 5  # product quantization (FORMAT.md 4.7)
+    SCALAR_CHANNEL = 6  # dithered scalar, one step per channel (FORMAT.md 4.8)
 
 
 class CoderId(enum.IntEnum):

@@ -15,6 +15,7 @@ names = REGISTRY.names
 from . import raw, scalar  # noqa: E402,F401,I001  (registration)
 from . import a2, d4, e8  # noqa: E402,F401  (registration: dithered lattices)
 from . import pq  # noqa: E402,F401  (registration)
+from . import scalar_channel  # noqa: E402,F401  (registration)
 
 
 

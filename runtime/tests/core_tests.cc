@@ -873,9 +873,9 @@ void TestLatticeRejects() {
     CHECK(code([](BlobSpec& s, int) { s.dtype = 3; }) == udc::Code::kBadHeader);
     CHECK(code([](BlobSpec& s, int) { s.step = -1.0f; }) == udc::Code::kBadHeader);
   }
-  // The first id after the registered ones (raw, scalar, lattices, pq) is unknown.
+  // The first id after the registered ones (raw, scalar, lattices, pq, scalar_channel) is unknown.
   BlobSpec s = LatticeSpec(4, 8);
-  s.quantizer = 6;
+  s.quantizer = 7;
   CHECK(DecodeCode(MakeBlob(s), 36) == udc::Code::kUnknownQuantizer);
 }
 
@@ -959,6 +959,84 @@ void TestPQ() {
   CHECK(DecodeCode(MakeBlob(s), 24) == udc::Code::kBadHeader);
 }
 
+// ---- per-channel scalar quantizer (FORMAT.md 4.8) ------------------------------------------
+BlobSpec ChannelSpec() {
+  // W [2, 3] with channels along axis 1 (C = 3, R = 1): steps 0.5, 2.0, 2^-126 (normal).
+  BlobSpec s;
+  s.quantizer = 6;
+  s.dtype = 1;
+  s.symbol_width = 1;
+  s.shape = {2, 3};
+  s.step = 1.0f;
+  s.seed = 9;
+  s.params = {1};
+  for (uint32_t bits : {FloatBits(0.5f), FloatBits(2.0f), 0x00800000u}) Put(s.params, bits, 4);
+  s.payload = {0, 1, 2, 3, 4, 5};  // q = 0, -1, 1, -2, 2, -3
+  return s;
+}
+
+void TestScalarChannel() {
+  const float steps[3] = {0.5f, 2.0f, BitsFloat(0x00800000u)};
+  const float q[6] = {0.0f, -1.0f, 1.0f, -2.0f, 2.0f, -3.0f};
+  BlobSpec spec = ChannelSpec();
+  std::vector<uint8_t> out;
+  CHECK(DecodeCode(MakeBlob(spec), 24, &out) == udc::Code::kOk);
+  for (int i = 0; i < 6; ++i) {
+    const float t = q[i] - udc::Dither(9, i);
+    const float want = t * steps[i % 3];
+    float w;
+    std::memcpy(&w, out.data() + 4 * i, 4);
+    CHECK_EQ_U(FloatBits(w), FloatBits(want));
+  }
+  spec.params[0] = 0;  // axis 0: C = 2, so 1 + 4*2 bytes are needed, 13 given
+  CHECK(DecodeCode(MakeBlob(spec), 24) == udc::Code::kBadHeader);
+  spec.params.resize(9);  // now exactly C = 2 steps along axis 0 (R = 3): channel of element i is i / 3
+  CHECK(DecodeCode(MakeBlob(spec), 24, &out) == udc::Code::kOk);
+  for (int i = 0; i < 6; ++i) {
+    const float t = q[i] - udc::Dither(9, i);
+    const float want = t * steps[i / 3];
+    float w;
+    std::memcpy(&w, out.data() + 4 * i, 4);
+    CHECK_EQ_U(FloatBits(w), FloatBits(want));
+  }
+  CheckThreadsAgree(MakeBlob(ChannelSpec()), 24);
+
+  auto code = [](void (*mutate)(BlobSpec&)) {
+    BlobSpec mutated = ChannelSpec();
+    mutate(mutated);
+    return DecodeCode(MakeBlob(mutated), mutated.dtype == 10 ? 12 : 24);
+  };
+  CHECK(code([](BlobSpec& s) { s.dtype = 10; }) == udc::Code::kOk);
+  CHECK(code([](BlobSpec& s) { s.symbol_width = 2; s.payload.resize(12); }) == udc::Code::kOk);
+  CHECK(code([](BlobSpec& s) { s.params.clear(); }) == udc::Code::kBadHeader);            // no params
+  CHECK(code([](BlobSpec& s) { s.params.pop_back(); }) == udc::Code::kBadHeader);         // one byte short
+  CHECK(code([](BlobSpec& s) { s.params.push_back(0); }) == udc::Code::kBadHeader);       // trailing byte
+  CHECK(code([](BlobSpec& s) { s.params[0] = 2; }) == udc::Code::kBadHeader);             // axis == ndim
+  CHECK(code([](BlobSpec& s) { s.params[0] = 255; }) == udc::Code::kBadHeader);           // axis 255
+  CHECK(code([](BlobSpec& s) { s.params[1] = s.params[2] = s.params[3] = s.params[4] = 0; }) ==
+        udc::Code::kBadHeader);                                                              // step 0
+  CHECK(code([](BlobSpec& s) { s.params[12] = 0x80; s.params[11] = 0; }) == udc::Code::kBadHeader);  // -0.0
+  CHECK(code([](BlobSpec& s) { s.params[11] = 0x7F; }) == udc::Code::kBadHeader);         // 0x007F0000 subnormal
+  CHECK(code([](BlobSpec& s) { s.params[7] = 0xC0; s.params[8] = 0x7F; }) == udc::Code::kBadHeader);  // NaN
+  CHECK(code([](BlobSpec& s) { s.params[7] = 0x80; s.params[8] = 0x7F; }) == udc::Code::kBadHeader);  // +inf
+  CHECK(code([](BlobSpec& s) { s.params[8] = 0xC0; }) == udc::Code::kBadHeader);          // negative step
+  CHECK(code([](BlobSpec& s) { s.step = 0.0f; }) == udc::Code::kBadHeader);               // reference step 0
+  CHECK(code([](BlobSpec& s) { s.step = std::numeric_limits<float>::infinity(); }) == udc::Code::kBadHeader);
+  CHECK(code([](BlobSpec& s) { s.dtype = 3; }) == udc::Code::kBadHeader);
+  CHECK(code([](BlobSpec& s) { s.symbol_width = 3; s.payload.resize(18); }) == udc::Code::kBadHeader);
+  CHECK(code([](BlobSpec& s) { s.shape = {}; s.params = {0}; s.payload = {0}; }) == udc::Code::kBadHeader);  // 0-d
+  // An empty tensor: C = 0 channels (params = the axis alone), or channels with no elements.
+  BlobSpec e = ChannelSpec();
+  e.shape = {2, 0};
+  e.params = {1};
+  e.payload.clear();
+  CHECK(DecodeCode(MakeBlob(e), 0) == udc::Code::kOk);
+  e.shape = {0, 3};
+  CHECK(DecodeCode(MakeBlob(e), 0) == udc::Code::kBadHeader);  // axis 1 has 3 channels: 3 steps needed
+  e.params = ChannelSpec().params;
+  CHECK(DecodeCode(MakeBlob(e), 0) == udc::Code::kOk);
+}
+
 int main(int argc, char** argv) {
   TestCrc32();
   TestZigzag();
@@ -978,6 +1056,7 @@ int main(int argc, char** argv) {
   TestLatticeRejects();
   TestScalarCodewordTable();
   TestPQ();
+  TestScalarChannel();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

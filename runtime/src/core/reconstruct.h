@@ -7,6 +7,8 @@
 //     scalar   one element:   w_i = (a_i - Dither(seed, i)) * step                (4.1, 4.6)
 //     a2/d4/e8 one vector v:  w_j = (a_j - u_j) * c_j, then the scalar tail       (4.2-4.6)
 //     pq       one element:   p = b*d + j <- centroids[idx[b]][j]                 (4.7)
+//     scalar_channel one element: w_i = (a_i - Dither(seed, i)) * step_c,
+//                             c = (i / chan_inner) mod chan_count               (4.8)
 //   symbols: the coder's planar symbol bytes; params: the blob's params bytes; out: numel
 //   elements of the blob's dtype. Every unit writes its own elements only, so any order,
 //   any thread count and any device give the same bytes.
@@ -52,6 +54,9 @@ struct ReconPlan {
   uint32_t table_count = 0;  // entries (0: no table)
   uint32_t pq_d = 0, pq_k = 0;
   uint64_t pq_at = 0;        // pq: offset of the k x d binary16 centroids in params
+  uint64_t chan_inner = 1;   // scalar_channel: elements of one channel's run (R)
+  uint64_t chan_count = 0;   // and channels (C); element i is in channel (i / R) mod C
+  uint64_t chan_at = 0;      // offset of the C binary32 steps in params
 };
 
 namespace recon {
@@ -159,6 +164,18 @@ UDC_HD inline void PQElement(const ReconPlan& p, const uint8_t* symbols, const u
   }
 }
 
+// The per-channel scalar formula of 4.8 at element i (the formula of 4.1 with step_c).
+template <int W>
+UDC_HD inline void ChannelElement(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+                                  uint64_t i) {
+  const uint64_t c = (i / p.chan_inner) % p.chan_count;  // chan_count > 0: there are elements
+  const float step = LoadLEF32(params + p.chan_at + 4 * c);
+  const uint32_t s = PlanarSymbol<W>(symbols, p.numel, i);
+  const float a = static_cast<float>(ZigzagDecode(s));
+  const float t = a - Dither(p.seed, i);
+  StoreElement(out, i, t * step, p.half);
+}
+
 // The work items named in quantizers/list.h: Unit::Run<W>(plan, symbols, params, out, u).
 struct RawUnit {
   template <int W>
@@ -190,6 +207,14 @@ struct PQUnit {
   UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
                          uint64_t u) {
     PQElement<W>(p, symbols, params, out, u);
+  }
+};
+
+struct ScalarChannelUnit {
+  template <int W>
+  UDC_HD static void Run(const ReconPlan& p, const uint8_t* symbols, const uint8_t* params, uint8_t* out,
+                         uint64_t u) {
+    ChannelElement<W>(p, symbols, params, out, u);
   }
 };
 

@@ -29,7 +29,8 @@
   X(2, A2,     "a2",              lattice::Strategy<lattice::A2>,  recon::LatticeUnit<lattice::A2>) \
   X(3, D4,     "d4",              lattice::Strategy<lattice::D4>,  recon::LatticeUnit<lattice::D4>) \
   X(4, E8,     "e8",              lattice::Strategy<lattice::E8>,  recon::LatticeUnit<lattice::E8>) \
-  X(5, PQ,     "pq",              PQQuantizer,                     recon::PQUnit)
+  X(5, PQ,     "pq",              PQQuantizer,                     recon::PQUnit)                  \
+  X(6, ScalarChannel, "scalar_channel", ScalarChannelQuantizer,    recon::ScalarChannelUnit)
 // clang-format on
 
 namespace udc {
@@ -40,6 +41,7 @@ class Quantizer;  // core/quantizers.h
 const Quantizer& RawQuantizer();             // quantizers/raw.cc
 const Quantizer& DitheredScalarQuantizer();  // quantizers/dithered_scalar.cc
 const Quantizer& PQQuantizer();              // quantizers/pq.cc
+const Quantizer& ScalarChannelQuantizer();   // quantizers/scalar_channel.cc
 namespace lattice {
 template <class G>
 const Quantizer& Strategy();                 // quantizers/lattice.h, one per geometry G
