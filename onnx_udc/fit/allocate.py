@@ -152,24 +152,41 @@ class Allocation:
 # ---- rate and distortion tables -------------------------------------------------------
 
 
-def rate_curve(quantizer: quantizers.Quantizer, w: np.ndarray, steps: np.ndarray, seed: int) -> np.ndarray:
-    """w float32 [numel], steps [K] -> bits per weight [K]: order-0 entropy of the indices.
+def rate_curve(quantizer: quantizers.Quantizer, w: np.ndarray, steps: np.ndarray, seed: int,
+               order: tuple[int, ...] | None = None) -> np.ndarray:
+    """steps [K] -> bits per weight [K]: order-0 entropy of the indices (plus the params'
+    bytes for a quantizer that follows the axis order).
 
-    Measured on a strided sample of at most RATE_SAMPLE weights. Where the sample has too
-    few weights to estimate a large alphabet's entropy (above log2(sample) - 5 bits), the
-    high-rate law R(step) = R(step0) + log2(step0 / step) takes over from the finest
-    reliable step0.
+    w: float32 [numel] for a quantizer of single elements, measured on a strided sample of
+    at most RATE_SAMPLE weights; or the tensor [*shape] with ``order`` for one whose symbols
+    follow the layer's axis order (lattice vectors, per-channel steps): then the sample is
+    whole rows of the transposed tensor (output channels), encoded as the encoder would.
+    Where the sample has too few weights to estimate a large alphabet's entropy (above
+    log2(sample) - 5 bits), the high-rate law R(step) = R(step0) + log2(step0 / step)
+    takes over from the finest reliable step0.
     """
-    sample = w if w.size <= RATE_SAMPLE else w[:: w.size // RATE_SAMPLE][:RATE_SAMPLE]  # [S]
-    reliable = math.log2(sample.size) - 5.0
+    if order is None:
+        sample = w if w.size <= RATE_SAMPLE else w[:: w.size // RATE_SAMPLE][:RATE_SAMPLE]  # [S]
+        identity = None
+    else:
+        t = np.transpose(w, order)  # [O, ...]
+        per_row = max(1, t.size // max(t.shape[0], 1))
+        keep = max(1, min(t.shape[0], RATE_SAMPLE // per_row))
+        sample = t[np.unique(np.linspace(0, t.shape[0] - 1, keep).round().astype(np.int64))]
+        identity = tuple(range(sample.ndim))
+    reliable = math.log2(max(sample.size, 2)) - 5.0
     bits = np.empty(len(steps))
     anchor = None  # (step, bits) of the finest reliable measurement
     for k in range(len(steps) - 1, -1, -1):  # coarse to fine
         if anchor is not None and anchor[1] > reliable:
             bits[k] = anchor[1] + math.log2(anchor[0] / steps[k])
             continue
-        encoded = quantizer.encode(sample, StepConfig(step=float(steps[k])), seed)
-        bits[k] = symbol_entropy(encoded.symbols) * encoded.symbols.size / max(1, sample.size)
+        config = StepConfig(step=float(steps[k]))
+        if identity is not None:
+            config = quantizer.tensor_config(config, identity)
+        encoded = quantizer.encode(sample, config, seed)
+        extra = 8.0 * len(encoded.params) if identity is not None else 0.0
+        bits[k] = (symbol_entropy(encoded.symbols) * encoded.symbols.size + extra) / max(1, sample.size)
         anchor = (float(steps[k]), float(bits[k]))
     return bits
 
@@ -300,7 +317,7 @@ def allocate(
     seconds["sensitivity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    tables = _tables(quantizer, arrays, sens, config)
+    tables = _tables(quantizer, arrays, sens, config, orders)
     seconds["rates"] = time.perf_counter() - clock
 
     original_bytes = model.ByteSize()
@@ -413,7 +430,7 @@ def allocate(
         goal = target.value if target.kind == "size" else original_bytes / target.value
         budget = goal - fixed
         final = None
-        for _ in range(4):
+        for _ in range(8):  # the real coded size corrects the predicted one
             lam = _search(lambda x: tables.totals(tables.choose(x))[0] > budget) if budget > 0 else 1e-8
             lam = lam / 1.0001  # just below the first lambda that overspends: the largest that fits
             choice = tables.choose(lam)
@@ -511,7 +528,7 @@ def _halve(batches: list, whole: bool = False) -> list:
 
 
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],
-            config: CompressConfig) -> _Tables:
+            config: CompressConfig, orders: dict[str, tuple[int, ...]]) -> _Tables:
     names = sorted(arrays)
     L, K = len(names), len(GRID_REL)
     numel = np.array([arrays[n].size for n in names], dtype=np.float64)
@@ -525,8 +542,12 @@ def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens
     noise = np.empty((L, K + 1))
     for l, n in enumerate(names):
         steps[l] = np.array([float(np.float32(s)) for s in steps[l]])
-        w = arrays[n].reshape(-1).astype(np.float32)
-        bits[l, :K] = rate_curve(quantizer, w, steps[l], derive_seed(config.seed, n))
+        if quantizer.uses_axis_order:
+            bits[l, :K] = rate_curve(quantizer, arrays[n].astype(np.float32), steps[l], derive_seed(config.seed, n),
+                                     orders[n])
+        else:
+            bits[l, :K] = rate_curve(quantizer, arrays[n].reshape(-1).astype(np.float32), steps[l],
+                                     derive_seed(config.seed, n))
         bits[l, K] = 8.0 * itemsize[l]  # exact: raw bits (the lossless coder may do a little better)
         noise[l, :K] = a[l] * np.array([quantizer.noise_power(float(s)) for s in steps[l]])
         noise[l, K] = 0.0

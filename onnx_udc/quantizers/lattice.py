@@ -207,6 +207,7 @@ class LatticeQuantizer(Quantizer):
     """A registered lattice quantizer: subclasses set id, name and lattice."""
 
     lattice: ClassVar[Lattice]
+    uses_axis_order = True
     has_step = True
     dtypes = frozenset({DType.FLOAT, DType.FLOAT16})
 

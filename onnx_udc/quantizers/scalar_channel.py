@@ -85,6 +85,7 @@ def channel_rms(w: np.ndarray, axis: int) -> np.ndarray:
 class ScalarChannelQuantizer(Quantizer):
     id = QuantizerId.SCALAR_CHANNEL
     name = "scalar_channel"
+    uses_axis_order = True
     has_step = True
     dtypes = frozenset({DType.FLOAT, DType.FLOAT16})
 
