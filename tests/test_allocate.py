@@ -360,3 +360,13 @@ def test_npz_of_whole_feeds_for_a_stateful_model(tmp_path):
     assert len(held.batches) == 3 and all(b["state"].shape == (2, 4, 64) for b in fit.batches + held.batches)
     result = compress(model, CompressSpec(target=Target("output_sqnr", 30.0), calib=calib))
     assert result.verification.passed and result.verification.samples == 12
+
+
+def test_small_held_out_sets_are_said_to_be_small():
+    from onnx_udc.fit.check import Verification, agreement_lower_bound
+
+    assert abs(agreement_lower_bound(16, 16) - 0.05 ** (1 / 16)) < 1e-6  # all agree: p^n = 0.05
+    v = Verification("agreement", 0.99, 1.0, 16, False)
+    assert v.passed and v.lower_bound < 0.99 and "299 held-out samples" in v.caveat()
+    assert Verification("agreement", 0.99, 1.0, 400, False).caveat() is None
+    assert Verification("sqnr", 30.0, 31.0, 4, False).caveat() is None

@@ -45,10 +45,58 @@ class Verification:
         where = f"{self.samples} held-out {'SYNTHETIC ' if self.synthetic else ''}calibration samples"
         return f"{m.name} {m.format(self.value)} on {where} (target {m.format(self.target)})"
 
+    @property
+    def lower_bound(self) -> float | None:
+        """For agreement: the one-sided 95% lower confidence bound (Clopper-Pearson) on the
+        true agreement given the held-out count; None for other metrics."""
+        if self.metric != "agreement" or self.samples <= 0:
+            return None
+        return agreement_lower_bound(round(self.value * self.samples), self.samples)
+
+    def caveat(self) -> str | None:
+        """A warning when the held-out set is too small to confirm a passed target."""
+        bound = self.lower_bound
+        if bound is None or not self.passed or bound >= self.target:
+            return None
+        need = samples_to_confirm(self.target)
+        return (f"{self.samples} held-out samples confirm the agreement only down to {bound:.3f} (95% confidence); "
+                f"about {need} held-out samples (--calib-samples {4 * need}) would confirm {self.target:g}")
+
     def to_dict(self) -> dict:
         return {"metric": self.metric, "target": self.target, "value": self.value, "samples": self.samples,
+                "lower_bound_95": self.lower_bound,
                 "synthetic": self.synthetic, "attempts": self.attempts, "internal_target": self.internal_target,
                 "passed": self.passed}
+
+
+def agreement_lower_bound(agree: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound on a proportion, ``agree`` of ``n`` (bisection on
+    the binomial tail: the p at which P(X >= agree | p) = 1 - confidence)."""
+    if agree <= 0:
+        return 0.0
+    alpha = 1.0 - confidence
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        p = 0.5 * (lo + hi)
+        tail = 1.0 - _binom_cdf(agree - 1, n, p)  # P(X >= agree)
+        if tail < alpha:
+            lo = p
+        else:
+            hi = p
+    return lo
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    from math import comb
+
+    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(0, k + 1))
+
+
+def samples_to_confirm(target: float, confidence: float = 0.95) -> int:
+    """Held-out samples that, all agreeing, put the lower bound at ``target``: target^n = 1 - confidence."""
+    import math
+
+    return int(math.ceil(math.log(1.0 - confidence) / math.log(max(target, 1e-12)))) if target < 1 else 10**9
 
 
 def reference_outputs(original: onnx.ModelProto, holdout: CalibrationSet, threads: int | None = None,

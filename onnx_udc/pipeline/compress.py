@@ -191,6 +191,8 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
             internal = metric.tightened(internal, value, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
     result.seconds["held-out check"] = check_seconds
+    if result.verification.caveat():
+        result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
         line = (f"fidelity target missed: {result.verification.describe()} after {result.verification.attempts} "
                 f"attempt(s)")
