@@ -41,8 +41,20 @@ def write_npz(batches: list[dict[str, np.ndarray]], path: Path) -> dict[str, lis
             arrays[key] = values[0]
         elif all(v.ndim and len(v) == r for v, r in zip(values, rows)):
             arrays[key] = np.concatenate(values)
-        else:  # no sample axis and not the same in every feed (a recurrent state [2, B, H]): the first feed's
-            arrays[key] = values[0]
+        else:  # no sample axis and not the same in every feed (a recurrent state [2, B, H]): whole feeds
+            return _write_feeds(batches, path)
+    np.savez(path, **arrays)
+    return {k: list(v.shape) for k, v in arrays.items()}
+
+
+def _write_feeds(batches: list[dict[str, np.ndarray]], path: Path) -> dict[str, list[int]]:
+    """A sequence of whole feeds (onnx-udc's .npz form for stateful models): every varying input
+    stacked on a new axis 0, an input the same in every feed stored once at its own rank."""
+    arrays = {}
+    for key in batches[0]:
+        values = [b[key] for b in batches]
+        same = all(v.shape == values[0].shape and np.array_equal(v, values[0]) for v in values)
+        arrays[key] = values[0] if same else np.stack(values)
     np.savez(path, **arrays)
     return {k: list(v.shape) for k, v in arrays.items()}
 
