@@ -148,3 +148,13 @@ def test_verify_corrupt_blob_is_a_clean_error(cnn_file, tmp_path, capsys, librar
         assert code in (2, 3), err
         assert "CHECKSUM_MISMATCH" in err or "checksum" in err
         assert "Traceback" not in err
+
+
+def test_verify_inputs_the_model_rejects_are_one_line(cnn_file, tmp_path, capsys, library):
+    out = tmp_path / "c.onnx"
+    assert run(["compress", cnn_file, "-o", out, "-q", "--step-rel", "0.2"], capsys)[0] == 0
+    feeds = tmp_path / "bad.npz"
+    np.savez(feeds, input=np.zeros((2, 3, 5, 5), np.float32))  # wrong channels and size
+    code, _, err = run(["verify", cnn_file, out, "--inputs", feeds], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "onnxruntime failed on the verification inputs" in err

@@ -83,6 +83,12 @@ def compare_sessions(
     original: ort.InferenceSession, compressed: ort.InferenceSession, feeds: dict[str, np.ndarray]
 ) -> list[OutputComparison]:
     names = [o.name for o in original.get_outputs()]
-    ref = original.run(names, feeds)
-    out = compressed.run(names, feeds)
+    try:
+        ref = original.run(names, feeds)
+        out = compressed.run(names, feeds)
+    except Exception as exc:  # onnxruntime's own exception types: one line naming the node
+        from ..fit.probe import ort_failure
+
+        raise ModelError(f"onnxruntime failed on the verification inputs: {ort_failure(exc)} (check --inputs: one "
+                         "array per model input, with the shapes and types the model declares)") from None
     return [compare(n, r, o) for n, r, o in zip(names, ref, out)]
