@@ -370,3 +370,11 @@ def test_small_held_out_sets_are_said_to_be_small():
     assert v.passed and v.lower_bound < 0.99 and "299 held-out samples" in v.caveat()
     assert Verification("agreement", 0.99, 1.0, 400, False).caveat() is None
     assert Verification("sqnr", 30.0, 31.0, 4, False).caveat() is None
+
+
+def test_output_sqnr_on_sequences_of_varying_length():
+    """[N, T, C] with T varying per batch (text recognition): no per-channel split, no crash."""
+    rng = np.random.default_rng(1)
+    ref = [[rng.standard_normal((2, t, 7))] for t in (40, 25)]
+    out = [[r[0] + 1e-3 * rng.standard_normal(r[0].shape)] for r in ref]
+    assert 50 < fidelity.get("output_sqnr").measure(ref, out) < 70

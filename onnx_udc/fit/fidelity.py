@@ -149,8 +149,9 @@ class OutputSqnr(Sqnr):
     """The worst per-output SQNR in dB: each float output normalised by its own power, so a
     small output (class scores beside box coordinates, a state beside logits) counts as
     much as a large one. An output of rank >= 3 ([N, C, ...]: a detection grid, a feature
-    map, a sequence) is normalised per channel along axis 1 and its relative noise is the
-    mean over channels: a YOLO head's class-score rows count as much as its box rows."""
+    map) is normalised per channel along axis 1 and its relative noise is the mean over
+    channels: a YOLO head's class-score rows count as much as its box rows. Where axis 1
+    changes size from batch to batch (a sequence's time axis) the output counts whole."""
 
     name = "output_sqnr"
 
@@ -163,7 +164,8 @@ class OutputSqnr(Sqnr):
                 continue  # integer outputs (ids, counts) are not a fidelity signal
             seen = True
             out = [np.asarray(b[k]) for b in outputs]
-            worst = max(worst, _channel_noise(ref, out) if ref[0].ndim >= 3 else
+            per_channel = ref[0].ndim >= 3 and len({r.shape[1] for r in ref}) == 1  # a fixed channel axis
+            worst = max(worst, _channel_noise(ref, out) if per_channel else
                         relative_noise([[r] for r in ref], [[o] for o in out], True))
         if not seen:
             raise ConfigError("the model has no float outputs to measure fidelity on")
