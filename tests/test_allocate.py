@@ -378,3 +378,13 @@ def test_output_sqnr_on_sequences_of_varying_length():
     ref = [[rng.standard_normal((2, t, 7))] for t in (40, 25)]
     out = [[r[0] + 1e-3 * rng.standard_normal(r[0].shape)] for r in ref]
     assert 50 < fidelity.get("output_sqnr").measure(ref, out) < 70
+
+
+def test_held_out_split_of_batches_with_different_shapes():
+    """Token batches padded to different lengths (sentences): the split never stacks across batches."""
+    from onnx_udc.fit.calib import CalibrationSet, split_holdout
+
+    batches = [{"ids": np.zeros((8, n), np.int64), "mask": np.ones((8, n), np.int64)} for n in (12, 30, 7, 19)]
+    fit, held = split_holdout(CalibrationSet(batches, False, "t"))
+    assert fit.samples == 24 and held.samples == 8
+    assert {b["ids"].shape[1] for b in held.batches} == {12, 30, 7, 19}

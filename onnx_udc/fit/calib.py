@@ -110,25 +110,16 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
     return fit, holdout
 
 
-def _rebatch(batches: list[Feeds], index: np.ndarray, batch: int = 16) -> list[Feeds]:
-    """The samples ``index`` (sorted) of ``batches``, in batches of at most ``batch``."""
-    rows = [batch_rows(b) for b in batches]
-    starts = np.cumsum([0] + rows[:-1])
-    out = []
-    for lo in range(0, index.size, batch):
-        chunk = index[lo : lo + batch]
-        parts = []
-        for i in chunk:
-            k = int(np.searchsorted(starts, i, side="right") - 1)
-            parts.append((k, int(i - starts[k])))
-        feeds: Feeds = {}
-        for name, value in batches[parts[0][0]].items():
-            if np.ndim(value) >= 1 and all(np.ndim(batches[k][name]) >= 1 and batches[k][name].shape[0] == rows[k]
-                                           for k, _ in parts):
-                feeds[name] = np.stack([batches[k][name][j] for k, j in parts])
-            else:
-                feeds[name] = value  # the same for every sample
-        out.append(feeds)
+def _rebatch(batches: list[Feeds], index: np.ndarray) -> list[Feeds]:
+    """The samples ``index`` (sorted, over all batches) of ``batches``: each source batch keeps
+    its own selected samples as one batch (batches may differ in shape: padded sequences)."""
+    out, start = [], 0
+    for b in batches:
+        rows = batch_rows(b)
+        local = index[(index >= start) & (index < start + rows)] - start
+        if local.size:
+            out.append({k: (v[local] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
+        start += rows
     return out
 
 
