@@ -387,3 +387,12 @@ def test_split_batch():
     pieces = split_batch(batch, 64)
     assert [len(p["a"]) for p in pieces] == [64, 64, 2] and [len(p["b"]) for p in pieces] == [64, 64, 2]
     assert split_batch({"a": np.zeros((130, 3)), "b": np.zeros((5,))}, 64)[0]["a"].shape == (130, 3)
+
+
+def test_api_pq_toward_the_outputs_needs_calibration():
+    """Through the API too (the pipeline's own check looked at the synthesized set, never None)."""
+    from onnx_udc.errors import ConfigError
+    from onnx_udc.pipeline import CompressSpec, PQSpec
+
+    with pytest.raises(ConfigError, match="needs calibration"):
+        CompressSpec(pq=PQSpec(target="output"))

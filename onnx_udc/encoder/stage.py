@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -23,7 +23,7 @@ from onnx import numpy_helper
 
 from ..codec import EncodeResult, Quantized, dequantize, pack, quantize, sqnr_db
 from ..errors import UdcError
-from ..graph.layers import LayerUse
+from ..graph.layers import analyze
 from ..graph.rewrite import replace_weights
 from ..graph.select import Action, Candidate, Source, select_sources
 from .config import CompressConfig, TensorPlan
@@ -83,7 +83,6 @@ class Plan:
     coder: str
     original_bytes: int
     threads: int | None = None
-    layers: Mapping[str, LayerUse] = field(default_factory=dict)
 
     def by_name(self) -> dict[str, PlannedTensor]:
         return {t.name: t for t in self.tensors}
@@ -111,8 +110,6 @@ def make_plan(model: onnx.ModelProto, config: CompressConfig, *, inplace: bool =
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
-    from ..graph.layers import analyze
-
     layers = analyze(model)
     pairs = select_sources(model, config.min_elements, layers)
     tensors = []
@@ -121,19 +118,21 @@ def make_plan(model: onnx.ModelProto, config: CompressConfig, *, inplace: bool =
             continue
         tensors.append(PlannedTensor(src, cand, config.tensor_plan(cand, numpy_helper.to_array(src.tensor))))
     kept = [c for _, c in pairs if c.action is Action.KEEP]
-    return Plan(model, tensors, kept, config.coder, model.ByteSize(), config.threads, layers)
+    return Plan(model, tensors, kept, config.coder, model.ByteSize(), config.threads)
 
 
-def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Quantized | None = None) -> EncodedTensor:
-    """Quantize one tensor (unless ``quantized`` is given: a stage's result for this plan)
-    and measure its exact decode; errors name the tensor."""
+def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Quantized | None = None,
+               decoded: np.ndarray | None = None) -> EncodedTensor:
+    """Quantize one tensor (unless ``quantized`` is given: a stage's result for this plan,
+    with ``decoded`` its exact decode when the stage has it) and measure its exact decode;
+    errors name the tensor."""
     try:
         array = planned.array()
         plan = planned.plan
         quantized = quantized if quantized is not None else quantize(array, plan.quantizer, plan.config, plan.seed)
         if plan.exact:
             return EncodedTensor(planned, quantized, math.inf, array if keep_decoded else None)
-        decoded = dequantize(quantized)
+        decoded = dequantize(quantized) if decoded is None else decoded
         return EncodedTensor(planned, quantized, sqnr_db(array, decoded), decoded if keep_decoded else None)
     except UdcError as exc:
         raise type(exc)(f"{planned.name}: {exc}") from None

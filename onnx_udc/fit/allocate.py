@@ -33,7 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from .. import quantizers
-from ..codec import Quantized, dequantize, quantize, symbol_entropy
+from ..codec import Quantized, dequantize, pack, quantize, symbol_entropy
 from ..encoder import CompressConfig, CompressReport, EncodedTensor, encode_one, make_plan, pack_all, write
 from ..errors import ConfigError
 from ..format.dither import derive_seed
@@ -52,7 +52,6 @@ BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, 
 MAX_MEASUREMENTS = 10
 SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
 SIZE_TARGETS = ("ratio", "size")
-FIDELITY_TARGETS = ("sqnr", "output_sqnr", "agreement", "cosine")
 
 
 @dataclass(frozen=True)
@@ -362,22 +361,24 @@ def allocate(
                              metric_obj.smooth(reference, outputs))
         return measured[key]
 
-    packed_cache: dict[tuple[str, int], object] = {}
+    packed_cache: dict[tuple, object] = {}  # (name, grid index) or (name, quantizer, step) -> EncodeResult
 
     switched: dict[str, tuple[str, float, Quantized, np.ndarray]] = {}  # name -> (quantizer, step, Quantized, decode)
 
     def switch_methods(choice: np.ndarray) -> None:
         """Each quantized tensor may move to an alternative quantizer at the step with the
-        same noise power, when the coder stores it in fewer bytes (same predicted D)."""
-        from ..codec import pack
-
+        same noise power, when the coder stores it in fewer bytes (same predicted D). The
+        blobs coded to compare go to packed_cache, under encode_choice's keys."""
         switched.clear()
         base = quantizers.by_name(config.quantizer)
         for l, k in enumerate(choice):
             if k == tables.steps.shape[1]:
                 continue
             name, step = names[l], float(tables.steps[l, k])
-            best = len(pack(quantized(l, int(k))[0], config.coder).blob)
+            base_key = (name, int(k))
+            if base_key not in packed_cache:
+                packed_cache[base_key] = pack(quantized(l, int(k))[0], config.coder)
+            best = len(packed_cache[base_key].blob)
             for alt in alternatives:
                 qa = quantizers.by_name(alt)
                 alt_step = float(np.float32(math.sqrt(base.noise_power(step) / qa.noise_power(1.0))))
@@ -386,10 +387,11 @@ def allocate(
                     q = quantize(arrays[name], alt, cfg, derive_seed(config.seed, name))
                 except ConfigError:
                     continue  # e.g. indices overflow at that step: not a candidate
-                size = len(pack(q, config.coder).blob)
-                if size < best:
-                    best = size
+                result = pack(q, config.coder)
+                if len(result.blob) < best:
+                    best = len(result.blob)
                     switched[name] = (alt, alt_step, q, dequantize(q))
+                    packed_cache[(name, alt, alt_step)] = result
 
     def encode_choice(choice: np.ndarray):
         """The encoder's plan for a choice, each tensor quantized once (from the cache)."""
@@ -406,11 +408,11 @@ def allocate(
         for t in plan.tensors:
             l = index.get(t.name)
             if t.name in switched and not t.plan.exact:
-                encoded.append(encode_one(t, quantized=switched[t.name][2]))
+                encoded.append(encode_one(t, quantized=switched[t.name][2], decoded=switched[t.name][3]))
                 keys.append((t.name, switched[t.name][0], switched[t.name][1]))
             elif l is not None and not t.plan.exact:
                 q, value = quantized(l, int(choice[l]))
-                encoded.append(encode_one(t, quantized=q))
+                encoded.append(encode_one(t, quantized=q, decoded=value))
                 keys.append((t.name, int(choice[l])))
             else:
                 encoded.append(encode_one(t))

@@ -87,6 +87,8 @@ class CompressSpec:
             raise ConfigError("attempts must be >= 1 and holdout in (0, 1)")
         if self.target is not None and self.pq is None and not q.has_step:
             raise ConfigError(f"rate allocation needs a quantizer with a step, not {q.name}")
+        if self.pq is not None and self.pq.target == "output" and self.calib is None:
+            raise ConfigError("--pq-target output needs calibration inputs (--calib)")
         if self.tables is not None and self.pq is not None:
             raise ConfigError("codeword tables apply to the scalar and lattice quantizers, not to pq")
         for name in self.methods or ():
@@ -214,8 +216,6 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
 
     config = spec.config
     if spec.pq is not None:
-        if spec.pq.target == "output" and calib is None:
-            raise ConfigError("--pq-target output needs calibration inputs (--calib)")
         fit = pq_model.fit_model(model, spec.pq.config, calib if spec.calib is not None else None,
                                  refine=spec.pq.refine, rounds=spec.pq.rounds, min_elements=config.min_elements,
                                  threads=config.threads, target=spec.pq.target,
@@ -241,7 +241,3 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
                                                   progress=lambda name: say(f"tables: {name}"))
     return CompressResult(compressed, report, tables=tables, calibration=calib, warnings=list(tables.warnings))
 
-
-def with_config(spec: CompressSpec, **changes) -> CompressSpec:
-    """The spec with some fixed settings changed."""
-    return replace(spec, config=replace(spec.config, **changes))

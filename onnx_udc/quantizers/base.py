@@ -75,7 +75,6 @@ class Quantizer(ABC):
     lossless: ClassVar[bool] = False
     has_step: ClassVar[bool] = False  # one step per tensor, noise_power(step) known (rate allocation applies)
     uses_axis_order: ClassVar[bool] = False  # its symbols follow the layer's axis order (tensor_config sets it)
-    vector_length: ClassVar[int] = 1  # weights per symbol vector along the axis order (lattices: n)
 
     @abstractmethod
     def check(self, header: BlobHeader) -> None:

@@ -214,10 +214,6 @@ class LatticeQuantizer(Quantizer):
     def noise_power(self, step: float) -> float:
         return self.lattice.G * step * step
 
-    @property
-    def vector_length(self) -> int:  # type: ignore[override]
-        return self.lattice.n
-
     def tensor_config(self, config: object, axis_order: tuple[int, ...]) -> object:
         """Vectors along ``axis_order`` unless the config names an order itself."""
         if config is None or getattr(config, "axis_order", None) is not None:
