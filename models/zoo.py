@@ -89,6 +89,35 @@ class ZooModel(abc.ABC):
         return path
 
 
+class SplitArrays(ZooModel):
+    """An entry whose ``inputs()`` holds one model input's evaluation and calibration arrays
+    under ``key`` ("{part}" is "eval" or "calib"), fed in batches of ``batch``."""
+
+    input_name: str
+    key: str = "{part}_x"
+    batch: int = 16
+
+    @abc.abstractmethod
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The cached arrays (evaluation and calibration)."""
+
+    def _batches(self, part: str, limit: int | None) -> list[dict[str, np.ndarray]]:
+        x = self.inputs()[self.key.format(part=part)]
+        out, left = [], len(x) if limit is None else max(int(limit), 0)
+        for i in range(0, len(x), self.batch):  # at most ``limit`` samples over the batches
+            if left <= 0:
+                break
+            out.append({self.input_name: x[i : i + min(self.batch, left)]})
+            left -= len(out[-1][self.input_name])
+        return out
+
+    def feeds(self, limit: int | None = None) -> list[dict[str, np.ndarray]]:
+        return self._batches("eval", limit)
+
+    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
+        return self._batches("calib", samples)
+
+
 _REGISTRY: dict[str, Callable[[], ZooModel]] = {}
 
 

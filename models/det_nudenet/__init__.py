@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shipped import _limit, cached_copy, shipped_file
-from ..zoo import FidelityTarget, Outputs, ZooModel, register, require
+from ..shipped import cached_copy, shipped_file
+from ..zoo import FidelityTarget, Outputs, SplitArrays, register, require
 
 NUDENET = ("nudenet", "nudenet==3.4.2")
 SIZE = 320
@@ -95,7 +95,8 @@ def build_inputs() -> dict[str, np.ndarray]:
 
 
 @register("det_nudenet")
-class DetNudenet(ZooModel):
+class DetNudenet(SplitArrays):
+    input_name, key, batch = "images", "{part}", BATCH
     name = "det_nudenet"
     title = "NudeNet YOLOv8n detector 320"
     primary = "det_f1"
@@ -108,16 +109,6 @@ class DetNudenet(ZooModel):
         from ..shipped.data import cached
 
         return cached(self.cache_dir() / "inputs.npz", build_inputs)
-
-    def _batches(self, part: str, limit: int | None) -> list[dict[str, np.ndarray]]:
-        x = self.inputs()[part]
-        return [{"images": b} for b in _limit([x[i : i + BATCH] for i in range(0, len(x), BATCH)], limit)]
-
-    def feeds(self, limit: int | None = None) -> list[dict[str, np.ndarray]]:
-        return self._batches("eval", limit)
-
-    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
-        return self._batches("calib", samples)
 
     def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
         return detection_metrics(reference, outputs)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..ocr_cls import prob_metrics
-from ..shipped import _limit, cached_copy, shipped_file
-from ..zoo import FidelityTarget, Outputs, ZooModel, ZooUnavailable, register, require
+from ..shipped import cached_copy, shipped_file
+from ..zoo import FidelityTarget, Outputs, SplitArrays, ZooUnavailable, register, require
 
 MAGIKA = ("magika", "magika==1.0.3")
 PACKAGES = ("numpy", "scipy", "skimage", "sklearn", "cv2", "onnx", "onnxruntime", "PIL", "magika",
@@ -85,7 +85,8 @@ def build_inputs() -> dict[str, np.ndarray]:
 
 
 @register("filetype_magika")
-class FiletypeMagika(ZooModel):
+class FiletypeMagika(SplitArrays):
+    input_name, batch = "bytes", BATCH
     name = "filetype_magika"
     title = "Magika file-type classifier (standard_v3_3)"
     primary = "top1_agreement"
@@ -102,16 +103,6 @@ class FiletypeMagika(ZooModel):
         if not len(arrays["eval_x"]):
             raise ZooUnavailable("no files found to classify: pip install -e '.[zoo]'")
         return arrays
-
-    def _batches(self, part: str, limit: int | None) -> list[dict[str, np.ndarray]]:
-        x = self.inputs()[f"{part}_x"]
-        return [{"bytes": b} for b in _limit([x[i : i + BATCH] for i in range(0, len(x), BATCH)], limit)]
-
-    def feeds(self, limit: int | None = None) -> list[dict[str, np.ndarray]]:
-        return self._batches("eval", limit)
-
-    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
-        return self._batches("calib", samples)
 
     def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
         return prob_metrics(reference, outputs, self.inputs()["eval_y"])

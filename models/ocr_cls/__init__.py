@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shipped import RAPIDOCR, _limit, cached_copy, shipped_file
-from ..zoo import FidelityTarget, Outputs, ZooModel, register, require
+from ..shipped import RAPIDOCR, cached_copy, shipped_file
+from ..zoo import FidelityTarget, Outputs, SplitArrays, register, require
 
 IMAGES = ("page", "text", "coins", "logo", "coffee", "chelsea", "cell", "horse")
 SHAPE = (3, 48, 192)  # RapidOCR config.yaml Cls.cls_image_shape
@@ -63,7 +63,8 @@ def build_inputs() -> dict[str, np.ndarray]:
 
 
 @register("ocr_cls")
-class OcrCls(ZooModel):
+class OcrCls(SplitArrays):
+    input_name, batch = "x", BATCH
     name = "ocr_cls"
     title = "PP-LCNet text orientation 0/180 (RapidOCR)"
     primary = "top1_agreement"
@@ -77,16 +78,6 @@ class OcrCls(ZooModel):
         from ..shipped.data import cached
 
         return cached(self.cache_dir() / "inputs.npz", build_inputs)
-
-    def _batches(self, part: str, limit: int | None) -> list[dict[str, np.ndarray]]:
-        x = self.inputs()[f"{part}_x"]
-        return [{"x": b} for b in _limit([x[i : i + BATCH] for i in range(0, len(x), BATCH)], limit)]
-
-    def feeds(self, limit: int | None = None) -> list[dict[str, np.ndarray]]:
-        return self._batches("eval", limit)
-
-    def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
-        return self._batches("calib", samples)
 
     def labels(self) -> np.ndarray:
         return self.inputs()["eval_y"]
