@@ -369,6 +369,7 @@ def test_small_held_out_sets_are_said_to_be_small():
     v = Verification("agreement", 0.99, 1.0, 16, False)
     assert v.passed and v.lower_bound < 0.99 and "299 held-out samples" in v.caveat()
     assert Verification("agreement", 0.99, 1.0, 400, False).caveat() is None
+    assert 0.985 < agreement_lower_bound(1995, 2000) < 0.997  # large held-out sets (no overflow)
     assert Verification("sqnr", 30.0, 31.0, 4, False).caveat() is None
 
 

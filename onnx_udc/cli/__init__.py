@@ -108,8 +108,8 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     By default the smallest model that keeps a fidelity target chosen from the model's
     outputs (top-1 agreement >= 0.99 for class scores, mean cosine >= 0.99 for an
     embedding, else every output within 30 dB), measured on held-out calibration samples
-    (--calib; synthesized inputs otherwise, with a stricter margin). A miss exits 6 and
-    writes nothing. One explicit target (--target-ratio, --target-size, --min-sqnr,
+    (--calib; --calib synthetic only as a last resort, with a stricter margin). A miss
+    exits 6 and writes nothing. One explicit target (--target-ratio, --target-size, --min-sqnr,
     --min-output-sqnr, --min-agreement, --min-cosine) replaces the default; --step-rel or
     --target-bpw gives the fixed-step mode (one step rule for all tensors, no check).
     """

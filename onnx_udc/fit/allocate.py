@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from .. import quantizers
 from ..codec import Quantized, dequantize, pack, quantize, symbol_entropy

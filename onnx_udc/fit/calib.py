@@ -67,37 +67,27 @@ def first_samples(batches: list[Feeds], n: int, whole: bool = False) -> list[Fee
     return out
 
 
-def take_samples(batches: list[Feeds], start: int, stop: int) -> list[Feeds]:
-    """Samples [start, stop) of ``batches`` (cut at batch boundaries as needed)."""
-    out, pos = [], 0
-    for b in batches:
-        rows = batch_rows(b)
-        lo, hi = max(start - pos, 0), min(stop - pos, rows)
-        if lo < hi:
-            out.append(b if (lo, hi) == (0, rows) else
-                       {k: (v[lo:hi] if np.ndim(v) >= 1 and v.shape[0] == rows else v) for k, v in b.items()})
-        pos += rows
-    return out
-
-
 HOLDOUT_FRACTION = 0.25  # of the calibration samples, never used to fit: the final check runs on them
 
 
 def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
                   model: onnx.ModelProto | None = None) -> tuple[CalibrationSet, CalibrationSet]:
-    """(fit, held-out): the last ``fraction`` of the samples (at least one) are held out.
+    """(fit, held-out): every k-th sample (k = 1 / ``fraction``; at least one) is held out, so
+    the file's order cannot bias the check.
 
     Everything fitted (sensitivities, the allocation's search, PQ, codeword tables) sees the
-    first part only; the fidelity a compression reports is measured on the held-out part.
-    When ``model`` has an input with a fixed leading (batch) dimension, whole batches are held out."""
-    every = max(2, round(1.0 / fraction))  # held out: every k-th sample, so the file's order cannot bias it
-    if calib.whole_feeds or (model is not None and _fixed_batch(model)):
+    fit part only; the fidelity a compression reports is measured on the held-out part.
+    Whole feeds (stateful calibration, or a ``model`` with a fixed batch dimension) are held
+    out whole: every k-th feed."""
+    every = max(2, round(1.0 / fraction))
+    if calib.whole_feeds or (model is not None and _fixed_batch_size(model)):
         nb = len(calib.batches)
         if nb < 2:
             raise ConfigError("whole feeds (a fixed batch size, or steps of a stateful model): at least 2 are "
                           f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} feed(s)")
-        held = [b for i, b in enumerate(calib.batches) if i % every == every - 1] or calib.batches[-1:]
-        kept = [b for b in calib.batches if not any(b is h for h in held)]
+        held_at = {i for i in range(nb) if i % every == every - 1} or {nb - 1}
+        held = [b for i, b in enumerate(calib.batches) if i in held_at]
+        kept = [b for i, b in enumerate(calib.batches) if i not in held_at]
         return (CalibrationSet(kept, calib.synthetic, calib.source, calib.whole_feeds),
                 CalibrationSet(held, calib.synthetic, calib.source, calib.whole_feeds))
     n = calib.samples
@@ -131,10 +121,6 @@ def _fixed_batch_size(model: onnx.ModelProto) -> int:
         if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 1:
             return int(dims[0].dim_value)
     return 0
-
-
-def _fixed_batch(model: onnx.ModelProto) -> bool:
-    return _fixed_batch_size(model) > 0
 
 
 def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:

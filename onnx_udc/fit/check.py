@@ -87,9 +87,16 @@ def agreement_lower_bound(agree: int, n: int, confidence: float = 0.95) -> float
 
 
 def _binom_cdf(k: int, n: int, p: float) -> float:
-    from math import comb
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (no overflow for large n)."""
+    import math
 
-    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(0, k + 1))
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    lp, lq, ln = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(ln - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(0, k + 1)))
 
 
 def samples_to_confirm(target: float, confidence: float = 0.95) -> int:
