@@ -72,7 +72,8 @@ def _random_blob(data) -> bytes:
         return encode_tensor(w, "pq", "store", PQConfig(fit=fit)).blob
     step_rel = data.draw(st.sampled_from([0.001, 0.3, 3.0]), label="step_rel")
     if kind == "scalar_channel":  # one step per channel along any axis, no codeword table
-        w = w * np.logspace(-4, 0, shape[0]).reshape((-1,) + (1,) * (ndim - 1)).astype(dtype)
+        # channel scales 1 .. 1e-4 (the first at 1, so a float16 tensor never flushes to all zeros)
+        w = (w * np.logspace(0, -4, shape[0]).reshape((-1,) + (1,) * (ndim - 1))).astype(dtype)
         config = ChannelConfig(step_rel=step_rel, axis=data.draw(st.integers(0, ndim - 1), label="axis"))
         return encode_tensor(w, kind, data.draw(st.sampled_from(["store", "brotli"]), label="coder"), config,
                              seed=data.draw(st.integers(0, 2**64 - 1), label="seed")).blob
