@@ -233,7 +233,7 @@ class BenchConfig:
     memory: bool = True
     seed: int = 0
     allocate: bool = True  # rate-allocated variants at the zoo model's targets
-    calib_samples: int = 64
+    calib_samples: int = 256
     max_allocations: int | None = None  # first N allocation targets of each model
     pq: bool = False  # the vector-quantizer section: PQ and E8, each with and without fine-tuning
     default: bool = True  # the default command (target chosen from the outputs, --calib only)
@@ -345,17 +345,18 @@ def _default_variant(zoo_model, src: Path, out: Path, config: BenchConfig, resul
     """What `onnx-udc compress M -o out --calib C` does with no other option: the target
     chosen from the model's outputs, checked on held-out calibration samples, the method
     chosen per tensor (pipeline.compress). A miss is recorded, not written as a success."""
-    from onnx_udc import quantizers
     from onnx_udc.errors import FidelityError
     from onnx_udc.fit.allocate import Target
     from onnx_udc.fit.fidelity import default_target
     from onnx_udc.pipeline import CompressSpec, compress
+    from onnx_udc.pipeline.compress import auto_methods
 
     proto = onnx.load(str(src))
     kind, value, why = default_target(proto)
     calib = zoo_model.calibration(config.calib_samples)
-    spec = CompressSpec(config=CompressConfig(seed=config.seed), target=Target(kind, value), calib=calib,
-                        calib_samples=config.calib_samples, methods=tuple(quantizers.step_quantizers()))
+    target = Target(kind, value)
+    spec = CompressSpec(config=CompressConfig(seed=config.seed), target=target, calib=calib,
+                        calib_samples=config.calib_samples, methods=auto_methods(target))
     log(f"  onnx-udc default: {spec.target.describe()} ({why}) on {config.calib_samples} calibration samples")
     start = time.perf_counter()
     try:

@@ -73,7 +73,8 @@ def cli() -> None:
               help="calibration inputs: .npz with one array per model input (samples on axis 0) or a folder of images; "
                    "a quarter is held out for the final fidelity check. 'synthetic': inputs made from the model's "
                    "input specification (a last resort: a stricter margin, flagged in the report)")
-@click.option("--calib-samples", type=int, default=64, show_default=True, help="calibration samples used")
+@click.option("--calib-samples", type=int, default=256, show_default=True,
+              help="calibration samples read (a quarter held out for the final check)")
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
@@ -196,6 +197,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
     from ..fit.allocate import Target
     from ..fit.fidelity import default_target
     from ..pipeline import CompressSpec, PQSpec, TablesSpec
+    from ..pipeline.compress import auto_methods
     from ..quantizers.base import StepConfig
 
     targets = {"ratio": target_ratio, "size": target_size, "sqnr": min_sqnr, "agreement": min_agreement,
@@ -244,7 +246,7 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
     if quantizer == "auto":
         quantizer = "scalar"
         if target is not None:
-            methods = tuple(quantizers.step_quantizers())
+            methods = auto_methods(target)
     if not quantizers.by_name(quantizer).has_step:  # product quantization: fitted, no step
         if fixed or (target is not None and target.is_size):
             raise ConfigError(f"--quantizer {quantizer} takes no step or size target; use --pq-k / --pq-block "

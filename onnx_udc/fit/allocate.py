@@ -217,8 +217,9 @@ class _Tables:
     rms: np.ndarray  # [L]
     sens: np.ndarray  # [L]
     steps: np.ndarray  # [L, K] absolute steps; column K is "exact"
-    bits: np.ndarray  # [L, K+1] bits per weight
-    noise: np.ndarray  # [L, K+1] predicted distortion a_l * P_l
+    bits: np.ndarray  # [L, K+1+E] bits per weight; columns past K: fitted candidates (inf: none)
+    noise: np.ndarray  # [L, K+1+E] predicted distortion a_l * P_l
+    fitted: list = field(default_factory=list)  # [L][E]: fit.candidates.Candidate or None
 
     def choose(self, lam: float) -> np.ndarray:
         """-> [L] option index minimising n*bits + lam*noise per tensor."""
@@ -260,6 +261,7 @@ def allocate(
     realize_model: bool = True,
     alternatives: Sequence[str] = (),
     outputs: Sequence[str] | None = None,
+    candidates: Mapping[str, Sequence] | None = None,
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -273,6 +275,9 @@ def allocate(
     at the step with the same noise power, when the coder really stores it in fewer bytes
     (the predicted distortion stays the same, the file never grows; switch_methods).
     ``outputs``: the model outputs the metric looks at (default: all, in the model's order).
+    ``candidates``: name -> fitted codings of that tensor (fit.candidates.Candidate: product
+    quantization), each one more choice in the tensor's row of the table at its real coded
+    size and its effective noise power.
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -315,7 +320,8 @@ def allocate(
     seconds["sensitivity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    tables = _tables(quantizer, arrays, sens, config, orders)
+    tables = _tables(quantizer, arrays, sens, config, orders, candidates or {})
+    fitted = tables.fitted  # [L][E]: the candidate of each extra column, None where absent
     seconds["rates"] = time.perf_counter() - clock
 
     original_bytes = model.ByteSize()
@@ -343,9 +349,13 @@ def allocate(
             cache_bytes[0] += size
         return cache[key]
 
+    exact_col = tables.steps.shape[1]
+
     def decoded(l: int, k: int) -> np.ndarray:
-        if k == tables.steps.shape[1]:
+        if k == exact_col:
             return arrays[names[l]]
+        if k > exact_col:
+            return fitted[l][k - exact_col - 1].decoded
         return switched[names[l]][3] if names[l] in switched else quantized(l, int(k))[1]
 
     measured: dict[tuple, tuple[float, float, float]] = {}
@@ -371,7 +381,7 @@ def allocate(
         switched.clear()
         base = quantizers.by_name(config.quantizer)
         for l, k in enumerate(choice):
-            if k == tables.steps.shape[1]:
+            if k >= exact_col:  # exact, or a fitted candidate (no step to switch at)
                 continue
             name, step = names[l], float(tables.steps[l, k])
             base_key = (name, int(k))
@@ -394,8 +404,10 @@ def allocate(
 
     def encode_choice(choice: np.ndarray):
         """The encoder's plan for a choice, each tensor quantized once (from the cache)."""
-        steps = {names[l]: (None if k == tables.steps.shape[1] else float(tables.steps[l, k])) for l, k in enumerate(choice)}
-        others = {}
+        steps = {names[l]: (None if k == exact_col else float(tables.steps[l, k]))
+                 for l, k in enumerate(choice) if k <= exact_col}
+        others = {names[l]: (fitted[l][k - exact_col - 1].method, fitted[l][k - exact_col - 1].config)
+                  for l, k in enumerate(choice) if k > exact_col}
         for name, (alt, alt_step, _, _) in switched.items():
             steps[name] = alt_step
             others[name] = (alt, replace(config.scalar, step=alt_step, target_bpw=None))
@@ -406,7 +418,11 @@ def allocate(
         keys = []
         for t in plan.tensors:
             l = index.get(t.name)
-            if t.name in switched and not t.plan.exact:
+            if l is not None and choice[l] > exact_col and not t.plan.exact:
+                cand = fitted[l][int(choice[l]) - exact_col - 1]
+                encoded.append(encode_one(t, quantized=cand.quantized, decoded=cand.decoded))
+                keys.append((t.name, cand.label))
+            elif t.name in switched and not t.plan.exact:
                 encoded.append(encode_one(t, quantized=switched[t.name][2], decoded=switched[t.name][3]))
                 keys.append((t.name, switched[t.name][0], switched[t.name][1]))
             elif l is not None and not t.plan.exact:
@@ -482,7 +498,7 @@ def allocate(
             else:
                 lam = math.sqrt(hi_pass * lo_fail)
         if best is None:
-            choice = np.full(len(names), tables.steps.shape[1])  # everything exact
+            choice = np.full(len(names), exact_col)  # everything exact
             lam = math.inf
         else:
             lam, _, choice = best
@@ -501,13 +517,19 @@ def allocate(
             real = int(fixed + tables.totals(choice)[0])
     seconds["search"] = time.perf_counter() - clock
 
+    def method(l: int, n: str) -> str:
+        if choice[l] == exact_col:
+            return "exact"
+        if choice[l] > exact_col:
+            return fitted[l][int(choice[l]) - exact_col - 1].label
+        return switched[n][0] if n in switched else config.quantizer
+
     plans = [
         TensorPlan(name=n, shape=tuple(arrays[n].shape), numel=int(tables.numel[l]), itemsize=int(tables.itemsize[l]),
                    rms=float(tables.rms[l]), sensitivity=float(tables.sens[l]),
-                   step=None if choice[l] == tables.steps.shape[1] else float(tables.steps[l, choice[l]]),
+                   step=None if choice[l] >= exact_col else float(tables.steps[l, choice[l]]),
                    bits=float(tables.bits[l, choice[l]]), distortion=float(tables.noise[l, choice[l]]),
-                   quantizer=("exact" if choice[l] == tables.steps.shape[1] else
-                              switched[n][0] if n in switched else config.quantizer))
+                   quantizer=method(l, n))
         for l, n in enumerate(names)
     ]
     payload, d_pred = tables.totals(choice)
@@ -529,9 +551,12 @@ def _halve(batches: list, whole: bool = False) -> list:
 
 
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],
-            config: CompressConfig, orders: dict[str, tuple[int, ...]]) -> _Tables:
+            config: CompressConfig, orders: dict[str, tuple[int, ...]],
+            candidates: Mapping[str, Sequence] | None = None) -> _Tables:
     names = sorted(arrays)
+    candidates = candidates or {}
     L, K = len(names), len(GRID_REL)
+    E = max((len(candidates.get(n, ())) for n in names), default=0)
     numel = np.array([arrays[n].size for n in names], dtype=np.float64)
     itemsize = np.array([arrays[n].dtype.itemsize for n in names], dtype=np.float64)
     rms = np.array([math.sqrt(float(np.mean(arrays[n].astype(np.float64) ** 2))) for n in names])
@@ -539,8 +564,9 @@ def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens
     floor = 1e-9 * float(a.max()) if a.max() > 0 else 1e-30
     a = np.maximum(a, floor)  # an insensitive tensor still must not go to infinite noise
     steps = rms[:, None] * GRID_REL[None, :]  # [L, K]
-    bits = np.empty((L, K + 1))
-    noise = np.empty((L, K + 1))
+    bits = np.full((L, K + 1 + E), np.inf)
+    noise = np.zeros((L, K + 1 + E))
+    fitted: list[list] = [[None] * E for _ in names]
     for l, n in enumerate(names):
         steps[l] = np.array([float(np.float32(s)) for s in steps[l]])
         if quantizer.uses_axis_order:
@@ -552,4 +578,8 @@ def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens
         bits[l, K] = 8.0 * itemsize[l]  # exact: raw bits (the lossless coder may do a little better)
         noise[l, :K] = a[l] * np.array([quantizer.noise_power(float(s)) for s in steps[l]])
         noise[l, K] = 0.0
-    return _Tables(names, numel, itemsize, rms, a, steps, bits, noise)
+        for j, cand in enumerate(candidates.get(n, ())):  # real coded size, effective noise power
+            bits[l, K + 1 + j] = cand.bits(int(numel[l]))
+            noise[l, K + 1 + j] = a[l] * cand.power
+            fitted[l][j] = cand
+    return _Tables(names, numel, itemsize, rms, a, steps, bits, noise, fitted)

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 
 Feeds = dict[str, np.ndarray]
 
-DEFAULT_SAMPLES = 64
+DEFAULT_SAMPLES = 256
 SYNTHETIC_SEQUENCE = 32  # length given to unnamed dynamic sequence axes of synthetic inputs
 
 

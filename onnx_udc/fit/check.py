@@ -31,19 +31,31 @@ class Verification:
     synthetic: bool  # measured on synthesized inputs (not the user's data)
     attempts: int = 1  # allocations tried (the target tightened after each miss)
     internal_target: float | None = None  # the target of the last attempt (after tightening)
+    counted: float | None = None  # agreement: the share of held-out samples that agree, counted
 
     @property
     def passed(self) -> bool:
+        """The value meets the target, and (agreement) the counted share is not significantly
+        below it: its one-sided 95% upper confidence bound reaches the target."""
         from .fidelity import get
 
-        return get(self.metric).passes(self.value, self.target)
+        if not get(self.metric).passes(self.value, self.target):
+            return False
+        upper = self.upper_bound
+        return upper is None or upper >= self.target
 
     def describe(self) -> str:
         from .fidelity import get
 
         m = get(self.metric)
         where = f"{self.samples} held-out {'SYNTHETIC ' if self.synthetic else ''}calibration samples"
-        return f"{m.name} {m.format(self.value)} on {where} (target {m.format(self.target)})"
+        counted = ""
+        if self.counted is not None and self.metric == "agreement":
+            counted = f", {round(self.counted * self.samples)}/{self.samples} agree"
+        return f"{m.name} {m.format(self.value)} on {where}{counted} (target {m.format(self.target)})"
+
+    def _count(self) -> int:
+        return round((self.value if self.counted is None else self.counted) * self.samples)
 
     @property
     def lower_bound(self) -> float | None:
@@ -51,7 +63,15 @@ class Verification:
         true agreement given the held-out count; None for other metrics."""
         if self.metric != "agreement" or self.samples <= 0:
             return None
-        return agreement_lower_bound(round(self.value * self.samples), self.samples)
+        return agreement_lower_bound(self._count(), self.samples)
+
+    @property
+    def upper_bound(self) -> float | None:
+        """For agreement: the one-sided 95% upper confidence bound on the true agreement given
+        the held-out count (a count this low would be rare above it); None for other metrics."""
+        if self.metric != "agreement" or self.samples <= 0:
+            return None
+        return 1.0 - agreement_lower_bound(self.samples - self._count(), self.samples)
 
     def caveat(self) -> str | None:
         """A warning when the held-out set is too small to confirm a passed target."""
@@ -64,7 +84,7 @@ class Verification:
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "target": self.target, "value": self.value, "samples": self.samples,
-                "lower_bound_95": self.lower_bound,
+                "counted": self.counted, "lower_bound_95": self.lower_bound, "upper_bound_95": self.upper_bound,
                 "synthetic": self.synthetic, "attempts": self.attempts, "internal_target": self.internal_target,
                 "passed": self.passed}
 
@@ -112,12 +132,13 @@ def reference_outputs(original: onnx.ModelProto, holdout: CalibrationSet, thread
 
 
 def measure(compressed: onnx.ModelProto, holdout: CalibrationSet, reference: Outputs, metric: Metric,
-            threads: int | None = None, outputs: list[str] | None = None) -> float:
-    """The metric of ``compressed`` (decoded exactly) on the held-out samples (``outputs``:
-    the model outputs it looks at, default all). For top-1 agreement, the smaller of the
-    counted share and the share the margin model expects at the measured output noise."""
+            threads: int | None = None, outputs: list[str] | None = None) -> tuple[float, float]:
+    """(value, counted): the metric of ``compressed`` (decoded exactly) on the held-out samples
+    (``outputs``: the model outputs it looks at, default all). For top-1 agreement the value
+    is the share the margin model expects at the measured output noise of every sample (on a
+    few samples a count moves in large steps and by chance; the noise says more) and
+    ``counted`` the share counted, which Verification.passed checks against the target with
+    its confidence bound; for the other metrics both are the metric."""
     dense = decompress_model(compressed)
     got = WeightProbe(dense, [], threads=threads, outputs=outputs).run(holdout.batches)
-    # the metric counted, and (agreement) the margin model's expectation at the measured noise:
-    # on a few held-out samples a count of "all agree" says little, the noise says more
-    return min(metric.measure(reference, got), metric.smooth(reference, got))
+    return metric.smooth(reference, got), metric.measure(reference, got)

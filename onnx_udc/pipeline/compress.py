@@ -25,7 +25,17 @@ from ..fit.calib import HOLDOUT_FRACTION
 from ..quantizers.pq import PQConfig
 
 TABLE_TARGETS = ("output", "weights")
+FITTED_METHODS = ("pq",)  # methods a target's allocation may choose that are fitted, not stepped (fit.candidates)
 PQ_TARGETS = ("weights", "output")
+
+
+def auto_methods(target=None) -> tuple[str, ...]:
+    """The methods ``--quantizer auto`` lets a target's allocation choose among, per tensor:
+    every step quantizer, and (fidelity targets) product quantization (fit.candidates)."""
+    methods = tuple(quantizers.step_quantizers())
+    if target is not None and not target.is_size:
+        methods += FITTED_METHODS
+    return methods
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,10 @@ class CompressSpec:
     config: CompressConfig = field(default_factory=CompressConfig)
     target: object = None
     calib: object = None
-    calib_samples: int = 64
+    calib_samples: int = 256
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
-    methods: tuple[str, ...] | None = None  # step quantizers a target's allocation chooses among, per tensor
+    methods: tuple[str, ...] | None = None  # quantizers a target's allocation chooses among, per tensor (+ "pq")
     outputs: tuple[str, ...] | None = None  # the model outputs fidelity is measured on (default: all)
     allow_miss: bool = False  # write a model that misses its fidelity target (else FidelityError)
     attempts: int = 3  # allocations tried, the internal target tightened after each held-out miss
@@ -92,8 +102,10 @@ class CompressSpec:
         if self.tables is not None and self.pq is not None:
             raise ConfigError("codeword tables apply to the scalar and lattice quantizers, not to pq")
         for name in self.methods or ():
-            if not quantizers.by_name(name).has_step:
-                raise ConfigError(f"methods must be quantizers with a step, not {name}")
+            if name not in FITTED_METHODS and not quantizers.by_name(name).has_step:
+                raise ConfigError(f"methods must be quantizers with a step or one of {FITTED_METHODS}, not {name}")
+        if self.methods and "pq" in self.methods and (self.target is None or self.target.is_size):
+            raise ConfigError("product quantization among the methods needs a fidelity target")
         if self.calib_samples < 1:
             raise ConfigError("calib_samples must be at least 1")
 
@@ -163,7 +175,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     from ..fit.calib import split_holdout
 
     if not spec.checks_fidelity:
-        return _plan_and_encode(model, spec, spec.target, calib, say)
+        return _plan_and_encode(model, spec, spec.target, calib, say, None)
 
     from ..errors import FidelityError
     from ..fit import check, fidelity
@@ -178,14 +190,17 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
     result = None
     check_seconds = 0.0
+    clock = time.perf_counter()
+    candidates = _candidates(model, spec, fit_set, say)  # fitted once, offered to every attempt
+    fit_seconds = time.perf_counter() - clock
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
-        result = _plan_and_encode(model, spec, target, fit_set, say)
+        result = _plan_and_encode(model, spec, target, fit_set, say, candidates)
         clock = time.perf_counter()
-        value = check.measure(result.model, holdout, reference, metric, spec.config.threads, outputs)
+        value, counted = check.measure(result.model, holdout, reference, metric, spec.config.threads, outputs)
         check_seconds += time.perf_counter() - clock
         result.verification = check.Verification(metric.name, goal, value, holdout.samples, calib.synthetic,
-                                                 attempt, internal)
+                                                 attempt, internal, counted)
         say(f"held-out check: {result.verification.describe()}")
         if result.verification.passed or spec.pq is not None:  # PQ has no stricter setting to retry with
             break
@@ -193,6 +208,8 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
             internal = metric.tightened(internal, value, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
     result.seconds["held-out check"] = check_seconds
+    if candidates is not None:
+        result.seconds["pq candidates"] = fit_seconds
     if result.verification.caveat():
         result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
@@ -207,7 +224,77 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
 SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs, relative to the target's
 
 
-def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say) -> CompressResult:
+WHOLE_PQ_KS = (256, 128, 64)  # codebook sizes of the whole-model PQ plans compared with the allocation
+WHOLE_PQ_BUDGET = 30.0  # seconds the per-layer candidates may have taken for those plans to be tried
+
+
+def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, say, candidates,
+                    result: CompressResult) -> CompressResult:
+    """Product quantization of every layer it takes, fitted bottom-up toward the original
+    model's layer outputs (fit.pq_model, target "output": each layer makes up for the error
+    of those below it, which the allocation's per-tensor model cannot see), at each k of
+    WHOLE_PQ_KS: the smallest plan whose fidelity on the calibration samples meets ``target``
+    replaces the allocation's model when it is smaller. Tried when pq is among the methods of
+    a fidelity target and fitting the per-layer candidates was cheap (the whole-model fits
+    then take about as long, per k); the held-out check judges whichever is chosen."""
+    if candidates is None or target is None or target.is_size or not candidates:
+        return result
+    if getattr(candidates, "seconds", 0.0) > WHOLE_PQ_BUDGET:
+        return result
+    from ..fit import check, fidelity, pq_model
+
+    metric = fidelity.get(target.kind)
+    outputs = list(spec.outputs) if spec.outputs else None
+    reference = check.reference_outputs(model, calib, spec.config.threads, outputs)
+    best = result
+    size = result.model.ByteSize()
+    for k in WHOLE_PQ_KS:
+        pq_config = PQConfig(k=k, seed=spec.config.seed)
+        fit = candidates.whole_fits.get(k)
+        if fit is None:  # the fits do not depend on the target: once for every attempt
+            fit = pq_model.fit_model(model, pq_config, calib, refine=20, min_elements=spec.config.min_elements,
+                                     threads=spec.config.threads, target="output",
+                                     only=[n for n in candidates if not spec.config.kept_exact(n)])
+            candidates.whole_fits[k] = fit
+        compressed, report = pq_model.compress(model, fit, replace(spec.config, steps=_scalar_steps(result)),
+                                               pq_config)
+        value, counted = check.measure(compressed, calib, reference, metric, spec.config.threads, outputs)
+        ok = check.Verification(metric.name, target.value, value, calib.samples, calib.synthetic,
+                                counted=counted).passed
+        say(f"whole-model pq k{k} toward the outputs: {compressed.ByteSize():,} B, {metric.name} "
+            f"{metric.format(value)} on the calibration samples {'ok' if ok else 'below target'}"
+            f" (allocation: {size:,} B)")
+        if ok and compressed.ByteSize() < best.model.ByteSize():
+            best = CompressResult(compressed, report, pq=fit, calibration=calib, warnings=list(fit.warnings),
+                                  seconds=dict(result.allocation.seconds) if result.allocation else {})
+        if not ok:
+            break  # smaller codebooks only lose more
+    return best
+
+
+def _scalar_steps(result: CompressResult) -> dict | None:
+    """The allocation's steps (None: exact) of the tensors it coded with a step quantizer: the
+    layers whole-model pq does not take keep them."""
+    alloc = result.allocation
+    if alloc is None:
+        return None
+    return {t.name: t.step for t in alloc.tensors if not t.quantizer.startswith("pq")}
+
+
+def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> dict | None:
+    """The fitted candidates of a target's allocation (fit.candidates), when its methods include pq."""
+    if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
+        return None
+    from ..fit.candidates import pq_candidates
+    from ..graph.select import Action, select
+
+    names = [c.name for c in select(model, spec.config.min_elements) if c.action is Action.QUANTIZE
+             and not spec.config.kept_exact(c.name)]
+    return pq_candidates(model, names, calib, spec.config, log=say)
+
+
+def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say,
+                     candidates: dict | None) -> CompressResult:
     """One planner (PQ, rate allocation, or fixed settings), the optional tables stage, the
     encode stage; the planners see ``calib`` only."""
     from ..fit import pq_model
@@ -226,10 +313,12 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
     if target is not None:
         alloc = allocate(model, target, calib, config, samples=max(1, calib.samples), log=say,
                          realize_model=spec.tables is None,
-                         alternatives=[m for m in spec.methods or () if m != config.quantizer],
-                         outputs=list(spec.outputs) if spec.outputs else None)
+                         alternatives=[m for m in spec.methods or () if m != config.quantizer
+                                       and m not in FITTED_METHODS],
+                         outputs=list(spec.outputs) if spec.outputs else None, candidates=candidates)
         if spec.tables is None:
-            return CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
+            result = CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
+            return _whole_model_pq(model, spec, target, calib, say, candidates, result)
         compressed, report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded,
                                                       target=spec.tables.target,
                                                       progress=lambda name: say(f"tables: {name}"))
