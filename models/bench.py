@@ -237,6 +237,7 @@ class BenchConfig:
     max_allocations: int | None = None  # first N allocation targets of each model
     pq: bool = False  # the vector-quantizer section: PQ and E8, each with and without fine-tuning
     default: bool = True  # the default command (target chosen from the outputs, --calib only)
+    stated: bool = True  # also the default command with the zoo's stated target (FidelityTarget.stated)
 
 
 @contextlib.contextmanager
@@ -344,38 +345,63 @@ def _default_variant(zoo_model, src: Path, out: Path, config: BenchConfig, resul
                      log: Callable[[str], None]) -> list[Variant]:
     """What `onnx-udc compress M -o out --calib C` does with no other option: the target
     chosen from the model's outputs, checked on held-out calibration samples, the method
-    chosen per tensor (pipeline.compress). A miss is recorded, not written as a success."""
-    from onnx_udc.errors import FidelityError
+    chosen per tensor (pipeline.compress); and, where the zoo states one
+    (FidelityTarget.stated), the same command with that target given (`--min-agreement 0.97`).
+    Each runs in a child process for its time and peak memory. A miss is recorded, not
+    written as a success."""
     from onnx_udc.fit.allocate import Target
     from onnx_udc.fit.fidelity import default_target
-    from onnx_udc.pipeline import CompressSpec, compress
-    from onnx_udc.pipeline.compress import auto_methods
 
     proto = onnx.load(str(src))
     kind, value, why = default_target(proto)
+    runs = [("onnx-udc default", Target(kind, value), why, "udc_default.onnx")]
+    stated = getattr(getattr(zoo_model, "target", None), "stated", None)
+    if stated is not None and config.stated:
+        t = Target(*stated)
+        runs.append(("onnx-udc auto, zoo target stated", t, "stated for the zoo target", "udc_stated.onnx"))
     calib = zoo_model.calibration(config.calib_samples)
-    target = Target(kind, value)
+    variants = []
+    for name, target, reason, filename in runs:
+        log(f"  {name}: {target.describe()} ({reason}) on {config.calib_samples} calibration samples")
+        path = out / filename
+        seconds, peak, info = _measured(lambda target=target: _run_default(proto, target, calib, config), path)
+        entry = {"target": target.describe(), "why": reason, "seconds": seconds, "peak_mb": peak, **info}
+        result.defaults[name] = entry
+        if "missed" in info:
+            log(f"    refused: {info['missed']}")
+            continue
+        variants.append(Variant(name, "default", path, loaders=("udc-fast",),
+                                compressed_weights=info["weights"], compressed_bytes=info["bytes"],
+                                note=f"{target.describe()}, held-out {info['held_out']}", compress_s=seconds,
+                                compress_peak_mb=peak, calib_samples=config.calib_samples))
+    return variants
+
+
+def _run_default(proto, target, calib, config: BenchConfig) -> tuple[object, dict]:
+    """The pipeline as the CLI's default runs it -> (model or None, info)."""
+    from onnx_udc.errors import FidelityError
+    from onnx_udc.pipeline import CompressSpec, compress
+    from onnx_udc.pipeline.compress import auto_methods
+
     spec = CompressSpec(config=CompressConfig(seed=config.seed), target=target, calib=calib,
                         calib_samples=config.calib_samples, methods=auto_methods(target))
-    log(f"  onnx-udc default: {spec.target.describe()} ({why}) on {config.calib_samples} calibration samples")
-    start = time.perf_counter()
     try:
         res = compress(proto, spec)
     except FidelityError as exc:
-        result.defaults[zoo_model.name] = {"target": spec.target.describe(), "why": why, "missed": str(exc),
-                                           "seconds": time.perf_counter() - start}
-        log(f"    refused: {exc}")
-        return []
-    seconds = time.perf_counter() - start
-    path = out / "udc_default.onnx"
-    save_model(res.model, path)
-    result.defaults[zoo_model.name] = {"target": spec.target.describe(), "why": why, "seconds": seconds,
-                                       "verification": res.verification.to_dict() if res.verification else None}
-    return [Variant("onnx-udc default", "default", path, loaders=("udc-fast",),
-                    compressed_weights=sum(math.prod(t.shape) for t in res.report.tensors),
-                    compressed_bytes=sum(t.blob_bytes for t in res.report.tensors),
-                    note=f"{spec.target.describe()}, held-out {res.verification.describe() if res.verification else ''}",
-                    compress_s=seconds, calib_samples=config.calib_samples)]
+        return None, {"missed": str(exc)}
+    methods: dict[str, int] = {}
+    for t in (res.allocation.tensors if res.allocation else []):
+        key = t.quantizer.split(" ")[0]
+        methods[key] = methods.get(key, 0) + 1
+    if res.pq is not None:
+        methods = {"pq (whole model, toward the outputs)": len(res.pq.fits)}
+    return res.model, {
+        "verification": res.verification.to_dict() if res.verification else None,
+        "held_out": res.verification.describe() if res.verification else "",
+        "weights": sum(math.prod(t.shape) for t in res.report.tensors),
+        "bytes": sum(t.blob_bytes for t in res.report.tensors),
+        "methods": methods, "stages": {k: round(v, 1) for k, v in res.seconds.items()},
+    }
 
 
 def _allocated_variants(zoo_model, src: Path, out: Path, config: BenchConfig, result: ModelResult,
@@ -466,26 +492,31 @@ def allocation_summary(result: ModelResult) -> dict | None:
 
 
 def default_section(result: ModelResult) -> list[str]:
-    """The default command (`onnx-udc compress M -o out --calib C`): its target, the held-out
-    check, the zoo metric on the evaluation inputs, whether it meets the zoo target."""
-    info = result.defaults.get(result.model)
-    if not info:
+    """The default command (`onnx-udc compress M -o out --calib C`) and, where the zoo states a
+    target, the same command with it: target, held-out check, the zoo metric on the evaluation
+    inputs, whether it meets the zoo target, the methods chosen, time and peak memory."""
+    if not result.defaults:
         return []
-    lines = ["The default command (`onnx-udc compress M -o out --calib C`, target chosen from the outputs):", ""]
-    if "missed" in info:
-        return lines + [f"- refused (exit 6, nothing written): {info['missed']} ({info['seconds']:.0f} s)", ""]
-    row = next((r for r in result.rows if r.kind == "default"), None)
-    if row is None:
-        return []
-    v = info.get("verification") or {}
-    held = f"held-out {v.get('metric')} {v.get('value', float('nan')):.4f} on {v.get('samples')} samples" if v else ""
+    lines = ["The default command (`onnx-udc compress M -o out --calib C`: the target chosen from the outputs, "
+             "the method per tensor) and, where the zoo states a target, the same command with it given:", "",
+             "| command | target | ratio | held-out check | evaluation | zoo target | methods | compress s | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     target = result.target or {}
     metric, threshold = target.get("metric"), target.get("threshold")
-    value = row.fidelity.get(metric) if metric else None
-    meets = "" if value is None else (" meets" if value >= threshold else " MISSES") + f" the zoo target {metric} >= {threshold:g}"
-    lines.append(f"- {info['target']} ({info['why']}): {row.ratio:.2f}x, {held}; evaluation "
-                 f"{result.primary} {row.fidelity.get(result.primary, float('nan')):.4f}{meets}; "
-                 f"{info['seconds']:.1f} s to compress")
+    for name, info in result.defaults.items():
+        if "missed" in info:
+            lines.append(f"| {name} | {info['target']} | refused (exit 6, nothing written) | {info['missed']} | | | | "
+                         f"{info['seconds']:.0f} | {_fmt(info.get('peak_mb'), '.0f')} |")
+            continue
+        row = next((r for r in result.rows if r.kind == "default" and r.variant == name), None)
+        if row is None:
+            continue
+        value = row.fidelity.get(metric) if metric else None
+        meets = "" if value is None else f"{metric} {value:.4f} {'meets' if value >= threshold else 'MISSES'} >= {threshold:g}"
+        methods = ", ".join(f"{k} {v}" for k, v in (info.get("methods") or {}).items())
+        lines.append(f"| {name} | {info['target']} ({info['why']}) | {row.ratio:.2f}x | {info.get('held_out', '')} | "
+                     f"{result.primary} {row.fidelity.get(result.primary, float('nan')):.4f} | {meets} | {methods} | "
+                     f"{info['seconds']:.1f} | {_fmt(info.get('peak_mb'), '.0f')} |")
     return lines + [""]
 
 
@@ -713,7 +744,8 @@ def _vq_child(conn, job: Callable[[], tuple[object, dict]], path: Path) -> None:
     model, info = job()
     seconds = time.perf_counter() - t
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024.0
-    save_model(model, path)
+    if model is not None:  # None: nothing to write (a refused default)
+        save_model(model, path)
     conn.send((seconds, peak, info))
     conn.close()
 

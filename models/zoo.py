@@ -39,6 +39,10 @@ class FidelityTarget:
     metric: str
     threshold: float
     allocations: tuple[tuple[str, float], ...]
+    # the target a user would give the default command for this zoo metric (kind, value of
+    # allocate.Target, e.g. ("agreement", 0.97) for "accuracy within a point"); None where the
+    # default target chosen from the outputs already is at least as strict as the zoo's
+    stated: tuple[str, float] | None = None
 
 
 class ZooModel(abc.ABC):

@@ -15,7 +15,8 @@ def _zoo():
 def test_quick_benchmark_on_the_bundled_model(tmp_path, library):
     zoo = _zoo()
     config = benchmark.BenchConfig(steps=(0.3,), anchors=("fp16", "int8-dynamic", "int4-matmulnbits", "brotli-file"),
-                                   repeat=1, runs=2, limit=200, memory=False, calib_samples=32, max_allocations=1)
+                                   repeat=1, runs=2, limit=200, memory=False, calib_samples=32, max_allocations=1,
+                                   stated=False)
     result = benchmark.benchmark_model(zoo.get("fmnist"), config, tmp_path / "work", log=lambda m: None)
     kinds = [(r.kind, r.loader) for r in result.rows]
     assert kinds[0] == ("original", "ort")
@@ -33,7 +34,7 @@ def test_quick_benchmark_on_the_bundled_model(tmp_path, library):
     assert info["target"]["kind"] == "agreement" and info["smoothed_metric"] >= info["target"]["value"]
     default = [r for r in result.rows if r.kind == "default"]
     assert len(default) == 1 and default[0].ratio > 3 and default[0].fidelity["top1_agreement"] >= 0.97
-    assert result.defaults["fmnist"]["verification"]["passed"]
+    assert result.defaults["onnx-udc default"]["verification"]["passed"]
     report = benchmark.write_report([result], tmp_path / "docs", "pytest", config)
     text = report.read_text()
     assert "| onnx-udc s=0.3 | udc-fast |" in text and "not applicable" in text

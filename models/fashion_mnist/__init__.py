@@ -16,7 +16,8 @@ class FashionMnist(ZooModel):
     title = "ResNet-20, Fashion-MNIST"
     primary = "accuracy"
     # Within 1 point of the original's 91.77% test accuracy.
-    target = FidelityTarget("accuracy", 0.9077, (("agreement", 0.97), ("agreement", 0.95), ("agreement", 0.93)))
+    target = FidelityTarget("accuracy", 0.9077, (("agreement", 0.97), ("agreement", 0.95), ("agreement", 0.93)),
+                            stated=("agreement", 0.97))
 
     def onnx_path(self) -> Path:
         return Path(model_path())
