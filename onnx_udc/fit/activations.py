@@ -131,7 +131,7 @@ class ActivationProbe:
                     act = outputs[c.activation]  # float32: only the sampled rows are widened
                     x = conv_rows(act, c, rows_each, rng) if c.role == "conv" else dense_rows(act, c, rows_each, rng)
                     x = x.astype(np.float64)
-                    gram = np.einsum("grk,grl->gkl", x, x)  # [g, K, K]
+                    gram = np.matmul(x.transpose(0, 2, 1), x)  # [g, K, K] (BLAS; einsum would loop)
                     if name in acc:
                         acc[name].gram += gram
                         acc[name].rows += x.shape[1]

@@ -51,6 +51,7 @@ BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, 
 MAX_MEASUREMENTS = 10
 SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
 SIZE_TARGETS = ("ratio", "size")
+CANDIDATE_MAX_BITS = 3.0  # tensors above this rate at the first predicted lambda get no fitted candidates
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def allocate(
     realize_model: bool = True,
     alternatives: Sequence[str] = (),
     outputs: Sequence[str] | None = None,
-    candidates: Mapping[str, Sequence] | None = None,
+    candidates: Callable[[list[str]], Mapping[str, Sequence]] | None = None,
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -275,9 +276,11 @@ def allocate(
     at the step with the same noise power, when the coder really stores it in fewer bytes
     (the predicted distortion stays the same, the file never grows; switch_methods).
     ``outputs``: the model outputs the metric looks at (default: all, in the model's order).
-    ``candidates``: name -> fitted codings of that tensor (fit.candidates.Candidate: product
-    quantization), each one more choice in the tensor's row of the table at its real coded
-    size and its effective noise power.
+    ``candidates`` (fidelity targets): names -> {name: fitted codings of that tensor}
+    (fit.candidates.Candidate: product quantization), asked for the tensors whose step at the
+    predicted lambda costs at most CANDIDATE_MAX_BITS per weight (a fitted coding pays only
+    at low rates); each coding is one more choice in its tensor's row of the table, at its
+    real coded size and its effective noise power.
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -320,9 +323,15 @@ def allocate(
     seconds["sensitivity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    tables = _tables(quantizer, arrays, sens, config, orders, candidates or {})
-    fitted = tables.fitted  # [L][E]: the candidate of each extra column, None where absent
+    tables = _tables(quantizer, arrays, sens, config, orders)
     seconds["rates"] = time.perf_counter() - clock
+    if candidates is not None and not target.is_size:  # (their fitting time: the caller's)
+        d0 = metric_obj.budget(target.value, reference)
+        first = tables.choose(_search(lambda x: tables.totals(tables.choose(x))[1] <= d0))
+        low = [n for l, n in enumerate(names)
+               if first[l] < tables.steps.shape[1] and tables.bits[l, first[l]] <= CANDIDATE_MAX_BITS]
+        tables = _with_candidates(tables, candidates(low) if low else {})
+    fitted = tables.fitted  # [L][E]: the candidate of each extra column, None where absent
 
     original_bytes = model.ByteSize()
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
@@ -550,13 +559,28 @@ def _halve(batches: list, whole: bool = False) -> list:
     return batches[: max(1, len(batches) // 2)] if whole else first_samples(batches, _samples(batches) // 2)
 
 
+def _with_candidates(tables: _Tables, candidates: Mapping[str, Sequence]) -> _Tables:
+    """The tables with one more column per fitted candidate (fit.candidates.Candidate): its
+    real coded bits per weight, and a_l times its effective noise power; inf bits where a
+    tensor has fewer candidates."""
+    L = len(tables.names)
+    E = max((len(candidates.get(n, ())) for n in tables.names), default=0)
+    bits = np.concatenate([tables.bits, np.full((L, E), np.inf)], axis=1)  # [L, K+1+E]
+    noise = np.concatenate([tables.noise, np.zeros((L, E))], axis=1)
+    fitted: list[list] = [[None] * E for _ in range(L)]
+    K = tables.steps.shape[1]
+    for l, n in enumerate(tables.names):
+        for j, cand in enumerate(candidates.get(n, ())):
+            bits[l, K + 1 + j] = cand.bits(int(tables.numel[l]))
+            noise[l, K + 1 + j] = tables.sens[l] * cand.power
+            fitted[l][j] = cand
+    return replace(tables, bits=bits, noise=noise, fitted=fitted)
+
+
 def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens: dict[str, float],
-            config: CompressConfig, orders: dict[str, tuple[int, ...]],
-            candidates: Mapping[str, Sequence] | None = None) -> _Tables:
+            config: CompressConfig, orders: dict[str, tuple[int, ...]]) -> _Tables:
     names = sorted(arrays)
-    candidates = candidates or {}
     L, K = len(names), len(GRID_REL)
-    E = max((len(candidates.get(n, ())) for n in names), default=0)
     numel = np.array([arrays[n].size for n in names], dtype=np.float64)
     itemsize = np.array([arrays[n].dtype.itemsize for n in names], dtype=np.float64)
     rms = np.array([math.sqrt(float(np.mean(arrays[n].astype(np.float64) ** 2))) for n in names])
@@ -564,9 +588,8 @@ def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens
     floor = 1e-9 * float(a.max()) if a.max() > 0 else 1e-30
     a = np.maximum(a, floor)  # an insensitive tensor still must not go to infinite noise
     steps = rms[:, None] * GRID_REL[None, :]  # [L, K]
-    bits = np.full((L, K + 1 + E), np.inf)
-    noise = np.zeros((L, K + 1 + E))
-    fitted: list[list] = [[None] * E for _ in names]
+    bits = np.empty((L, K + 1))
+    noise = np.empty((L, K + 1))
     for l, n in enumerate(names):
         steps[l] = np.array([float(np.float32(s)) for s in steps[l]])
         if quantizer.uses_axis_order:
@@ -578,8 +601,4 @@ def _tables(quantizer: quantizers.Quantizer, arrays: dict[str, np.ndarray], sens
         bits[l, K] = 8.0 * itemsize[l]  # exact: raw bits (the lossless coder may do a little better)
         noise[l, :K] = a[l] * np.array([quantizer.noise_power(float(s)) for s in steps[l]])
         noise[l, K] = 0.0
-        for j, cand in enumerate(candidates.get(n, ())):  # real coded size, effective noise power
-            bits[l, K + 1 + j] = cand.bits(int(numel[l]))
-            noise[l, K + 1 + j] = a[l] * cand.power
-            fitted[l][j] = cand
-    return _Tables(names, numel, itemsize, rms, a, steps, bits, noise, fitted)
+    return _Tables(names, numel, itemsize, rms, a, steps, bits, noise)

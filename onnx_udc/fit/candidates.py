@@ -41,7 +41,9 @@ from .activations import ActivationProbe
 from .calib import CalibrationSet
 
 PQ_KS = (16, 64, 256)  # codebook sizes tried per layer (lowered for small layers: pq_fit.choose_k)
-PQ_REFINE = 20  # conjugate-gradient iterations of the centroid fine-tuning
+PQ_REFINE = 10  # conjugate-gradient iterations of the centroid fine-tuning
+EM_BLOCKS = 1 << 14  # blocks the EM of one candidate sees at most (then every block is assigned once)
+EM_ITERATIONS = 8
 PQ_BUDGET = 60.0  # seconds of fitting, when the layers allow
 LAYERS_PER_PASS = 8  # layers whose activations one calibration pass collects (bounds memory)
 
@@ -136,9 +138,9 @@ def _fit_layer(name: str, w: np.ndarray, role: str, gram: np.ndarray, ks: tuple[
     cands: list[Candidate] = []
     seen: set[int] = set()
     for k in ks:
-        pq_config = PQConfig(k=k, seed=config.seed)
+        pq_config = PQConfig(k=k, seed=config.seed, iterations=EM_ITERATIONS)
         try:
-            fit, rep = pq_fit.fit_weights_traced(w, pq_config, role, gram, refine=PQ_REFINE)
+            fit, rep = pq_fit.fit_weights_traced(w, pq_config, role, gram, refine=PQ_REFINE, em_blocks=EM_BLOCKS)
         except ConfigError:  # e.g. centroids overflow float16
             continue
         k_real = int(fit.centroids.shape[0])

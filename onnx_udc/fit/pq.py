@@ -149,16 +149,24 @@ def fit_blocks(
     seed: int = 0,
     h: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    em_blocks: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, EMTrace]:
     """blocks [B, d] -> centroids float16 [k, d], indices [B], trace.
 
     h [Gt, d, d]: the metric of each block group, groups int [B] the group of each block
-    (default b % Gt); h None: plain k-means."""
+    (default b % Gt); h None: plain k-means. em_blocks: EM on a random sample of at most
+    this many blocks (fast estimates of large layers), then every block assigned once."""
     blocks = blocks.astype(np.float64)
     nb = blocks.shape[0]
     if groups is None:
         groups = np.arange(nb) % (h.shape[0] if h is not None else 1)  # [B]
     rng = np.random.default_rng(seed)
+    if em_blocks is not None and nb > max(em_blocks, 4 * k):
+        pick = np.sort(rng.choice(nb, size=max(em_blocks, 4 * k), replace=False))  # [S]
+        c16, _, trace = fit_blocks(blocks[pick], k, iterations, seed, h, groups[pick])
+        idx, cost = _assign(blocks, groups, c16.astype(np.float64), h)
+        trace.objective.append(float(cost.sum()))
+        return c16, idx, trace
     k = max(1, min(k, nb))
     c = blocks[rng.choice(nb, size=k, replace=False)].copy()  # [k, d]
     trace = EMTrace(objective=[], output_aware=h is not None)
@@ -343,13 +351,13 @@ def fit_weights(
 
 def fit_weights_traced(
     w: np.ndarray, config: PQConfig, role: str = "other", gram: np.ndarray | None = None, refine: int = 0,
-    rounds: int = 1,
+    rounds: int = 1, em_blocks: int | None = None,
 ) -> tuple[PQFit, FitReport]:
     """gram [gc, K, K]: Gram of the consumer's input per conv group (activations.LayerStats),
     or None. refine: conjugate-gradient iterations of the centroid fine-tuning (needs gram).
     rounds: with refine, alternate (full-error reassignment, centroid fine-tuning) this many
     times after the first fine-tuning minus one; the float16 centroids get a last full-error
-    reassignment when rounds > 1."""
+    reassignment when rounds > 1. em_blocks: EM on a sample of the blocks (fit_blocks)."""
     shape = tuple(int(s) for s in np.shape(w))
     order = axis_order(role, shape)
     run = run_length(shape, order)
@@ -360,7 +368,7 @@ def fit_weights_traced(
     aware = gram is not None and gram.shape[1] == run and run % d == 0
     if aware:
         h, groups = block_metrics(gram, blocks.shape[0] * d // run, d)
-    c16, idx, trace = fit_blocks(blocks, k, config.iterations, config.seed, h, groups)
+    c16, idx, trace = fit_blocks(blocks, k, config.iterations, config.seed, h, groups, em_blocks)
     steps: list[float] = []
     if aware and refine > 0:
         wt = blocks.reshape(-1, run)  # [O, K]

@@ -190,9 +190,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
     result = None
     check_seconds = 0.0
-    clock = time.perf_counter()
-    candidates = _candidates(model, spec, fit_set, say)  # fitted once, offered to every attempt
-    fit_seconds = time.perf_counter() - clock
+    candidates = _candidates(model, spec, fit_set, say)  # each tensor fitted once, for every attempt
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say, candidates)
@@ -208,8 +206,8 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
             internal = metric.tightened(internal, value, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
     result.seconds["held-out check"] = check_seconds
-    if candidates is not None:
-        result.seconds["pq candidates"] = fit_seconds
+    if candidates is not None and candidates.fitted.seconds:
+        result.seconds["pq candidates"] = candidates.fitted.seconds
     if result.verification.caveat():
         result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
@@ -225,7 +223,8 @@ SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs,
 
 
 WHOLE_PQ_KS = (256, 128, 64)  # codebook sizes of the whole-model PQ plans compared with the allocation
-WHOLE_PQ_BUDGET = 30.0  # seconds the per-layer candidates may have taken for those plans to be tried
+WHOLE_PQ_MAX_WEIGHTS = 4_000_000  # pq-able weights above which the whole-model plans are not fitted (time)
+WHOLE_PQ_MAX_BITS = 3.0  # the allocation's mean bits per weight on those layers above which they are not tried
 
 
 def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, say, candidates,
@@ -235,12 +234,22 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
     of those below it, which the allocation's per-tensor model cannot see), at each k of
     WHOLE_PQ_KS: the smallest plan whose fidelity on the calibration samples meets ``target``
     replaces the allocation's model when it is smaller. Tried when pq is among the methods of
-    a fidelity target and fitting the per-layer candidates was cheap (the whole-model fits
-    then take about as long, per k); the held-out check judges whichever is chosen."""
-    if candidates is None or target is None or target.is_size or not candidates:
+    a fidelity target, the layers pq takes hold at most WHOLE_PQ_MAX_WEIGHTS weights (each k
+    is one bottom-up fit of all of them, once for every attempt) and the allocation codes them
+    at no more than WHOLE_PQ_MAX_BITS bits per weight (above, pq's 0.5-2 bits lose too much);
+    the held-out check judges whichever is chosen."""
+    if candidates is None or target is None or target.is_size or result.allocation is None:
         return result
-    if getattr(candidates, "seconds", 0.0) > WHOLE_PQ_BUDGET:
-        return result
+    from ..fit.pq_model import pq_layers
+
+    layers = {n for n, _ in pq_layers(model, PQConfig(k=16), spec.config.min_elements)
+              if not spec.config.kept_exact(n)}
+    planned = [t for t in result.allocation.tensors if t.name in layers]
+    weights = sum(t.numel for t in planned)
+    bits = sum(t.numel * (32.0 if t.step is None and not t.quantizer.startswith("pq") else t.bits)
+               for t in planned) / max(1, weights)
+    if not planned or weights > WHOLE_PQ_MAX_WEIGHTS or bits > WHOLE_PQ_MAX_BITS:
+        return result  # too large to fit per k, or a rate whole-model pq cannot come near
     from ..fit import check, fidelity, pq_model
 
     metric = fidelity.get(target.kind)
@@ -248,14 +257,15 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
     reference = check.reference_outputs(model, calib, spec.config.threads, outputs)
     best = result
     size = result.model.ByteSize()
+    clock = time.perf_counter()
     for k in WHOLE_PQ_KS:
         pq_config = PQConfig(k=k, seed=spec.config.seed)
-        fit = candidates.whole_fits.get(k)
+        fit = candidates.fitted.whole_fits.get(k)
         if fit is None:  # the fits do not depend on the target: once for every attempt
             fit = pq_model.fit_model(model, pq_config, calib, refine=20, min_elements=spec.config.min_elements,
                                      threads=spec.config.threads, target="output",
-                                     only=[n for n in candidates if not spec.config.kept_exact(n)])
-            candidates.whole_fits[k] = fit
+                                     only=sorted(layers))
+            candidates.fitted.whole_fits[k] = fit
         compressed, report = pq_model.compress(model, fit, replace(spec.config, steps=_scalar_steps(result)),
                                                pq_config)
         value, counted = check.measure(compressed, calib, reference, metric, spec.config.threads, outputs)
@@ -269,6 +279,7 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
                                   seconds=dict(result.allocation.seconds) if result.allocation else {})
         if not ok:
             break  # smaller codebooks only lose more
+    best.seconds["whole-model pq"] = time.perf_counter() - clock
     return best
 
 
@@ -281,16 +292,27 @@ def _scalar_steps(result: CompressResult) -> dict | None:
     return {t.name: t.step for t in alloc.tensors if not t.quantizer.startswith("pq")}
 
 
-def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> dict | None:
-    """The fitted candidates of a target's allocation (fit.candidates), when its methods include pq."""
+def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say):
+    """The provider of fitted candidates for a target's allocation (fit.candidates), when its
+    methods include pq: names -> {name: [Candidate]}, each tensor fitted once for every
+    attempt (``provider.fitted`` holds them, ``provider.whole_fits`` the whole-model plans)."""
     if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
         return None
-    from ..fit.candidates import pq_candidates
-    from ..graph.select import Action, select
+    from ..fit.candidates import Candidates, pq_candidates
 
-    names = [c.name for c in select(model, spec.config.min_elements) if c.action is Action.QUANTIZE
-             and not spec.config.kept_exact(c.name)]
-    return pq_candidates(model, names, calib, spec.config, log=say)
+    fitted = Candidates()
+
+    def provider(names: list[str]) -> dict:
+        todo = [n for n in names if n not in fitted and not spec.config.kept_exact(n)]
+        if todo:
+            more = pq_candidates(model, todo, calib, spec.config, log=say)
+            fitted.update(more)
+            fitted.seconds += more.seconds
+            fitted.update({n: [] for n in todo if n not in more})  # tried: none
+        return {n: fitted[n] for n in names if fitted.get(n)}
+
+    provider.fitted = fitted
+    return provider
 
 
 def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say,
