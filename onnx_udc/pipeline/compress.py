@@ -260,6 +260,10 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
     clock = time.perf_counter()
     for k in WHOLE_PQ_KS:
         pq_config = PQConfig(k=k, seed=spec.config.seed)
+        saved = sum(t.numel * t.bits / 8.0 for t in planned) - _pq_bytes(model, planned, pq_config)
+        if saved <= 0:
+            say(f"whole-model pq k{k}: its indices and codebooks alone would not be smaller than the allocation")
+            continue
         fit = candidates.fitted.whole_fits.get(k)
         if fit is None:  # the fits do not depend on the target: once for every attempt
             fit = pq_model.fit_model(model, pq_config, calib, refine=20, min_elements=spec.config.min_elements,
@@ -281,6 +285,26 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
             break  # smaller codebooks only lose more
     best.seconds["whole-model pq"] = time.perf_counter() - clock
     return best
+
+
+def _pq_bytes(model: onnx.ModelProto, planned, config: PQConfig) -> float:
+    """The bytes pq's indices (log2 k bits per block, before entropy coding) and float16
+    codebooks would take for the ``planned`` tensors (fit.allocate.TensorPlan), at ``config``."""
+    import math
+
+    from ..fit import pq as pq_fit
+    from ..graph.layers import analyze, run_length
+
+    uses = analyze(model)
+    total = 0.0
+    for t in planned:
+        use = uses[t.name]
+        d = pq_fit.choose_block(config.block.get(use.layer_type, config.block.get("other", 4)),
+                                run_length(t.shape, use.axis_order))
+        blocks = -(-t.numel // d)
+        k = pq_fit.choose_k(config, blocks)
+        total += blocks * math.log2(max(k, 2)) / 8.0 + 2.0 * k * d
+    return total
 
 
 def _scalar_steps(result: CompressResult) -> dict | None:
