@@ -82,23 +82,24 @@ def main(argv=None) -> int:
     return 0
 
 
-CALIB = 64  # the last test images: the calibration set of the target-driven run, never evaluated
+CALIB = 256  # the last test images: the calibration set of the target-driven run, never evaluated
 
 
 def target_driven(console: Console, out: Path, images, labels, ref, size0: int) -> None:
     """What `onnx-udc compress M -o out --calib C` does: the target chosen from the outputs,
     checked on held-out calibration images; evaluated on the other test images."""
-    from onnx_udc import quantizers
     from onnx_udc.fit.allocate import Target
     from onnx_udc.fit.fidelity import default_target
     from onnx_udc.pipeline import CompressSpec, compress
+    from onnx_udc.pipeline.compress import auto_methods
 
     proto = load_model(model_path())
     kind, value, why = default_target(proto)
     calib = [{"input": images[-CALIB:][i : i + 16]} for i in range(0, CALIB, 16)]
     start = time.perf_counter()
-    result = compress(proto, CompressSpec(target=Target(kind, value), calib=calib,
-                                          methods=tuple(quantizers.step_quantizers())))
+    target = Target(kind, value)
+    result = compress(proto, CompressSpec(target=target, calib=calib, calib_samples=CALIB,
+                                          methods=auto_methods(target)))
     seconds = time.perf_counter() - start
     path = out / "resnet20_fmnist.default.udc.onnx"
     save_model(result.model, path)
