@@ -191,7 +191,8 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def _load_entries() -> None:
     from . import fashion_mnist  # noqa: F401
 
-    for optional in ("efficientnet_lite0", "minilm", "shipped", "ocr_cls", "filetype_magika", "vad_silero", "det_nudenet"):
+    for optional in ("efficientnet_lite0", "minilm", "shipped", "ocr_cls", "filetype_magika", "vad_silero", "det_nudenet",
+                     "minilm_fp16", "efficientnet_lite0_qdq"):
         try:
             __import__(f"{__package__}.{optional}")
         except ModuleNotFoundError as exc:

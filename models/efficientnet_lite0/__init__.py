@@ -47,12 +47,24 @@ class EfficientNetLite0(ZooModel):
         ]
 
     def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
-        """Other views of the same photos (another seed): never part of the evaluation set."""
+        """Other views of the same photos (another seed), less those identical to an evaluation
+        view (the uncropped photo, drawn with probability 1/8, repeats across seeds: 30 of the
+        first 256 views of seed SEED + 1 are evaluation views): never part of the evaluation set."""
         from .data import SEED, make_inputs
 
-        path = self.cache_dir() / f"calib_{samples}.npz"
+        path = self.cache_dir() / f"calib_disjoint_{samples}.npz"
         if not path.exists():
-            np.savez_compressed(path, images=make_inputs(samples, SEED + 1)["images"])
+            evaluation = {row.tobytes() for row in self.inputs()}
+            count = samples + samples // 4 + 8
+            while True:  # the views of a seed are a fixed sequence: a longer one extends a shorter one
+                images = make_inputs(count, SEED + 1)["images"]
+                kept = [row for row in images if row.tobytes() not in evaluation]
+                if len(kept) >= samples:
+                    break
+                count += samples - len(kept) + 8
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez_compressed(tmp, images=np.stack(kept[:samples]))
+            tmp.replace(path)
         images = np.load(path)["images"]
         return [{"input": images[i : i + BATCH].astype(np.float32) / np.float32(255)} for i in range(0, len(images), BATCH)]
 

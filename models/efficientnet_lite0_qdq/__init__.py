@@ -79,25 +79,8 @@ class EfficientNetLite0Qdq(ZooModel):
         return self.base.feeds(limit)
 
     def calibration(self, samples: int) -> list[dict[str, np.ndarray]]:
-        """``efficientnet_lite0``'s calibration views (seed SEED + 1) that are no evaluation view."""
-        from ..efficientnet_lite0 import BATCH
-        from ..efficientnet_lite0.data import SEED, make_inputs
-
-        path = self.cache_dir() / f"calib_{samples}.npz"
-        if not path.exists():
-            evaluation = {row.tobytes() for row in self.base.inputs()}
-            count = samples + samples // 4 + 8
-            while True:  # the views of a seed are a fixed sequence: a longer one extends a shorter one
-                images = make_inputs(count, SEED + 1)["images"]
-                kept = [row for row in images if row.tobytes() not in evaluation]
-                if len(kept) >= samples:
-                    break
-                count += samples - len(kept) + 8
-            tmp = path.with_name(path.stem + ".tmp.npz")
-            np.savez_compressed(tmp, images=np.stack(kept[:samples]))
-            tmp.replace(path)
-        images = np.load(path)["images"]
-        return [{"input": images[i : i + BATCH].astype(np.float32) / np.float32(255)} for i in range(0, len(images), BATCH)]
+        """``efficientnet_lite0``'s calibration views: disjoint from the evaluation views."""
+        return self.base.calibration(samples)
 
     def fidelity(self, reference: Outputs, outputs: Outputs) -> dict[str, float]:
         return logits_metrics(reference, outputs)
