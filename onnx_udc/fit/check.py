@@ -49,10 +49,14 @@ class Verification:
 
         m = get(self.metric)
         where = f"{self.samples} held-out {'SYNTHETIC ' if self.synthetic else ''}calibration samples"
-        counted = ""
+        counted = model = ""
         if self.counted is not None and self.metric == "agreement":
+            model = " (expected from the measured output noise)"
             counted = f", {round(self.counted * self.samples)}/{self.samples} agree"
-        return f"{m.name} {m.format(self.value)} on {where}{counted} (target {m.format(self.target)})"
+            upper = self.upper_bound
+            if upper is not None and upper < self.target:
+                counted += f" (significantly below: at most {upper:.3f} at 95% confidence)"
+        return f"{m.name} {m.format(self.value)}{model} on {where}{counted} (target {m.format(self.target)})"
 
     def _count(self) -> int:
         return round((self.value if self.counted is None else self.counted) * self.samples)
