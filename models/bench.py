@@ -384,7 +384,7 @@ def _run_default(proto, target, calib, config: BenchConfig) -> tuple[object, dic
     from onnx_udc.pipeline.compress import auto_methods
 
     spec = CompressSpec(config=CompressConfig(seed=config.seed), target=target, calib=calib,
-                        calib_samples=config.calib_samples, methods=auto_methods(target))
+                        methods=auto_methods(target))  # the CLI's default sample rule on zoo calibration(N)
     try:
         res = compress(proto, spec)
     except FidelityError as exc:

@@ -73,8 +73,9 @@ def cli() -> None:
               help="calibration inputs: .npz with one array per model input (samples on axis 0) or a folder of images; "
                    "a quarter is held out for the final fidelity check. 'synthetic': inputs made from the model's "
                    "input specification (a last resort: a stricter margin, flagged in the report)")
-@click.option("--calib-samples", type=int, default=256, show_default=True,
-              help="calibration samples read (a quarter held out for the final check)")
+@click.option("--calib-samples", type=int, default=None,
+              help="calibration samples read, a quarter held out for the final check (default: 256, fewer for a "
+                   "slow model: one model pass within ~5 s, never below 64)")
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")

@@ -263,6 +263,7 @@ def allocate(
     alternatives: Sequence[str] = (),
     outputs: Sequence[str] | None = None,
     candidates: Callable[[list[str]], Mapping[str, Sequence]] | None = None,
+    reuse: dict | None = None,
 ) -> Allocation:
     """Find every tensor's step for ``target``, compress with it, return the result.
 
@@ -281,6 +282,9 @@ def allocate(
     predicted lambda costs at most CANDIDATE_MAX_BITS per weight (a fitted coding pays only
     at low rates); each coding is one more choice in its tensor's row of the table, at its
     real coded size and its effective noise power.
+    ``reuse``: a dict kept by the caller across allocations of one model on the same
+    calibration set (the pipeline's retries): the sensitivities and rate tables, which do
+    not depend on the target's value, are measured once.
     """
     config = config or CompressConfig()
     say = log or (lambda _msg: None)
@@ -304,26 +308,33 @@ def allocate(
     probe = WeightProbe(model, names, threads=config.threads, outputs=outputs)
     reference = probe.run(calib_set.batches)
     whole = calib_set.whole_feeds
+    memo = reuse if reuse is not None else {}
+    memo_key = (metric_obj.name, config.quantizer, config.seed, tuple(names))
     sens_batches = first_samples(calib_set.batches, sensitivity_samples, whole)
     # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds
     # by probing on fewer samples (not fewer than 4) for slow models.
-    while len(sens_batches) > 0:
+    while len(sens_batches) > 0 and ("sens", memo_key) not in memo:
         start = time.perf_counter()
         probe.run(sens_batches)
         if ((time.perf_counter() - start) * len(names) <= SENSITIVITY_BUDGET or _samples(sens_batches) <= 4
                 or (whole and len(sens_batches) <= 1)):
             break
         sens_batches = _halve(sens_batches, whole)
-    sens_reference = probe.run(sens_batches)
     seconds["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    say(f"measuring the sensitivity of {len(names)} tensors on {_samples(sens_batches)} calibration samples")
-    sens = measure_sensitivities(probe, sens_batches, sens_reference, metric_obj, names, seed=config.seed)
+    if ("sens", memo_key) not in memo:
+        sens_reference = probe.run(sens_batches)
+        say(f"measuring the sensitivity of {len(names)} tensors on {_samples(sens_batches)} calibration samples")
+        memo[("sens", memo_key)] = measure_sensitivities(probe, sens_batches, sens_reference, metric_obj, names,
+                                                         seed=config.seed)
+    sens = memo[("sens", memo_key)]
     seconds["sensitivity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    tables = _tables(quantizer, arrays, sens, config, orders)
+    if ("tables", memo_key) not in memo:
+        memo[("tables", memo_key)] = _tables(quantizer, arrays, sens, config, orders)
+    tables = memo[("tables", memo_key)]
     seconds["rates"] = time.perf_counter() - clock
     if candidates is not None and not target.is_size:  # (their fitting time: the caller's)
         d0 = metric_obj.budget(target.value, reference)

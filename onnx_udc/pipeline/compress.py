@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import onnx
 
 from .. import quantizers
@@ -80,7 +81,7 @@ class CompressSpec:
     config: CompressConfig = field(default_factory=CompressConfig)
     target: object = None
     calib: object = None
-    calib_samples: int = 256
+    calib_samples: int | None = None  # None: up to AUTO_SAMPLES, fewer (>= MIN_AUTO_SAMPLES) for slow models
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
     methods: tuple[str, ...] | None = None  # quantizers a target's allocation chooses among, per tensor (+ "pq")
@@ -106,7 +107,7 @@ class CompressSpec:
                 raise ConfigError(f"methods must be quantizers with a step or one of {FITTED_METHODS}, not {name}")
         if self.methods and "pq" in self.methods and (self.target is None or self.target.is_size):
             raise ConfigError("product quantization among the methods needs a fidelity target")
-        if self.calib_samples < 1:
+        if self.calib_samples is not None and self.calib_samples < 1:
             raise ConfigError("calib_samples must be at least 1")
 
     @property
@@ -161,7 +162,9 @@ def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress) -> Comp
     if not spec.needs_calibration:
         compressed, report = compress_model(model, spec.config, progress=progress)
         return CompressResult(compressed, report)
-    calib = calibration_set(model, spec.calib, spec.calib_samples)
+    calib = calibration_set(model, spec.calib, spec.calib_samples or AUTO_SAMPLES)
+    if spec.calib_samples is None:
+        calib = _within_pass_budget(model, calib, spec.config.threads, say)
     try:
         return _compress_calibrated(model, spec, calib, say)
     except ModelError as exc:
@@ -175,7 +178,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     from ..fit.calib import split_holdout
 
     if not spec.checks_fidelity:
-        return _plan_and_encode(model, spec, spec.target, calib, say, None)
+        return _plan_and_encode(model, spec, spec.target, calib, say, None, None)
 
     from ..errors import FidelityError
     from ..fit import check, fidelity
@@ -191,9 +194,10 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     result = None
     check_seconds = 0.0
     candidates = _candidates(model, spec, fit_set, say)  # each tensor fitted once, for every attempt
+    reuse: dict = {}  # sensitivities and rate tables, measured once for every attempt
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
-        result = _plan_and_encode(model, spec, target, fit_set, say, candidates)
+        result = _plan_and_encode(model, spec, target, fit_set, say, candidates, reuse)
         clock = time.perf_counter()
         value, counted = check.measure(result.model, holdout, reference, metric, spec.config.threads, outputs)
         check_seconds += time.perf_counter() - clock
@@ -217,6 +221,38 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
             raise FidelityError(line, result.verification)
         result.warnings.append(line + " (written anyway: allow_miss)")
     return result
+
+
+AUTO_SAMPLES = 256  # calibration samples read by default (a quarter held out for the check)
+MIN_AUTO_SAMPLES = 64  # ... never fewer by default
+PASS_BUDGET = 5.0  # seconds one pass of the model over the calibration samples may take by default
+
+
+def _within_pass_budget(model: onnx.ModelProto, calib, threads, say):
+    """The default calibration set: the allocation runs the model over it about a dozen
+    times, so for a slow model fewer samples (spread over the set, never below
+    MIN_AUTO_SAMPLES) keep one pass within PASS_BUDGET seconds. --calib-samples N overrides."""
+    from ..fit.calib import CalibrationSet, batch_rows
+    from ..fit.probe import WeightProbe
+
+    n = calib.samples
+    if n <= MIN_AUTO_SAMPLES or not calib.batches:
+        return calib
+    probe = WeightProbe(model, [], threads=threads)
+    first = calib.batches[:1]
+    probe.run(first)  # warm-up: the first run allocates
+    start = time.perf_counter()
+    probe.run(first)
+    per_sample = (time.perf_counter() - start) / max(1, batch_rows(first[0]))
+    want = max(MIN_AUTO_SAMPLES, int(PASS_BUDGET / max(per_sample, 1e-9)))
+    if want >= n:
+        return calib
+    keep = np.unique(np.linspace(0, len(calib.batches) - 1, max(1, round(len(calib.batches) * want / n)))
+                     .round().astype(int))  # batches spread over the set
+    cut = CalibrationSet([calib.batches[i] for i in keep], calib.synthetic, calib.source, calib.whole_feeds)
+    say(f"calibration: {cut.samples} of {n} samples (one model pass over all would take {per_sample * n:.0f} s; "
+        f"--calib-samples {n} uses all)")
+    return cut
 
 
 SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs, relative to the target's
@@ -340,7 +376,7 @@ def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say):
 
 
 def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say,
-                     candidates: dict | None) -> CompressResult:
+                     candidates, reuse: dict | None) -> CompressResult:
     """One planner (PQ, rate allocation, or fixed settings), the optional tables stage, the
     encode stage; the planners see ``calib`` only."""
     from ..fit import pq_model
@@ -361,7 +397,8 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
                          realize_model=spec.tables is None,
                          alternatives=[m for m in spec.methods or () if m != config.quantizer
                                        and m not in FITTED_METHODS],
-                         outputs=list(spec.outputs) if spec.outputs else None, candidates=candidates)
+                         outputs=list(spec.outputs) if spec.outputs else None, candidates=candidates,
+                         reuse=reuse)
         if spec.tables is None:
             result = CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
             return _whole_model_pq(model, spec, target, calib, say, candidates, result)
