@@ -681,6 +681,7 @@ def write_report(results: list[ModelResult], out: Path, command: str, config: Be
              "`calibration()`: other views of the photos for EfficientNet-Lite0 (never evaluated), the last "
              "samples of the evaluation set for the other models (for PP-OCR det, whose set has 32 crops, "
              "all of it).", ""]
+    lines += summary_section(results)
     for res in results:
         lines += [f"## {res.title}", "", f"Original: {res.original_bytes:,} bytes, {res.weights:,} weights; "
                   f"headline metric `{res.primary}`.", ""]
@@ -855,6 +856,58 @@ def plot_vq(result: ModelResult, ax) -> None:
                 label=series, markersize=5)
 
 
+def merge_default(earlier: ModelResult, fresh: ModelResult) -> ModelResult:
+    """``earlier`` with its default-command rows and records replaced by those of ``fresh``
+    (a run with only them: --default-only), every other row kept."""
+    kept = [r for r in earlier.rows if r.kind != "default"]
+    return ModelResult(earlier.model, earlier.title, earlier.primary, earlier.original_bytes, earlier.weights,
+                       rows=kept + [r for r in fresh.rows if r.kind == "default"], skipped=earlier.skipped,
+                       target=fresh.target or earlier.target, allocations=earlier.allocations,
+                       defaults=fresh.defaults)
+
+
+def summary_section(results: list[ModelResult]) -> list[str]:
+    """One line per model: the default command (only --calib) and with the zoo's stated target,
+    against the best hand-picked row meeting the zoo target and the fp16 / ORT int8 anchors,
+    all measured on the evaluation inputs."""
+    lines = ["## The default command on every zoo model", "",
+             "`onnx-udc compress M -o out --calib C` with no other option (and, where the zoo states one, with its "
+             "target given, e.g. `--min-agreement 0.97`), evaluated on the zoo's evaluation inputs, which no "
+             "calibration sample is part of. \"Best hand-picked\": the smallest other onnx-udc row of the model's "
+             "section (fixed steps, allocations, PQ / E8 recipes) that meets the zoo target there.", "",
+             "| model | zoo target | default | meets | stated target | meets | best hand-picked | fp16 | ORT int8 | "
+             "default s / peak MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        target = res.target or {}
+        metric, threshold = target.get("metric"), target.get("threshold")
+        if metric is None:
+            continue
+
+        def cell(row):
+            return f"{row.ratio:.2f}x, {row.fidelity.get(metric, float('nan')):.4f}" if row else "-"
+
+        def meets(row):
+            return "-" if row is None else ("yes" if row.fidelity.get(metric, -math.inf) >= threshold else "**no**")
+
+        rows = {r.variant: r for r in res.rows if r.kind == "default"}
+        default, stated = rows.get("onnx-udc default"), rows.get("onnx-udc auto, zoo target stated")
+        info = res.defaults.get("onnx-udc default", {})
+        if default is None and "missed" in info:
+            dcell = f"refused: {info['missed']}"
+        else:
+            dcell = cell(default)
+        picked = [r for r in res.rows if r.kind in ("udc", "alloc", "vq") and r.loader in ("udc-fast", "udc-custom-op")
+                  and r.fidelity.get(metric, -math.inf) >= threshold]
+        best = max(picked, key=lambda r: r.ratio, default=None)
+        anchors = {r.variant: r for r in res.rows if r.kind == "anchor"}
+        time_mem = (f"{info['seconds']:.0f} / {_fmt(info.get('peak_mb'), '.0f')}" if info.get("seconds") is not None
+                    else "-")
+        lines.append(f"| {res.title} | {metric} >= {threshold:g} | {dcell} | {meets(default)} | {cell(stated)} | "
+                     f"{meets(stated)} | {(best.variant + ': ' + cell(best)) if best else '-'} | "
+                     f"{cell(anchors.get('fp16'))} | {cell(anchors.get('ORT int8 dynamic'))} | {time_mem} |")
+    return lines + [""]
+
+
 def merge_vq(earlier: ModelResult, fresh: ModelResult) -> ModelResult:
     """``earlier`` (a full benchmark of the model) with its vector-quantizer rows replaced by
     those of ``fresh`` (a run with only them: --pq-only), so RESULTS.md keeps every other row."""
@@ -884,9 +937,12 @@ from onnx_udc.errors import ConfigError  # noqa: E402
 @click.option("--no-allocation", is_flag=True, help="skip the rate-allocated variants")
 @click.option("--pq/--no-pq", "vq", default=False, show_default=True,
               help="add PQ and E8 rows, each without / with fine-tuning on calibration data (slow)")
+@click.option("--default-only", is_flag=True,
+              help="only the default command's rows, merged into the model's earlier results in --out")
 @click.option("--pq-only", is_flag=True,
               help="only the --pq rows, merged into the model's earlier results in --out (its other rows are kept)")
-def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False):
+def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs, keep_work, no_allocation, vq=False, pq_only=False,
+                  default_only=False):
     """Benchmark onnx-udc against fp16, ORT int8/int4 and brotli on the zoo models."""
     from dataclasses import replace
 
@@ -902,7 +958,9 @@ def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs
     if vq or pq_only:
         config = replace(config, pq=True)
     if pq_only:
-        config = replace(config, steps=(), anchors=(), allocate=False)
+        config = replace(config, steps=(), anchors=(), allocate=False, default=False)
+    if default_only:
+        config = replace(config, steps=(), anchors=("fp16", "int8-dynamic"), allocate=False, pq=False, default=True)
     if steps:
         try:
             config = replace(config, steps=tuple(float(s) for s in steps.split(",")))
@@ -929,6 +987,8 @@ def bench_command(model_names, quick, out, steps, limit, no_memory, repeat, runs
             earlier = out / f"bench_{model.name}.json"
             if pq_only and earlier.exists():
                 result = benchmark.merge_vq(benchmark.load_result(earlier), result)
+            elif default_only and earlier.exists():
+                result = benchmark.merge_default(benchmark.load_result(earlier), result)
             results.append(result)
         except zoo.ZooUnavailable as exc:
             if model_names:
