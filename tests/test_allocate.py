@@ -373,6 +373,19 @@ def test_small_held_out_sets_are_said_to_be_small():
     assert Verification("sqnr", 30.0, 31.0, 4, False).caveat() is None
 
 
+def test_held_out_agreement_needs_the_model_value_and_a_count_consistent_with_it():
+    from onnx_udc.fit.check import Verification
+
+    def v(value, agree, n=64, target=0.99):
+        return Verification("agreement", target, value, n, False, counted=agree / n)
+
+    assert v(0.995, 63).passed  # one flip in 64 is consistent with 0.99 (upper 95% bound above it)
+    assert not v(0.985, 64).passed  # the margin model's value below the target
+    bad = v(0.995, 58)  # 6 flips in 64: significantly below 0.99, whatever the model says
+    assert bad.upper_bound < 0.99 and not bad.passed and "significantly below" in bad.describe()
+    assert "63/64 agree" in v(0.995, 63).describe()
+
+
 def test_output_sqnr_on_sequences_of_varying_length():
     """[N, T, C] with T varying per batch (text recognition): no per-channel split, no crash."""
     rng = np.random.default_rng(1)
