@@ -358,6 +358,9 @@ def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say):
     attempt (``provider.fitted`` holds them, ``provider.whole_fits`` the whole-model plans)."""
     if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
         return None
+    if calib.synthetic:  # fitted to made-up activations, PQ would learn the noise: step quantizers only
+        say("synthesized calibration inputs: product quantization is not among the methods")
+        return None
     from ..fit.candidates import Candidates, pq_candidates
 
     fitted = Candidates()
