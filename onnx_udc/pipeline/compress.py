@@ -150,8 +150,8 @@ def compress(
     say = log or (lambda _msg: None)
     start = time.perf_counter()
     result = _compress(model, spec, say, progress)
-    if result.allocation is not None:
-        result.seconds = {**result.allocation.seconds, **result.seconds}
+    if result.allocation is not None and not result.seconds:
+        result.seconds = dict(result.allocation.seconds)
     result.seconds["total"] = time.perf_counter() - start
     return result
 
@@ -195,9 +195,12 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     check_seconds = 0.0
     candidates = _candidates(model, spec, fit_set, say)  # each tensor fitted once, for every attempt
     reuse: dict = {}  # sensitivities and rate tables, measured once for every attempt
+    stages: dict[str, float] = {}  # wall time per stage, over every attempt
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say, candidates, reuse)
+        for key, sec in {**(result.allocation.seconds if result.allocation else {}), **result.seconds}.items():
+            stages[key] = stages.get(key, 0.0) + sec
         clock = time.perf_counter()
         value, counted = check.measure(result.model, holdout, reference, metric, spec.config.threads, outputs)
         check_seconds += time.perf_counter() - clock
@@ -209,7 +212,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         if attempt < spec.attempts:
             internal = metric.tightened(internal, value, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
-    result.seconds["held-out check"] = check_seconds
+    result.seconds = {**stages, "held-out check": check_seconds}
     if candidates is not None and candidates.fitted.seconds:
         result.seconds["pq candidates"] = candidates.fitted.seconds
     if result.verification.caveat():
@@ -316,7 +319,7 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
             f" (allocation: {size:,} B)")
         if ok and compressed.ByteSize() < best.model.ByteSize():
             best = CompressResult(compressed, report, pq=fit, calibration=calib, warnings=list(fit.warnings),
-                                  seconds=dict(result.allocation.seconds) if result.allocation else {})
+                                  seconds=dict(result.allocation.seconds))
         if not ok:
             break  # smaller codebooks only lose more
     best.seconds["whole-model pq"] = time.perf_counter() - clock
