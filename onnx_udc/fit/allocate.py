@@ -390,7 +390,8 @@ def allocate(
                              metric_obj.smooth(reference, outputs))
         return measured[key]
 
-    packed_cache: dict[tuple, object] = {}  # (name, grid index) or (name, quantizer, step) -> EncodeResult
+    # (name, grid index) or (name, quantizer, step) -> EncodeResult; kept in ``reuse`` for the next attempt
+    packed_cache: dict[tuple, object] = memo.setdefault(("packed", memo_key, config.coder), {})
 
     switched: dict[str, tuple[str, float, Quantized, np.ndarray]] = {}  # name -> (quantizer, step, Quantized, decode)
 
