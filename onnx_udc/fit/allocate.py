@@ -490,6 +490,14 @@ def allocate(
                 real = model_out.ByteSize()
         metric_value, d_meas, smoothed = measure(choice)
     else:
+        from .check import Verification
+
+        def meets(counted: float, value: float) -> bool:
+            """The fit samples' rule of the held-out check (check.Verification.passed): the value
+            (agreement: the margin model's) meets the target and a count is consistent with it."""
+            return Verification(metric_obj.name, target.value, value, calib_set.samples, calib_set.synthetic,
+                                counted=counted).passed
+
         d_star = metric_obj.budget(target.value, reference)
         lam = _search(lambda x: tables.totals(tables.choose(x))[1] <= d_star)
         say(f"predicted budget D = {d_star:.3g} ({-10 * math.log10(max(d_star, 1e-300)):.1f} dB): lambda {lam:.3g}")
@@ -498,7 +506,9 @@ def allocate(
         for _ in range(MAX_MEASUREMENTS):
             choice = tables.choose(lam)
             raw, d, value = measure(choice)
-            ok = value >= target.value
+            ok = meets(raw, value)
+            if not ok and value >= target.value:  # the count is significantly below: it speaks
+                value = min(value, raw)
             size = tables.totals(choice)[0]
             say(f"lambda {lam:.3g}: predicted {fixed + size:,.0f} B, D {tables.totals(choice)[1]:.3g} predicted / {d:.3g} "
                 f"measured, {metric_obj.name} {metric_obj.format(value)} {'ok' if ok else 'below target'}")
@@ -525,7 +535,7 @@ def allocate(
             lam, _, choice = best
         if alternatives:
             switch_methods(choice)
-            if switched and measure(choice)[2] < target.value:
+            if switched and not meets(measure(choice)[0], measure(choice)[2]):
                 say(f"the methods switched at equal noise measure below the target: back to {config.quantizer}")
                 switched.clear()
         metric_value, d_meas, smoothed = measure(choice)

@@ -210,7 +210,9 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         if result.verification.passed or spec.pq is not None:  # PQ has no stricter setting to retry with
             break
         if attempt < spec.attempts:
-            internal = metric.tightened(internal, value, goal)
+            # a count significantly below the target speaks louder than the model's value
+            shortfall = min(value, counted) if value >= goal else value
+            internal = metric.tightened(internal, shortfall, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
     result.seconds = {**stages, "held-out check": check_seconds}
     if candidates is not None and candidates.fitted.seconds:
