@@ -520,8 +520,8 @@ def allocate(
                 lo_fail = lam if lo_fail is None else max(lo_fail, lam)
             # The noise falls about as 1/lambda: step by the measured over the allowed deficit.
             ratio = metric_obj.deficit(value) / metric_obj.deficit(target.value)
-            if hi_pass is None:
-                lam *= float(np.clip(ratio * 1.05, 1.1, 16.0))
+            if hi_pass is None:  # far below (the predicted budget was far off): larger strides
+                lam *= float(np.clip(ratio * 1.05 if ratio <= 8.0 else ratio * ratio, 1.1, 1e4))
             elif lo_fail is None:
                 lam *= float(np.clip(ratio * 1.05, 1.0 / 16.0, 1.0 / 1.1))
             elif hi_pass / lo_fail < 1.15:

@@ -51,7 +51,7 @@ class Verification:
         where = f"{self.samples} held-out {'SYNTHETIC ' if self.synthetic else ''}calibration samples"
         counted = model = ""
         if self.counted is not None and self.metric == "agreement":
-            model = " (expected from the measured output noise)"
+            model = "" if self.counted == self.value else " (expected from the measured output noise)"
             counted = f", {round(self.counted * self.samples)}/{self.samples} agree"
             upper = self.upper_bound
             if upper is not None and upper < self.target:
