@@ -25,7 +25,7 @@ bytes are); the layers left out keep the step quantizers only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,7 +154,3 @@ def _fit_layer(name: str, w: np.ndarray, role: str, gram: np.ndarray, ks: tuple[
         power = effective_power(w, decoded, fit.order, fit.d, gram)
         cands.append(Candidate("pq", f"pq d{fit.d} k{k_real}", cfg, q, decoded.astype(w.dtype), len(blob), power))
     return cands
-
-
-def total_candidates(cands: Mapping[str, list[Candidate]]) -> int:
-    return sum(len(v) for v in cands.values())

@@ -360,7 +360,7 @@ def _scalar_steps(result: CompressResult) -> dict | None:
 def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say):
     """The provider of fitted candidates for a target's allocation (fit.candidates), when its
     methods include pq: names -> {name: [Candidate]}, each tensor fitted once for every
-    attempt (``provider.fitted`` holds them, ``provider.whole_fits`` the whole-model plans)."""
+    attempt (``provider.fitted`` holds them, ``provider.fitted.whole_fits`` the whole-model plans)."""
     if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
         return None
     if calib.synthetic:  # fitted to made-up activations, PQ would learn the noise: step quantizers only
