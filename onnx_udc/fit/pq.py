@@ -40,6 +40,13 @@ def choose_block(d_pref: int, run: int) -> int:
     return d_pref
 
 
+def block_for(config: PQConfig, kind: str, run: int) -> int:
+    """The block size of a layer of type ``kind`` (graph.layers.layer_type) whose outputs
+    each read ``run`` weights: the configured size for the type (else "other"), fitted to
+    the run by choose_block."""
+    return choose_block(config.block.get(kind, config.block.get("other", 4)), run)
+
+
 def choose_k(config: PQConfig, blocks: int) -> int:
     """k, or k_large for layers with many blocks; never more than a quarter of the blocks."""
     k = config.k_large if (config.k_large and blocks >= config.large_min_blocks) else config.k
@@ -361,7 +368,7 @@ def fit_weights_traced(
     shape = tuple(int(s) for s in np.shape(w))
     order = axis_order(role, shape)
     run = run_length(shape, order)
-    d = choose_block(config.block.get(layer_type(role, shape), config.block.get("other", 4)), run)
+    d = block_for(config, layer_type(role, shape), run)
     blocks = to_blocks(np.asarray(w, dtype=np.float64), order, d)  # [B, d]
     k = choose_k(config, blocks.shape[0])
     h = groups = None

@@ -85,8 +85,7 @@ def pq_layers(model: onnx.ModelProto, config: PQConfig, min_elements: int = 1024
         role = use.role
         if role not in _PQ_ROLES or len(cand.shape) < 2:
             continue
-        d = pq_fit.choose_block(config.block.get(use.layer_type, config.block.get("other", 4)),
-                                run_length(cand.shape, use.axis_order))
+        d = pq_fit.block_for(config, use.layer_type, run_length(cand.shape, use.axis_order))
         if pq_fit.choose_k(config, -(-cand.numel // d)) >= 16:
             out.append((name, role))
     return out

@@ -12,6 +12,7 @@ The CLI turns its options into a CompressSpec and calls ``compress``; so does th
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -331,8 +332,6 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
 def _pq_bytes(model: onnx.ModelProto, planned, config: PQConfig) -> float:
     """The bytes pq's indices (log2 k bits per block, before entropy coding) and float16
     codebooks would take for the ``planned`` tensors (fit.allocate.TensorPlan), at ``config``."""
-    import math
-
     from ..fit import pq as pq_fit
     from ..graph.layers import analyze, run_length
 
@@ -340,8 +339,7 @@ def _pq_bytes(model: onnx.ModelProto, planned, config: PQConfig) -> float:
     total = 0.0
     for t in planned:
         use = uses[t.name]
-        d = pq_fit.choose_block(config.block.get(use.layer_type, config.block.get("other", 4)),
-                                run_length(t.shape, use.axis_order))
+        d = pq_fit.block_for(config, use.layer_type, run_length(t.shape, use.axis_order))
         blocks = -(-t.numel // d)
         k = pq_fit.choose_k(config, blocks)
         total += blocks * math.log2(max(k, 2)) / 8.0 + 2.0 * k * d
