@@ -39,7 +39,7 @@ from ..format.dither import derive_seed
 from ..graph.select import Action
 from ..quantizers.base import StepConfig
 from . import fidelity
-from .calib import CalibrationSet, batch_rows, calibration_set, first_samples
+from .calib import CalibrationSet, batch_rows, calibration_set, first_samples, spread
 from .probe import WeightProbe
 
 # Steps per tensor: step_rel = step / RMS from 2^-14 to 2^1 in quarter octaves. Coarser
@@ -171,7 +171,7 @@ def rate_curve(quantizer: quantizers.Quantizer, w: np.ndarray, steps: np.ndarray
         t = np.transpose(w, order)  # [O, ...]
         per_row = max(1, t.size // max(t.shape[0], 1))
         keep = max(1, min(t.shape[0], RATE_SAMPLE // per_row))
-        sample = t[np.unique(np.linspace(0, t.shape[0] - 1, keep).round().astype(np.int64))]
+        sample = t[spread(t.shape[0], keep)]
         identity = tuple(range(sample.ndim))
     reliable = math.log2(max(sample.size, 2)) - 5.0
     bits = np.empty(len(steps))

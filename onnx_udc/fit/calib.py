@@ -45,6 +45,11 @@ class CalibrationSet:
         return sum(batch_rows(b) for b in self.batches)
 
 
+def spread(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` indices of [0, n) spread evenly over it, first and last included (int64, sorted)."""
+    return np.unique(np.linspace(0, n - 1, max(1, k)).round().astype(np.int64))
+
+
 def batch_rows(feeds: Mapping[str, np.ndarray]) -> int:
     """Samples in a batch: the leading axis of its first input that has one (else 1)."""
     return next((int(v.shape[0]) for v in feeds.values() if np.ndim(v) >= 1), 1)
@@ -172,7 +177,7 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
         raise ConfigError(f"{path}: no input has samples along axis 0 (got shapes "
                           f"{ {k: a.shape for k, a in arrays.items()} })")
     if n > limit:  # samples spread over the whole file, not its first ones (files are often sorted by class)
-        pick = np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+        pick = spread(n, limit)
         arrays = {k: (a[pick] if k in varying else a) for k, a in arrays.items()}
     n = min(n, limit)
     fixed = _fixed_batch_size(model)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import onnx
 
 from .. import quantizers
@@ -238,7 +237,7 @@ def _within_pass_budget(model: onnx.ModelProto, calib, threads, say):
     """The default calibration set: the allocation runs the model over it about a dozen
     times, so for a slow model fewer samples (spread over the set, never below
     MIN_AUTO_SAMPLES) keep one pass within PASS_BUDGET seconds. --calib-samples N overrides."""
-    from ..fit.calib import CalibrationSet, batch_rows
+    from ..fit.calib import CalibrationSet, batch_rows, spread
     from ..fit.probe import WeightProbe
 
     n = calib.samples
@@ -253,8 +252,7 @@ def _within_pass_budget(model: onnx.ModelProto, calib, threads, say):
     want = max(MIN_AUTO_SAMPLES, int(PASS_BUDGET / max(per_sample, 1e-9)))
     if want >= n:
         return calib
-    keep = np.unique(np.linspace(0, len(calib.batches) - 1, max(1, round(len(calib.batches) * want / n)))
-                     .round().astype(int))  # batches spread over the set
+    keep = spread(len(calib.batches), round(len(calib.batches) * want / n))  # batches spread over the set
     cut = CalibrationSet([calib.batches[i] for i in keep], calib.synthetic, calib.source, calib.whole_feeds)
     say(f"calibration: {cut.samples} of {n} samples (one model pass over all would take {per_sample * n:.0f} s; "
         f"--calib-samples {n} uses all)")
