@@ -80,10 +80,6 @@ class Candidates(dict):
 
     seconds: float = 0.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.whole_fits: dict = {}  # k -> fit.pq_model.ModelFit of whole-model plans (pipeline), fitted once
-
 
 def pq_candidates(
     model: onnx.ModelProto,

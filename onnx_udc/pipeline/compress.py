@@ -294,7 +294,7 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
 
     metric = fidelity.get(target.kind)
     outputs = list(spec.outputs) if spec.outputs else None
-    reference = check.reference_outputs(model, calib, spec.config.threads, outputs)
+    reference = candidates.reference(outputs)  # the same fit samples in every attempt
     best = result
     size = result.model.ByteSize()
     clock = time.perf_counter()
@@ -304,12 +304,12 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
         if saved <= 0:
             say(f"whole-model pq k{k}: its indices and codebooks alone would not be smaller than the allocation")
             continue
-        fit = candidates.fitted.whole_fits.get(k)
+        fit = candidates.whole_fits.get(k)
         if fit is None:  # the fits do not depend on the target: once for every attempt
             fit = pq_model.fit_model(model, pq_config, calib, refine=20, min_elements=spec.config.min_elements,
                                      threads=spec.config.threads, target="output",
                                      only=sorted(layers))
-            candidates.fitted.whole_fits[k] = fit
+            candidates.whole_fits[k] = fit
         compressed, report = pq_model.compress(model, fit, replace(spec.config, steps=_scalar_steps(result)),
                                                pq_config)
         value, counted = check.measure(compressed, calib, reference, metric, spec.config.threads, outputs)
@@ -344,39 +344,53 @@ def _pq_bytes(model: onnx.ModelProto, planned, config: PQConfig) -> float:
     return total
 
 
-def _scalar_steps(result: CompressResult) -> dict | None:
+def _scalar_steps(result: CompressResult) -> dict:
     """The allocation's steps (None: exact) of the tensors it coded with a step quantizer: the
     layers whole-model pq does not take keep them."""
-    alloc = result.allocation
-    if alloc is None:
-        return None
-    return {t.name: t.step for t in alloc.tensors if not t.quantizer.startswith("pq")}
+    return {t.name: t.step for t in result.allocation.tensors if not t.quantizer.startswith("pq")}
 
 
-def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say):
-    """The provider of fitted candidates for a target's allocation (fit.candidates), when its
-    methods include pq: names -> {name: [Candidate]}, each tensor fitted once for every
-    attempt (``provider.fitted`` holds them, ``provider.fitted.whole_fits`` the whole-model plans)."""
+class _FittedPQ:
+    """Product quantization fitted for a target's allocation on the fit samples, each piece once
+    for every attempt: called with tensor names (by fit.allocate), their per-layer candidates
+    (fit.candidates; ``[]``: tried, none); ``whole_fits``: k -> whole-model fit
+    (_whole_model_pq); ``reference``: the original model's outputs on the fit samples."""
+
+    def __init__(self, model: onnx.ModelProto, spec: CompressSpec, calib, say):
+        from ..fit.candidates import Candidates
+
+        self.model, self.spec, self.calib, self.say = model, spec, calib, say
+        self.fitted = Candidates()
+        self.whole_fits: dict = {}
+        self._reference = None
+
+    def __call__(self, names: list[str]) -> dict:
+        from ..fit.candidates import pq_candidates
+
+        todo = [n for n in names if n not in self.fitted and not self.spec.config.kept_exact(n)]
+        if todo:
+            more = pq_candidates(self.model, todo, self.calib, self.spec.config, log=self.say)
+            self.fitted.update(more)
+            self.fitted.seconds += more.seconds
+            self.fitted.update({n: [] for n in todo if n not in more})
+        return {n: self.fitted[n] for n in names if self.fitted.get(n)}
+
+    def reference(self, outputs: list[str] | None):
+        from ..fit import check
+
+        if self._reference is None:
+            self._reference = check.reference_outputs(self.model, self.calib, self.spec.config.threads, outputs)
+        return self._reference
+
+
+def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> _FittedPQ | None:
+    """The fitted PQ of a target's allocation when its methods include pq (else None)."""
     if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
         return None
     if calib.synthetic:  # fitted to made-up activations, PQ would learn the noise: step quantizers only
         say("synthesized calibration inputs: product quantization is not among the methods")
         return None
-    from ..fit.candidates import Candidates, pq_candidates
-
-    fitted = Candidates()
-
-    def provider(names: list[str]) -> dict:
-        todo = [n for n in names if n not in fitted and not spec.config.kept_exact(n)]
-        if todo:
-            more = pq_candidates(model, todo, calib, spec.config, log=say)
-            fitted.update(more)
-            fitted.seconds += more.seconds
-            fitted.update({n: [] for n in todo if n not in more})  # tried: none
-        return {n: fitted[n] for n in names if fitted.get(n)}
-
-    provider.fitted = fitted
-    return provider
+    return _FittedPQ(model, spec, calib, say)
 
 
 def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say,
