@@ -222,6 +222,11 @@ class _Tables:
     noise: np.ndarray  # [L, K+1+E] predicted distortion a_l * P_l
     fitted: list = field(default_factory=list)  # [L][E]: fit.candidates.Candidate or None
 
+    def candidate(self, l: int, k: int):
+        """The fitted candidate of tensor l's column k; None for a step or "exact" column."""
+        K = self.steps.shape[1]
+        return self.fitted[l][int(k) - K - 1] if k > K else None
+
     def choose(self, lam: float) -> np.ndarray:
         """-> [L] option index minimising n*bits + lam*noise per tensor."""
         cost = self.numel[:, None] * self.bits + lam * self.noise
@@ -336,13 +341,12 @@ def allocate(
         memo[("tables", memo_key)] = _tables(quantizer, arrays, sens, config, orders)
     tables = memo[("tables", memo_key)]
     seconds["rates"] = time.perf_counter() - clock
-    if candidates is not None and not target.is_size:  # (their fitting time: the caller's)
-        d0 = metric_obj.budget(target.value, reference)
-        first = tables.choose(_search(lambda x: tables.totals(tables.choose(x))[1] <= d0))
+    d_star = None if target.is_size else metric_obj.budget(target.value, reference)  # the predicted D allowed
+    if candidates is not None and d_star is not None:  # (their fitting time: the caller's)
+        first = tables.choose(_search(lambda x: tables.totals(tables.choose(x))[1] <= d_star))
         low = [n for l, n in enumerate(names)
                if first[l] < tables.steps.shape[1] and tables.bits[l, first[l]] <= CANDIDATE_MAX_BITS]
         tables = _with_candidates(tables, candidates(low) if low else {})
-    fitted = tables.fitted  # [L][E]: the candidate of each extra column, None where absent
 
     original_bytes = model.ByteSize()
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
@@ -375,7 +379,7 @@ def allocate(
         if k == exact_col:
             return arrays[names[l]]
         if k > exact_col:
-            return fitted[l][k - exact_col - 1].decoded
+            return tables.candidate(l, k).decoded
         return switched[names[l]][3] if names[l] in switched else quantized(l, int(k))[1]
 
     measured: dict[tuple, tuple[float, float, float]] = {}
@@ -427,8 +431,7 @@ def allocate(
         """The encoder's plan for a choice, each tensor quantized once (from the cache)."""
         steps = {names[l]: (None if k == exact_col else float(tables.steps[l, k]))
                  for l, k in enumerate(choice) if k <= exact_col}
-        others = {names[l]: (fitted[l][k - exact_col - 1].method, fitted[l][k - exact_col - 1].config)
-                  for l, k in enumerate(choice) if k > exact_col}
+        others = {names[l]: (c.method, c.config) for l, k in enumerate(choice) if (c := tables.candidate(l, k))}
         for name, (alt, alt_step, _, _) in switched.items():
             steps[name] = alt_step
             others[name] = (alt, replace(config.scalar, step=alt_step, target_bpw=None))
@@ -440,7 +443,7 @@ def allocate(
         for t in plan.tensors:
             l = index.get(t.name)
             if l is not None and choice[l] > exact_col and not t.plan.exact:
-                cand = fitted[l][int(choice[l]) - exact_col - 1]
+                cand = tables.candidate(l, choice[l])
                 encoded.append(encode_one(t, quantized=cand.quantized, decoded=cand.decoded))
                 keys.append((t.name, cand.label))
             elif t.name in switched and not t.plan.exact:
@@ -498,7 +501,6 @@ def allocate(
             return Verification(metric_obj.name, target.value, value, calib_set.samples, calib_set.synthetic,
                                 counted=counted).passed
 
-        d_star = metric_obj.budget(target.value, reference)
         lam = _search(lambda x: tables.totals(tables.choose(x))[1] <= d_star)
         say(f"predicted budget D = {d_star:.3g} ({-10 * math.log10(max(d_star, 1e-300)):.1f} dB): lambda {lam:.3g}")
         lo_fail = hi_pass = None
@@ -552,7 +554,7 @@ def allocate(
         if choice[l] == exact_col:
             return "exact"
         if choice[l] > exact_col:
-            return fitted[l][int(choice[l]) - exact_col - 1].label
+            return tables.candidate(l, choice[l]).label
         return switched[n][0] if n in switched else config.quantizer
 
     plans = [
