@@ -30,8 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("onnx-udc"))
 
 
+def _pad_tokens(values: list[np.ndarray]) -> list[np.ndarray]:
+    """Integer inputs of different widths (token batches each padded to their own longest
+    sentence) zero-padded at the end of axis 1, so that they stack on axis 0."""
+    if values[0].ndim < 2 or values[0].dtype.kind not in "iu":
+        return values
+    width = max(v.shape[1] for v in values)
+    return [np.pad(v, [(0, 0), (0, width - v.shape[1])] + [(0, 0)] * (v.ndim - 2)) for v in values]
+
+
 def write_npz(batches: list[dict[str, np.ndarray]], path: Path) -> dict[str, list[int]]:
-    """Stack calibration feeds along axis 0; an input equal in every feed is stored once, whole."""
+    """Stack calibration feeds along axis 0 (token inputs zero-padded to one width, attention
+    mask 0 there); an input equal in every feed is stored once, whole."""
     arrays = {}
     rows = [len(next(iter(b.values()))) for b in batches]
     for key in batches[0]:
@@ -40,7 +50,7 @@ def write_npz(batches: list[dict[str, np.ndarray]], path: Path) -> dict[str, lis
         if same and (values[0].ndim == 0 or len(batches) > 1):
             arrays[key] = values[0]
         elif all(v.ndim and len(v) == r for v, r in zip(values, rows)):
-            arrays[key] = np.concatenate(values)
+            arrays[key] = np.concatenate(_pad_tokens(values))
         else:  # no sample axis and not the same in every feed (a recurrent state [2, B, H]): whole feeds
             return _write_feeds(batches, path)
     np.savez(path, **arrays)
@@ -83,7 +93,8 @@ def rel(p: Path) -> str:
         return str(p)
 
 
-def measure(name: str, out: Path, log=print) -> dict:
+def measure(name: str, out: Path, log=print, samples: int = 10**6) -> dict:
+    """One entry (module docstring), on ``calibration(samples)``."""
     import onnxruntime as ort
 
     from models import zoo
@@ -94,12 +105,12 @@ def measure(name: str, out: Path, log=print) -> dict:
     src = d / "model.onnx"
     shutil.copyfile(m.onnx_path(), src)
     original = src.stat().st_size
-    calib = m.calibration(10**6)
+    calib = m.calibration(samples)
     shapes = write_npz(calib, d / "calib.npz")
     base = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     reference = m.run(base, m.feeds())
     result = {"model": name, "original_bytes": original, "calib_npz": shapes,
-              "self": m.fidelity(reference, reference), "runs": {}}
+              "self": m.fidelity(reference, reference), "target": repr(m.target), "runs": {}}
     for key, extra in (("default", ["--calib", rel(d / "calib.npz")]), ("step0.2", ["--step-rel", "0.2"])):
         target = d / f"{key}.onnx"
         target.unlink(missing_ok=True)
@@ -108,7 +119,10 @@ def measure(name: str, out: Path, log=print) -> dict:
             run["bytes"] = target.stat().st_size
             run["ratio"] = original / run["bytes"]
             run["fidelity"] = evaluate(m, target, reference)
-            log(f"  ratio {run['ratio']:.2f}x, {m.primary} {run['fidelity'][m.primary]:.4f}: {run['fidelity']}")
+            run["meets_target"] = bool(run["fidelity"][m.target.metric] >= m.target.threshold)
+            log(f"  ratio {run['ratio']:.2f}x, {m.primary} {run['fidelity'][m.primary]:.4f}"
+                f" (target {m.target.metric} >= {m.target.threshold}: {'meets' if run['meets_target'] else 'misses'}):"
+                f" {run['fidelity']}")
         result["runs"][key] = run
     if name == "vad_silero":
         result["runs"]["api_default"] = api_default(m, src, d, calib, reference, log)
