@@ -80,8 +80,13 @@ def row_length(weights: np.ndarray, encoded) -> int:
 def quantize(weights: np.ndarray, quantizer: str = "scalar", config: object = None, seed: int = 0) -> Quantized:
     """weights [*shape] -> Quantized. ``config`` is the quantizer's config object."""
     weights = np.asarray(weights)
+    return from_encoded(weights, quantizer, quantizers.by_name(quantizer).encode(weights, config, seed))
+
+
+def from_encoded(weights: np.ndarray, quantizer: str, encoded: Encoded) -> Quantized:
+    """A quantizer's output for ``weights`` [*shape] -> Quantized (header checked). For
+    encoder stages that choose the symbols themselves (fit.feedback's indices)."""
     q = quantizers.by_name(quantizer)
-    encoded = q.encode(weights, config, seed)
     header = canonical_header(BlobHeader(
         quantizer=q.id,
         coder=0,

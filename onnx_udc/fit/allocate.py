@@ -51,7 +51,7 @@ BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, 
 MAX_MEASUREMENTS = 10
 SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
 SIZE_TARGETS = ("ratio", "size")
-CANDIDATE_MAX_BITS = 3.0  # tensors above this rate at the first predicted lambda get no fitted candidates
+FEEDBACK_COARSER = 7  # grid steps (quarter octaves) coarser than the first predicted choice fitted with feedback
 
 
 @dataclass(frozen=True)
@@ -282,11 +282,11 @@ def allocate(
     at the step with the same noise power, when the coder really stores it in fewer bytes
     (the predicted distortion stays the same, the file never grows; switch_methods).
     ``outputs``: the model outputs the metric looks at (default: all, in the model's order).
-    ``candidates`` (fidelity targets): names -> {name: fitted codings of that tensor}
-    (fit.candidates.Candidate: product quantization), asked for the tensors whose step at the
-    predicted lambda costs at most CANDIDATE_MAX_BITS per weight (a fitted coding pays only
-    at low rates); each coding is one more choice in its tensor's row of the table, at its
-    real coded size and its effective noise power.
+    ``candidates`` (fidelity targets): {name: fit.candidates.Request} -> {name: fitted codings
+    of that tensor} (fit.candidates.Candidate: product quantization, error-fed indices), asked
+    for every tensor the predicted lambda quantizes, with its bits there and the grid steps
+    from one finer to FEEDBACK_COARSER coarser; each coding is one more choice in its
+    tensor's row of the table, at its coded size and its effective noise power.
     ``reuse``: a dict kept by the caller across allocations of one model on the same
     calibration set (the pipeline's retries): the sensitivities and rate tables, which do
     not depend on the target's value, are measured once.
@@ -343,10 +343,14 @@ def allocate(
     seconds["rates"] = time.perf_counter() - clock
     d_star = None if target.is_size else metric_obj.budget(target.value, reference)  # the predicted D allowed
     if candidates is not None and d_star is not None:  # (their fitting time: the caller's)
+        from .candidates import Request
+
         first = tables.choose(_search(lambda x: tables.totals(tables.choose(x))[1] <= d_star))
-        low = [n for l, n in enumerate(names)
-               if first[l] < tables.steps.shape[1] and tables.bits[l, first[l]] <= CANDIDATE_MAX_BITS]
-        tables = _with_candidates(tables, candidates(low) if low else {})
+        K = tables.steps.shape[1]
+        requests = {n: Request(float(tables.bits[l, first[l]]),
+                               tuple(float(x) for x in tables.steps[l, max(0, first[l] - 1):first[l] + FEEDBACK_COARSER + 1]))
+                    for l, n in enumerate(names) if first[l] < K}
+        tables = _with_candidates(tables, candidates(requests) if requests else {})
 
     original_bytes = model.ByteSize()
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
@@ -358,13 +362,18 @@ def allocate(
     cache_bytes = [0]
 
     def quantized(l: int, k: int) -> tuple[Quantized, np.ndarray]:
+        """Column k < K of tensor l quantized, or its fitted candidate (k > K), with its decode."""
         name = names[l]
         key = (name, int(k))
         if key not in cache:
-            cfg = replace(config.scalar, step=float(tables.steps[l, k]), target_bpw=None)
-            cfg = quantizer.tensor_config(cfg, orders[name])  # as CompressConfig.tensor_plan does
-            q = quantize(arrays[name], config.quantizer, cfg, derive_seed(config.seed, name))
-            value = dequantize(q)
+            if k > exact_col:
+                cand = tables.candidate(l, k)
+                q, value = cand.quantized, cand.decoded
+            else:
+                cfg = replace(config.scalar, step=float(tables.steps[l, k]), target_bpw=None)
+                cfg = quantizer.tensor_config(cfg, orders[name])  # as CompressConfig.tensor_plan does
+                q = quantize(arrays[name], config.quantizer, cfg, derive_seed(config.seed, name))
+                value = dequantize(q)
             size = value.nbytes + q.symbols.nbytes
             if cache_bytes[0] + size > cache_budget:
                 cache.clear()  # bounded memory: keep at most a few copies of the weights
@@ -379,7 +388,7 @@ def allocate(
         if k == exact_col:
             return arrays[names[l]]
         if k > exact_col:
-            return tables.candidate(l, k).decoded
+            return quantized(l, int(k))[1]
         return switched[names[l]][3] if names[l] in switched else quantized(l, int(k))[1]
 
     measured: dict[tuple, tuple[float, float, float]] = {}
@@ -560,7 +569,7 @@ def allocate(
     plans = [
         TensorPlan(name=n, shape=tuple(arrays[n].shape), numel=int(tables.numel[l]), itemsize=int(tables.itemsize[l]),
                    rms=float(tables.rms[l]), sensitivity=float(tables.sens[l]),
-                   step=None if choice[l] >= exact_col else float(tables.steps[l, choice[l]]),
+                   step=_step_of(tables, l, int(choice[l])),
                    bits=float(tables.bits[l, choice[l]]), distortion=float(tables.noise[l, choice[l]]),
                    quantizer=method(l, n))
         for l, n in enumerate(names)
@@ -573,6 +582,15 @@ def allocate(
         calibration=calib_set.source, synthetic=calib_set.synthetic, samples=calib_set.samples, seconds=seconds,
         measurements=len(measured), model=model_out, report=report, encoded=encoded, config=final_cfg,
     )
+
+
+def _step_of(tables: _Tables, l: int, k: int) -> float | None:
+    """The step of tensor l's column k: a grid step, a fitted candidate's own, or None."""
+    K = tables.steps.shape[1]
+    if k < K:
+        return float(tables.steps[l, k])
+    cand = tables.candidate(l, k)
+    return None if cand is None else cand.step
 
 
 def _samples(batches: list) -> int:

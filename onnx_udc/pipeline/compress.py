@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import onnx
 
 from .. import quantizers
@@ -26,13 +27,16 @@ from ..fit.calib import HOLDOUT_FRACTION
 from ..quantizers.pq import PQConfig
 
 TABLE_TARGETS = ("output", "weights")
-FITTED_METHODS = ("pq",)  # methods a target's allocation may choose that are fitted, not stepped (fit.candidates)
+FITTED_METHODS = ("pq", "feedback")  # methods a target's allocation may choose that are fitted (fit.candidates)
+PQ_MAX_BITS = 3.0  # tensors above this rate at the first predicted lambda get no pq candidates
+FEEDBACK_BUDGET = 90.0  # seconds of error feedback over every attempt of one compression
 PQ_TARGETS = ("weights", "output")
 
 
 def auto_methods(target=None) -> tuple[str, ...]:
     """The methods ``--quantizer auto`` lets a target's allocation choose among, per tensor:
-    every step quantizer, and (fidelity targets) product quantization (fit.candidates)."""
+    every step quantizer, and (fidelity targets) product quantization and error-fed scalar
+    indices (fit.candidates)."""
     methods = tuple(quantizers.step_quantizers())
     if target is not None and not target.is_size:
         methods += FITTED_METHODS
@@ -105,8 +109,8 @@ class CompressSpec:
         for name in self.methods or ():
             if name not in FITTED_METHODS and not quantizers.by_name(name).has_step:
                 raise ConfigError(f"methods must be quantizers with a step or one of {FITTED_METHODS}, not {name}")
-        if self.methods and "pq" in self.methods and (self.target is None or self.target.is_size):
-            raise ConfigError("product quantization among the methods needs a fidelity target")
+        if self.methods and set(FITTED_METHODS) & set(self.methods) and (self.target is None or self.target.is_size):
+            raise ConfigError("fitted methods (product quantization, error feedback) need a fidelity target")
         if self.calib_samples is not None and self.calib_samples < 1:
             raise ConfigError("calib_samples must be at least 1")
 
@@ -217,6 +221,8 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     result.seconds = {**stages, "held-out check": check_seconds}
     if candidates is not None and candidates.fitted.seconds:
         result.seconds["pq candidates"] = candidates.fitted.seconds
+    if candidates is not None and candidates.feedback_seconds:
+        result.seconds["feedback candidates"] = candidates.feedback_seconds
     if result.verification.caveat():
         result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
@@ -350,30 +356,72 @@ def _scalar_steps(result: CompressResult) -> dict:
     return {t.name: t.step for t in result.allocation.tensors if not t.quantizer.startswith("pq")}
 
 
-class _FittedPQ:
-    """Product quantization fitted for a target's allocation on the fit samples, each piece once
-    for every attempt: called with tensor names (by fit.allocate), their per-layer candidates
-    (fit.candidates; ``[]``: tried, none); ``whole_fits``: k -> whole-model fit
-    (_whole_model_pq); ``reference``: the original model's outputs on the fit samples."""
+class _Fitted:
+    """The fitted candidates of a target's allocation on the fit samples, each piece once for
+    every attempt: called by fit.allocate with {name: fit.candidates.Request}, it returns the
+    product quantization candidates of the low-rate tensors (Request.bits <= PQ_MAX_BITS:
+    pq's 0.5-2 bits pay only there; ``[]``: tried, none) and the error-fed scalar candidates
+    at the requested steps (each (name, step) fitted once), both on one Gram per layer
+    (fit.candidates.LayerGrams). ``whole_fits``: k -> whole-model pq fit (_whole_model_pq);
+    ``reference``: the original model's outputs on the fit samples."""
 
-    def __init__(self, model: onnx.ModelProto, spec: CompressSpec, calib, say):
-        from ..fit.candidates import Candidates
+    def __init__(self, model: onnx.ModelProto, spec: CompressSpec, calib, say, pq: bool, feedback: bool):
+        from ..fit.candidates import Candidates, LayerGrams
 
         self.model, self.spec, self.calib, self.say = model, spec, calib, say
-        self.fitted = Candidates()
+        self.pq, self.feedback = pq, feedback
+        self.grams = LayerGrams(model, calib, spec.config)
+        self.fitted = Candidates()  # name -> pq candidates
+        self.fed: dict[tuple[str, float], list] = {}  # (name, step) -> feedback candidates
+        self.feedback_seconds = 0.0
         self.whole_fits: dict = {}
         self._reference = None
+        self._arrays: dict | None = None
 
-    def __call__(self, names: list[str]) -> dict:
+    def __call__(self, requests: dict) -> dict:
         from ..fit.candidates import pq_candidates
 
-        todo = [n for n in names if n not in self.fitted and not self.spec.config.kept_exact(n)]
-        if todo:
-            more = pq_candidates(self.model, todo, self.calib, self.spec.config, log=self.say)
-            self.fitted.update(more)
-            self.fitted.seconds += more.seconds
-            self.fitted.update({n: [] for n in todo if n not in more})
-        return {n: self.fitted[n] for n in names if self.fitted.get(n)}
+        config = self.spec.config
+        requests = {n: r for n, r in requests.items() if not config.kept_exact(n)}
+        out: dict[str, list] = {}
+        if self.pq:
+            low = [n for n, r in requests.items() if r.bits <= PQ_MAX_BITS]
+            todo = [n for n in low if n not in self.fitted]
+            if todo:
+                more = pq_candidates(self.model, todo, self.calib, config, grams=self.grams, log=self.say)
+                self.fitted.update(more)
+                self.fitted.seconds += more.seconds
+                self.fitted.update({n: [] for n in todo if n not in more})
+            out.update({n: list(self.fitted[n]) for n in low if self.fitted.get(n)})
+        if self.feedback:
+            self._feedback(requests)
+            for n, r in requests.items():
+                fed = [c for step in r.steps for c in self.fed.get((n, float(step)), ())]
+                if fed:
+                    out.setdefault(n, []).extend(fed)
+        return out
+
+    def _feedback(self, requests: dict) -> None:
+        from ..fit.candidates import Request, feedback_candidates
+
+        todo = {n: Request(r.bits, tuple(s for s in r.steps if (n, float(s)) not in self.fed))
+                for n, r in requests.items() if n in self.grams.consumers}
+        todo = {n: r for n, r in todo.items() if r.steps}
+        if not todo:
+            return
+        if self._arrays is None:
+            from onnx import numpy_helper
+
+            self._arrays = {i.name: numpy_helper.to_array(i) for i in self.model.graph.initializer
+                            if i.name in self.grams.consumers}
+        left = max(0.0, FEEDBACK_BUDGET - self.feedback_seconds)
+        more = feedback_candidates(self._arrays, todo, self.grams, self.spec.config, budget=left, log=self.say)
+        self.feedback_seconds += more.seconds
+        for n, r in todo.items():
+            if n not in more and more.seconds >= left:
+                continue  # left out by the budget: not marked as tried
+            for step in r.steps:
+                self.fed[(n, float(step))] = [c for c in more.get(n, ()) if c.step == float(np.float32(step))]
 
     def reference(self, outputs: list[str] | None):
         from ..fit import check
@@ -383,14 +431,22 @@ class _FittedPQ:
         return self._reference
 
 
-def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> _FittedPQ | None:
-    """The fitted PQ of a target's allocation when its methods include pq (else None)."""
-    if spec.pq is not None or spec.target is None or not spec.methods or "pq" not in spec.methods:
+def _candidates(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> _Fitted | None:
+    """The fitted candidates of a target's allocation when its methods include pq or
+    feedback (feedback: with the scalar quantizer as the base), else None."""
+    if spec.pq is not None or spec.target is None or spec.target.is_size or not spec.methods:
         return None
-    if calib.synthetic:  # fitted to made-up activations, PQ would learn the noise: step quantizers only
-        say("synthesized calibration inputs: product quantization is not among the methods")
+    pq = "pq" in spec.methods
+    fed = "feedback" in spec.methods and spec.config.quantizer == "scalar"
+    if not (pq or fed):
         return None
-    return _FittedPQ(model, spec, calib, say)
+    if calib.synthetic:  # fitted to made-up activations, they would learn the noise: step quantizers only
+        say("synthesized calibration inputs: no fitted methods (product quantization, error feedback)")
+        return None
+    try:
+        return _Fitted(model, spec, calib, say, pq, fed)
+    except ConfigError:  # no Conv / MatMul / Gemm reads a weight: nothing to fit
+        return None
 
 
 def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, say,

@@ -1,0 +1,110 @@
+"""Output-aware index choice for the dithered scalar quantizers: error feedback (GPTQ).
+
+The decoder of scalar / scalar_channel reads integers q and computes w_hat = (q - d) * s
+(FORMAT.md 4.1, 4.8); which integer the encoder writes is its own choice. Rounding each
+weight on its own, round(w / s + d), gives white noise of power s^2 / 12. Choosing the
+indices one input column at a time and pushing each column's error into the columns not
+yet quantized, weighted by the inverse Gram of the layer's input (Frantar et al., "GPTQ",
+after Optimal Brain Surgeon), shapes the error away from the directions the inputs excite:
+the layer's output error ||X (W - W_hat)||^2 falls by several dB at the same step and
+nearly the same index entropy. The dither stays: each column is rounded with its own.
+
+    layer rows W [O, K] (graph.layers.axis_order; O = gc groups of R rows), steps s [O]
+    dither D [O, K] (the tensor's dither in the same layout), Gram H [gc, K, K]
+    H += damp * mean(diag H) * I;  U = upper Cholesky factor of H^-1 (H^-1 = U^T U)
+    columns in decreasing diag(H) per group ("act order"), blocks of BLOCK columns:
+        q_j   = round(w_j / s + d_j)                  [R] per group
+        e_j   = (w_j - (q_j - d_j) * s) / U_jj
+        w_k  -= e_j * U_jk           for the later columns k of the block (then the rest, lazily)
+    -> q int64 [O, K]
+
+Pure functions on arrays; fit.candidates turns them into allocation candidates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+
+DAMP = 0.01  # of the mean diagonal of H, added to its diagonal (GPTQ's default)
+BLOCK = 128  # columns updated eagerly; the rest once per block (one matrix product)
+_MAX_INDEX = (1 << 31) - 1
+
+
+def inverse_factor(gram: np.ndarray, damp: float = DAMP) -> np.ndarray:
+    """gram [gc, K, K] (symmetric, PSD) -> U [gc, K, K] upper triangular, U^T U = (H + damp)^-1.
+
+    Columns whose input never excites (zero diagonal) get a unit diagonal: their error is
+    invisible to the layer's output, so feedback never moves weight into or out of them."""
+    h = np.array(gram, dtype=np.float64)  # [gc, K, K]
+    k = h.shape[-1]
+    idx = np.arange(k)
+    diag = h[:, idx, idx]  # [gc, K]
+    dead = diag <= 0
+    h[:, idx, idx] = np.where(dead, 1.0, diag)
+    mean = np.maximum(np.mean(h[:, idx, idx], axis=1), 1e-300)  # [gc]
+    for attempt in range(6):
+        try:
+            hd = h.copy()
+            hd[:, idx, idx] += (damp * 10.0**attempt) * mean[:, None]
+            lower = np.linalg.cholesky(hd)  # [gc, K, K], H = L L^T
+            eye = np.broadcast_to(np.eye(k), hd.shape)
+            linv = np.linalg.solve(lower, eye)  # L^-1 (lower): H^-1 = L^-T L^-1
+            hinv = np.matmul(linv.transpose(0, 2, 1), linv)  # [gc, K, K]
+            return np.linalg.cholesky(hinv).transpose(0, 2, 1)  # upper U with U^T U = H^-1
+        except np.linalg.LinAlgError:
+            continue
+    raise ConfigError("the layer's input Gram is not positive definite even with 1e4 x damping")
+
+
+def prepare(gram: np.ndarray, damp: float = DAMP, act_order: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """gram [gc, K, K] -> (perm int [gc, K], U [gc, K, K]): the column order (decreasing
+    diag H per group, or the consumer's) and the inverse factor of the permuted Gram. They
+    do not depend on the step: one per layer for every step tried."""
+    gc, k, _ = gram.shape
+    if act_order:
+        perm = np.argsort(-np.diagonal(gram, axis1=1, axis2=2), axis=1, kind="stable")  # [gc, K]
+    else:
+        perm = np.tile(np.arange(k), (gc, 1))
+    g_idx = np.arange(gc)[:, None, None]
+    return perm, inverse_factor(gram[g_idx, perm[:, :, None], perm[:, None, :]], damp)
+
+
+def feedback_indices(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, gram: np.ndarray | None = None,
+                     prepared: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """wt [O, K] float, steps [O] (>0), dt [O, K] dither, gram [gc, K, K] -> q int64 [O, K].
+
+    ``prepared``: prepare(gram) when the caller has it (else computed from ``gram``).
+    Raises ConfigError when an index would not fit 32 bits."""
+    perm, u = prepared if prepared is not None else prepare(gram)
+    o, k = wt.shape
+    gc = perm.shape[0]
+    if o % gc or u.shape != (gc, k, k):
+        raise ConfigError(f"rows {wt.shape} do not match the Gram {u.shape}")
+    r = o // gc
+    w = np.asarray(wt, dtype=np.float64).reshape(gc, r, k)  # [gc, R, K]
+    s = np.asarray(steps, dtype=np.float64).reshape(gc, r)  # [gc, R]
+    d = np.asarray(dt, dtype=np.float64).reshape(gc, r, k)
+    w = np.take_along_axis(w, perm[:, None, :], axis=2)  # a copy, in the processing order
+    d = np.take_along_axis(d, perm[:, None, :], axis=2)
+    q = np.empty((gc, r, k), dtype=np.float64)
+    for b0 in range(0, k, BLOCK):
+        b1 = min(k, b0 + BLOCK)
+        wb = w[:, :, b0:b1]  # a view: eager updates land in w
+        err = np.empty((gc, r, b1 - b0))
+        for j in range(b1 - b0):
+            c = b0 + j
+            qj = np.rint(wb[:, :, j] / s + d[:, :, c])  # [gc, R]
+            q[:, :, c] = qj
+            ej = (wb[:, :, j] - (qj - d[:, :, c]) * s) / u[:, c, c][:, None]  # [gc, R]
+            err[:, :, j] = ej
+            if j + 1 < b1 - b0:
+                wb[:, :, j + 1:] -= ej[:, :, None] * u[:, None, c, c + 1:b1]
+        if b1 < k:
+            w[:, :, b1:] -= np.matmul(err, u[:, b0:b1, b1:])  # [gc, R, K - b1]
+    if not (np.all(np.isfinite(q)) and float(np.abs(q).max(initial=0.0)) <= _MAX_INDEX):
+        raise ConfigError("error feedback: indices overflow 32 bits (the step is too small)")
+    out = np.empty_like(q)
+    np.put_along_axis(out, perm[:, None, :], q, axis=2)  # back to the consumer's column order
+    return out.reshape(o, k).astype(np.int64)

@@ -1,0 +1,151 @@
+"""Output-aware index choice (fit.feedback): error-fed scalar indices, as allocation candidates
+(fit.candidates.feedback_candidates) that the default methods choose where they pay."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+from onnx_udc import CompressConfig
+from onnx_udc.codec import decode_blob, pack, parse_blob
+from onnx_udc.errors import ConfigError
+from onnx_udc.fit import feedback
+from onnx_udc.fit.allocate import Target
+from onnx_udc.fit.calib import CalibrationSet
+from onnx_udc.fit.candidates import LayerGrams, Request, feedback_candidates
+from onnx_udc.format.blob import QuantizerId
+from onnx_udc.format.dither import derive_seed, dither
+from onnx_udc.graph import decode_nodes
+from onnx_udc.pipeline import CompressSpec, compress
+from onnx_udc.pipeline.compress import auto_methods
+
+
+def _correlated(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """x [n, k] with strongly correlated columns (a few latent factors plus small noise)."""
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((8, k))
+    return (rng.standard_normal((n, 8)) @ mix + 0.05 * rng.standard_normal((n, k))).astype(np.float32)
+
+
+def _output_error(x: np.ndarray, wt: np.ndarray, wt_hat: np.ndarray) -> float:
+    return float(np.sum(((wt - wt_hat) @ x.T.astype(np.float64)) ** 2))
+
+
+def test_feedback_lowers_the_output_error_of_rounding():
+    rng = np.random.default_rng(1)
+    o, k = 64, 96
+    wt = rng.standard_normal((o, k)) * 0.1
+    x = _correlated(2048, k)
+    gram = (x.T.astype(np.float64) @ x)[None]  # [1, K, K]
+    step = 0.05
+    dt = dither(7, o * k).reshape(o, k).astype(np.float64)
+    rounded = np.rint(wt / step + dt)
+    fed = feedback.feedback_indices(wt, np.full(o, step), dt, gram)
+    assert fed.shape == (o, k) and fed.dtype == np.int64
+    e_round = _output_error(x, wt, (rounded - dt) * step)
+    e_fed = _output_error(x, wt, (fed - dt) * step)
+    assert e_fed < 0.5 * e_round  # at least 3 dB on correlated inputs
+    assert not np.array_equal(fed, rounded)  # ... by choosing other integers than rounding
+    # with white inputs there is nothing to shape: feedback is about rounding
+    white = np.eye(k)[None] * 100.0
+    same = feedback.feedback_indices(wt, np.full(o, step), dt, white)
+    assert np.array_equal(same, rounded)
+
+
+def test_feedback_groups_and_dead_columns():
+    """Conv groups are processed on their own; a column no input excites keeps rounding."""
+    rng = np.random.default_rng(2)
+    gc, r, k = 3, 4, 12
+    wt = rng.standard_normal((gc * r, k))
+    x = _correlated(512, k, seed=3).astype(np.float64)
+    x[:, 5] = 0.0  # a dead input column
+    gram = np.stack([x.T @ x * (g + 1) for g in range(gc)])  # [gc, K, K]
+    dt = dither(3, gc * r * k).reshape(gc * r, k).astype(np.float64)
+    q = feedback.feedback_indices(wt, np.full(gc * r, 0.2), dt, gram)
+    for g in range(gc):  # each group alone gives the same indices
+        rows = slice(g * r, (g + 1) * r)
+        alone = feedback.feedback_indices(wt[rows], np.full(r, 0.2), dt[rows], gram[g : g + 1])
+        assert np.array_equal(q[rows], alone)
+    with pytest.raises(ConfigError, match="Gram"):
+        feedback.feedback_indices(wt[:5], np.full(5, 0.2), dt[:5], gram)
+
+
+def test_feedback_overflow_is_a_config_error():
+    wt = np.full((2, 4), 1e6)
+    gram = np.eye(4)[None]
+    with pytest.raises(ConfigError, match="overflow"):
+        feedback.feedback_indices(wt, np.full(2, 1e-6), np.zeros((2, 4)), gram)
+
+
+def _dense_model(k: int = 96, n: int = 48, seed: int = 0, spread: bool = False) -> onnx.ModelProto:
+    """x [N, k] -> MatMul W [k, n] -> y [N, n]; ``spread``: output columns of very different scales."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((k, n)) * 0.1
+    if spread:
+        w *= np.logspace(-1.5, 0.5, n)[None, :]
+    graph = h.make_graph([h.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "dense",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", k])],
+                         [h.make_tensor_value_info("y", T.FLOAT, ["N", n])],
+                         [nh.from_array(w.astype(np.float32), "W")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _batches(k: int = 96, n: int = 512, seed: int = 0) -> list[dict]:
+    x = _correlated(n, k, seed)
+    return [{"x": x[i : i + 64]} for i in range(0, n, 64)]
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_candidates_decode_exactly_and_beat_white_noise(spread):
+    model = _dense_model(spread=spread)
+    w = nh.to_array(model.graph.initializer[0])
+    config = CompressConfig()
+    calib = CalibrationSet(_batches(), False, "test")
+    grams = LayerGrams(model, calib, config)
+    rms = float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))
+    steps = (0.25 * rms, 0.5 * rms)
+    cands = feedback_candidates({"W": w}, {"W": Request(3.0, steps)}, grams, config)
+    methods = {c.method for c in cands["W"]}
+    assert methods == ({"scalar", "scalar_channel"} if spread else {"scalar"})
+    for cand in cands["W"]:
+        blob = pack(cand.quantized).blob
+        header, _ = parse_blob(blob)
+        assert header.step == cand.step and header.seed == derive_seed(config.seed, "W")
+        assert decode_blob(blob).tobytes() == cand.decoded.tobytes()  # the reference decoder's bytes
+        assert cand.decoded.shape == w.shape
+        if cand.method == "scalar":
+            # on the dithered lattice of the step: w_hat / step + d is an integer
+            y = cand.decoded.reshape(-1).astype(np.float64) / cand.step + dither(header.seed, w.size)
+            assert np.allclose(y, np.rint(y), atol=1e-3)
+            # its layer-output error is below plain rounding's white noise of step^2 / 12
+            assert cand.power < 0.5 * cand.step**2 / 12.0
+        assert 0 < cand.bits(w.size) < 8
+
+
+def test_default_methods_choose_feedback_and_decoders_agree(library):
+    from onnx_udc.native import NativeDecoder
+
+    model = _dense_model()
+    target = Target("sqnr", 25.0)
+    spec = CompressSpec(target=target, calib=_batches(n=1024), methods=auto_methods(target))
+    assert "feedback" in spec.methods
+    res = compress(model, spec)
+    assert res.verification.passed  # on the held-out samples, with the exact decode
+    plan = {t.name: t for t in res.allocation.tensors}
+    assert plan["W"].quantizer.endswith("feedback") and plan["W"].step is not None
+    assert "feedback candidates" in res.seconds
+    (_node, blob), = decode_nodes(res.model)
+    data = nh.to_array(blob).tobytes()
+    assert parse_blob(data)[0].quantizer in (QuantizerId.SCALAR, QuantizerId.SCALAR_CHANNEL)
+    assert NativeDecoder(library).decode(data).tobytes() == decode_blob(data).tobytes()
+    # without feedback the same target costs more bytes
+    plain = compress(model, CompressSpec(target=target, calib=_batches(n=1024),
+                                         methods=tuple(m for m in spec.methods if m != "feedback")))
+    assert plain.verification.passed
+    assert res.model.ByteSize() < plain.model.ByteSize()
