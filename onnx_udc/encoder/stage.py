@@ -24,6 +24,7 @@ from onnx import numpy_helper
 from ..codec import EncodeResult, Quantized, dequantize, pack, quantize, sqnr_db
 from ..errors import UdcError
 from ..graph.layers import analyze
+from ..graph.modelio import proto_size
 from ..graph.rewrite import replace_weights
 from ..graph.select import Action, Candidate, Source, select_sources
 from .config import CompressConfig, TensorPlan
@@ -118,7 +119,7 @@ def make_plan(model: onnx.ModelProto, config: CompressConfig, *, inplace: bool =
             continue
         tensors.append(PlannedTensor(src, cand, config.tensor_plan(cand, numpy_helper.to_array(src.tensor))))
     kept = [c for _, c in pairs if c.action is Action.KEEP]
-    return Plan(model, tensors, kept, config.coder, model.ByteSize(), config.threads)
+    return Plan(model, tensors, kept, config.coder, proto_size(model), config.threads)
 
 
 def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Quantized | None = None,
@@ -177,7 +178,7 @@ def write(plan: Plan, encoded: list[EncodedTensor],
         swaps.append((enc.planned.source, result.blob, dtype))
     replace_weights(plan.model, swaps)
     report = CompressReport(tensors=reports, kept=plan.kept + kept_late, original_model_bytes=plan.original_bytes,
-                            compressed_model_bytes=plan.model.ByteSize())
+                            compressed_model_bytes=proto_size(plan.model))
     return plan.model, report
 
 

@@ -36,6 +36,7 @@ from ..codec import Quantized, dequantize, pack, quantize, symbol_entropy
 from ..encoder import CompressConfig, CompressReport, EncodedTensor, encode_one, make_plan, pack_all, write
 from ..errors import ConfigError
 from ..format.dither import derive_seed
+from ..graph.modelio import proto_size
 from ..graph.select import Action
 from ..quantizers.base import StepConfig
 from . import fidelity
@@ -352,7 +353,7 @@ def allocate(
                     for l, n in enumerate(names) if first[l] < K}
         tables = _with_candidates(tables, candidates(requests) if requests else {})
 
-    original_bytes = model.ByteSize()
+    original_bytes = proto_size(model)
     fixed = original_bytes - int(np.sum(tables.numel * tables.itemsize)) + BLOB_OVERHEAD * len(names)
 
     # Each (tensor, step) is quantized once: its exact decode feeds the measurements, and the
@@ -485,7 +486,7 @@ def allocate(
             lam = lam / 1.0001  # just below the first lambda that overspends: the largest that fits
             choice = tables.choose(lam)
             model_out, report, encoded, final_cfg = realize(choice)
-            real = model_out.ByteSize()
+            real = proto_size(model_out)
             say(f"lambda {lam:.3g}: predicted {fixed + tables.totals(choice)[0]:,.0f} B, real {real:,} B (target {goal:,.0f})")
             if real <= goal and (final is None or real > final[2]):
                 final = (lam, choice, real, model_out, report, encoded, final_cfg)
@@ -499,7 +500,7 @@ def allocate(
             switch_methods(choice)
             if switched:
                 model_out, report, encoded, final_cfg = realize(choice)
-                real = model_out.ByteSize()
+                real = proto_size(model_out)
         metric_value, d_meas, smoothed = measure(choice)
     else:
         from .check import Verification
@@ -552,7 +553,7 @@ def allocate(
         metric_value, d_meas, smoothed = measure(choice)
         if realize_model:
             model_out, report, encoded, final_cfg = realize(choice)
-            real = model_out.ByteSize()
+            real = proto_size(model_out)
         else:  # the caller's stages run on ``encoded`` and it writes the model itself
             final_cfg, _, encoded, _ = encode_choice(choice)
             model_out = report = None

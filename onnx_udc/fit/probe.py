@@ -23,7 +23,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import ConfigError, ModelError
 from ..graph.layers import constant_value, iter_graphs
-from ..graph.modelio import PROTO_LIMIT  # serialize through a file above this
+from ..graph.modelio import PROTO_LIMIT, proto_size, save_model  # serialize through a file above this
 from .calib import Feeds
 from .fidelity import Outputs
 
@@ -88,12 +88,12 @@ class WeightProbe:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            if probe.ByteSize() < PROTO_LIMIT:
+            if proto_size(probe) < PROTO_LIMIT:
                 self.session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
             else:
                 with tempfile.TemporaryDirectory(prefix="udc-probe-") as tmp:
                     path = Path(tmp) / "probe.onnx"
-                    onnx.save_model(probe, os.fspath(path), save_as_external_data=True, location="probe.data")
+                    save_model(probe, path)  # the large tensors in probe.onnx.data
                     self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime cannot load the model for calibration: {ort_failure(exc)}") from None

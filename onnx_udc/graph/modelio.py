@@ -1,4 +1,12 @@
-"""Loading and saving ONNX models with clear errors and atomic writes."""
+"""Loading and saving ONNX models with clear errors and atomic writes.
+
+Models of 2 GiB or more cannot be one protobuf message (upb refuses to serialise or even
+size them): ``proto_size`` sizes them tensor by tensor, and ``save_model`` writes their
+large tensors straight into ``<name>.data`` one at a time (never a second copy of the
+model in memory), then the small remaining proto. Both files are fsynced, then renamed
+into place; the staging folder beside the output is removed on the way out, and a
+staging folder left by a killed process is removed by the next save to that folder.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
+from onnx import numpy_helper
 
 from ..errors import ModelError, OutputError
 
 # Protobuf cannot serialize a message of 2 GiB or more; stay well below it.
 PROTO_LIMIT = (1 << 31) - (64 << 20)
+EXTERNAL_THRESHOLD = 1024  # tensors of at least this many bytes go to the external data file
+EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned: onnxruntime can map them)
+STAGING_TAG = ".udc-staging-"  # staging folder names: .<output name>.udc-staging-<pid>-<random>
 
 
 def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
@@ -25,50 +38,201 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         raise ModelError(f"{path}: is a directory, not an ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=load_external_data)
-    except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise ModelError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
     except FileNotFoundError as exc:
         raise ModelError(f"{path}: external data file missing: {exc.filename}") from None
+    except (DecodeError, RuntimeWarning) as exc:
+        raise ModelError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # onnx's checker.ValidationError, ValueError of a short external file
+        raise ModelError(f"{path}: {_external_cause(path, exc)}") from None
     if not model.HasField("graph") or model.ir_version == 0:
         raise ModelError(f"{path}: not a valid ONNX model (no graph or IR version)")
     return model
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
-    """Write atomically: files in a temporary folder beside the target, renamed into place.
+def _external_cause(path: Path, exc: Exception) -> str:
+    """A one-line reason for onnx failing to read ``path``'s external data (or the file)."""
+    try:
+        shell = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - the file itself is not ONNX
+        return f"not a valid ONNX model ({type(exc).__name__})"
+    base = path.parent
+    for tensor in _all_tensors(shell.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = (base / location).resolve()
+        if not location or not target.is_file():
+            return f"external data of tensor {tensor.name!r} is missing: {location or '(no location)'} is not a file"
+        offset, length = int(info.get("offset", 0) or 0), info.get("length")
+        need = offset + (int(length) if length else 0)
+        if target.stat().st_size < need:
+            return (f"external data of tensor {tensor.name!r} is truncated: {location} has {target.stat().st_size:,} "
+                    f"bytes, the tensor needs bytes up to {need:,}")
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"not a valid ONNX model ({line[:200]})"
 
-    Models too large for one protobuf keep their big tensors in ``<name>.data``.
-    """
+
+def _all_tensors(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _all_tensors(g)
+
+
+def proto_size(model: onnx.ModelProto) -> int:
+    """The serialised size of ``model`` in bytes; for a model upb cannot size (2 GiB and more)
+    the sum over its parts (initializers, nodes, the rest), within a few bytes per tensor."""
+    try:
+        return model.ByteSize()
+    except (EncodeError, ValueError):
+        pass
+    g = model.graph
+    total = sum(t.ByteSize() + 6 for t in g.initializer) + sum(n.ByteSize() + 4 for n in g.node)
+    for part in (g.input, g.output, g.value_info, g.sparse_initializer):
+        total += sum(p.ByteSize() + 4 for p in part)
+    total += sum(o.ByteSize() + 4 for o in model.opset_import) + sum(f.ByteSize() + 4 for f in model.functions)
+    return total + 64
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+    """Write atomically: files in a staging folder beside the target, fsynced, renamed into
+    place. Models too large for one protobuf keep their big tensors in ``<name>.data``
+    (``model`` itself is not modified)."""
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
+    clean_stale_staging(folder)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGING_TAG}{os.getpid()}-", dir=folder))
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     data_name = path.name + ".data"
     try:
-        if model.ByteSize() > PROTO_LIMIT:
-            onnx.save_model(
-                _copy(model), str(staging / path.name), save_as_external_data=True,
-                all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
-            )
+        if proto_size(model) > PROTO_LIMIT:
+            shell = _write_external(model, staging / data_name, data_name)
+            _write_synced(staging / path.name, shell.SerializeToString())
             os.replace(staging / data_name, folder / data_name)
         else:
-            (staging / path.name).write_bytes(model.SerializeToString())
+            _write_synced(staging / path.name, model.SerializeToString())
         os.replace(staging / path.name, path)
+        _sync_folder(folder)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    return out
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the files themselves are synced
+    finally:
+        os.close(fd)
+
+
+def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> onnx.ModelProto:
+    """The large initializers of ``model`` written one by one into ``data_path``; returns a
+    new model sharing nothing large with ``model``: the same graph with those initializers
+    pointing into ``location``."""
+    shell = onnx.ModelProto()
+    for field, value in model.ListFields():
+        if field.name == "graph":
+            continue
+        if field.is_repeated:
+            getattr(shell, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(shell, field.name).CopyFrom(value)
+        else:
+            setattr(shell, field.name, value)
+    graph = shell.graph
+    for field, value in model.graph.ListFields():
+        if field.name == "initializer":
+            continue
+        if field.is_repeated:
+            getattr(graph, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(graph, field.name).CopyFrom(value)
+        else:
+            setattr(graph, field.name, value)
+    with open(data_path, "wb") as f:
+        for tensor in model.graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
+                graph.initializer.add().CopyFrom(tensor)
+                continue
+            data = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
+            offset = f.tell()
+            pad = -offset % EXTERNAL_ALIGN
+            if pad:
+                f.write(b"\0" * pad)
+                offset += pad
+            f.write(data)
+            out = graph.initializer.add()
+            out.name, out.data_type, out.doc_string = tensor.name, tensor.data_type, tensor.doc_string
+            out.dims.extend(tensor.dims)
+            out.data_location = onnx.TensorProto.EXTERNAL
+            for key, val in (("location", location), ("offset", str(offset)), ("length", str(len(data)))):
+                entry = out.external_data.add()
+                entry.key, entry.value = key, val
+            del data
+        f.flush()
+        os.fsync(f.fileno())
+    return shell
+
+
+def _payload_bytes(tensor: onnx.TensorProto) -> int:
+    if tensor.HasField("raw_data"):
+        return len(tensor.raw_data)
+    numel = int(np.prod(tensor.dims)) if tensor.dims else 1
+    return numel * 8  # typed fields: an upper bound is enough to choose
+
+
+def clean_stale_staging(folder: Path) -> None:
+    """Remove the staging folders in ``folder`` whose writing process is gone (killed while
+    writing); folders of live processes and every other file are left alone."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and STAGING_TAG in name and entry.is_dir(follow_symlinks=False)):
+            continue
+        pid_text = name.rsplit(STAGING_TAG, 1)[1].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -22,7 +24,7 @@ from onnx import TensorProto
 
 from ..errors import FormatError, ModelError
 from ..format import DType
-from ..graph.modelio import load_model
+from ..graph.modelio import PROTO_LIMIT, load_model, proto_size, save_model
 from ..graph.rewrite import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
 from ..native import STATUS_NAMES, NativeDecoder, library_path, native_decoder
 
@@ -110,9 +112,17 @@ class InferenceSession(ort.InferenceSession):
             self._udc_values = values
         else:
             options.register_custom_ops_library(library_path())
+        source: bytes | str
+        if proto_size(model) < PROTO_LIMIT:
+            source = model.SerializeToString()
+        else:  # 2 GiB and more is no protobuf: through a file with external data, kept with the session
+            self._udc_folder = tempfile.TemporaryDirectory(prefix="udc-session-")
+            path = Path(self._udc_folder.name) / "model.onnx"
+            save_model(model, path)
+            source = os.fspath(path)
         try:
             super().__init__(
-                model.SerializeToString(), sess_options=options, providers=providers or ["CPUExecutionProvider"],
+                source, sess_options=options, providers=providers or ["CPUExecutionProvider"],
                 provider_options=provider_options, **kwargs,
             )
         except Exception as exc:  # onnxruntime raises its own Exception subclasses

@@ -24,6 +24,7 @@ from .. import quantizers
 from ..encoder import CompressConfig, CompressReport, compress_model
 from ..errors import ConfigError, ModelError
 from ..fit.calib import HOLDOUT_FRACTION
+from ..graph.modelio import proto_size
 from ..quantizers.pq import PQConfig
 
 TABLE_TARGETS = ("output", "weights")
@@ -302,7 +303,7 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
     outputs = list(spec.outputs) if spec.outputs else None
     reference = candidates.reference(outputs)  # the same fit samples in every attempt
     best = result
-    size = result.model.ByteSize()
+    size = proto_size(result.model)
     clock = time.perf_counter()
     for k in WHOLE_PQ_KS:
         pq_config = PQConfig(k=k, seed=spec.config.seed)
@@ -321,10 +322,10 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
         value, counted = check.measure(compressed, calib, reference, metric, spec.config.threads, outputs)
         ok = check.Verification(metric.name, target.value, value, calib.samples, calib.synthetic,
                                 counted=counted).passed
-        say(f"whole-model pq k{k} toward the outputs: {compressed.ByteSize():,} B, {metric.name} "
+        say(f"whole-model pq k{k} toward the outputs: {proto_size(compressed):,} B, {metric.name} "
             f"{metric.format(value)} on the calibration samples {'ok' if ok else 'below target'}"
             f" (allocation: {size:,} B)")
-        if ok and compressed.ByteSize() < best.model.ByteSize():
+        if ok and proto_size(compressed) < proto_size(best.model):
             best = CompressResult(compressed, report, pq=fit, calibration=calib, warnings=list(fit.warnings),
                                   seconds=dict(result.allocation.seconds))
         if not ok:
@@ -479,7 +480,7 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
         compressed, report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded,
                                                       target=spec.tables.target,
                                                       progress=lambda name: say(f"tables: {name}"))
-        alloc.model, alloc.report, alloc.model_bytes = compressed, report, compressed.ByteSize()
+        alloc.model, alloc.report, alloc.model_bytes = compressed, report, proto_size(compressed)
         return CompressResult(compressed, report, allocation=alloc, tables=tables, calibration=calib,
                               warnings=list(tables.warnings))
 
