@@ -60,12 +60,19 @@ def symbol_entropy(symbols: np.ndarray) -> float:
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     """10 log10(|reference|^2 / |approx - reference|^2); inf when equal."""
-    ref = reference.astype(np.float64).ravel()
-    err = approx.astype(np.float64).ravel() - ref
-    noise = float(np.dot(err, err))
+    ref_all, approx_all = np.asarray(reference).reshape(-1), np.asarray(approx).reshape(-1)
+    signal = noise = 0.0
+    for start in range(0, ref_all.size, _SQNR_CHUNK):  # float64 a piece at a time
+        ref = ref_all[start : start + _SQNR_CHUNK].astype(np.float64)
+        err = approx_all[start : start + _SQNR_CHUNK].astype(np.float64) - ref
+        signal += float(np.dot(ref, ref))
+        noise += float(np.dot(err, err))
     if noise == 0.0:
         return math.inf
-    return 10.0 * math.log10(max(float(np.dot(ref, ref)), 1e-300) / noise)
+    return 10.0 * math.log10(max(signal, 1e-300) / noise)
+
+
+_SQNR_CHUNK = 1 << 20
 
 
 def row_length(weights: np.ndarray, encoded) -> int:
@@ -105,6 +112,24 @@ def dequantize(quantized: Quantized) -> np.ndarray:
     """The reference decoder of the symbols: tensor [*shape] of the header's dtype."""
     header = quantized.header
     return quantizers.by_id(header.quantizer).decode(header, quantized.symbols).reshape(header.shape)
+
+
+def quantized_sqnr(weights: np.ndarray, quantized: Quantized) -> float:
+    """sqnr_db(weights, dequantize(quantized)) without the whole decode in memory (the
+    quantizer's decode_pieces)."""
+    header = quantized.header
+    ref = np.asarray(weights).reshape(-1)
+    signal = noise = 0.0
+    start = 0
+    for piece in quantizers.by_id(header.quantizer).decode_pieces(header, quantized.symbols):
+        r = ref[start : start + piece.size].astype(np.float64)
+        err = piece.astype(np.float64) - r
+        signal += float(np.dot(r, r))
+        noise += float(np.dot(err, err))
+        start += piece.size
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(signal, 1e-300) / noise)
 
 
 def pack(quantized: Quantized, coder: str = "brotli") -> EncodeResult:

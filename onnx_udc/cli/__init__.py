@@ -136,9 +136,9 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if quiet or spec.needs_calibration or spec.pq is not None:
         if not quiet and err.is_terminal:  # a live line saying which stage runs
             with err.status("calibrating") as status:
-                result = run_pipeline(proto, spec, log=lambda msg: (status.update(msg), log(msg)))
+                result = run_pipeline(proto, spec, log=lambda msg: (status.update(msg), log(msg)), inplace=True)
         else:
-            result = run_pipeline(proto, spec, log=log)
+            result = run_pipeline(proto, spec, log=log, inplace=True)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -150,7 +150,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
             console=_console(stderr=True), transient=True,
         ) as bar:
             task = bar.add_task("compress", total=max(total, 1))
-            result = run_pipeline(proto, spec, progress=lambda n: bar.advance(task, n))
+            result = run_pipeline(proto, spec, progress=lambda n: bar.advance(task, n), inplace=True)
     for warning in result.warnings:
         click.echo(f"onnx-udc: warning: {warning}", err=True)
     save_model(result.model, output)

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..codec import EncodeResult, Quantized, dequantize, pack, quantize, sqnr_db
+from ..codec import EncodeResult, Quantized, dequantize, pack, quantize, quantized_sqnr, sqnr_db
 from ..errors import UdcError
 from ..graph.layers import analyze
 from ..graph.modelio import proto_size
@@ -133,6 +133,8 @@ def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Qu
         quantized = quantized if quantized is not None else quantize(array, plan.quantizer, plan.config, plan.seed)
         if plan.exact:
             return EncodedTensor(planned, quantized, math.inf, array if keep_decoded else None)
+        if decoded is None and not keep_decoded:  # the SQNR only: decoded a piece at a time
+            return EncodedTensor(planned, quantized, quantized_sqnr(array, quantized))
         decoded = dequantize(quantized) if decoded is None else decoded
         return EncodedTensor(planned, quantized, sqnr_db(array, decoded), decoded if keep_decoded else None)
     except UdcError as exc:
@@ -200,4 +202,27 @@ def compress_model(
     it for a decode node; return the model and a report. ``progress(n)`` is called with
     the number of weights done after each tensor."""
     plan = make_plan(model, config or CompressConfig(), inplace=inplace)
-    return write(plan, quantize_plan(plan, progress=progress))
+    encoded, packed = encode_and_pack(plan, progress=progress)
+    return write(plan, encoded, packed)
+
+
+def encode_and_pack(plan: Plan, *, progress: Callable[[int], object] | None = None
+                    ) -> tuple[list[EncodedTensor], list[EncodeResult]]:
+    """Each planned tensor quantized and entropy-coded by one worker, its symbols dropped as
+    soon as it is coded: what stays in memory is the blobs (and the model), not every
+    tensor's symbols at once. ``EncodedTensor.quantized`` is None in the result."""
+
+    def one(t: PlannedTensor) -> tuple[EncodedTensor, EncodeResult]:
+        enc = encode_one(t)
+        result = _pack(enc, plan.coder)
+        enc.quantized = None  # type: ignore[assignment]  # coded: the symbols go
+        return enc, result
+
+    encoded, packed = [], []
+    with ThreadPoolExecutor(max_workers=plan.threads or os.cpu_count() or 1) as pool:
+        for enc, result in pool.map(one, plan.tensors):
+            encoded.append(enc)
+            packed.append(result)
+            if progress:
+                progress(enc.planned.cand.numel)
+    return encoded, packed

@@ -143,8 +143,11 @@ def compress(
     *,
     log: Callable[[str], object] | None = None,
     progress: Callable[[int], object] | None = None,
+    inplace: bool = False,
 ) -> CompressResult:
-    """Plan every weight of ``model`` as ``spec`` says, encode each once; the model is not changed.
+    """Plan every weight of ``model`` as ``spec`` says, encode each once; the model is not
+    changed unless ``inplace`` (fixed settings then edit it instead of a copy: one model in
+    memory, for callers done with the original, e.g. the command line).
 
     A fidelity target is checked at the end on held-out calibration samples that no planner
     saw (fit.calib.split_holdout), with the exactly decoded weights (fit.check). A miss is
@@ -154,18 +157,18 @@ def compress(
     spec = spec or CompressSpec()
     say = log or (lambda _msg: None)
     start = time.perf_counter()
-    result = _compress(model, spec, say, progress)
+    result = _compress(model, spec, say, progress, inplace)
     if result.allocation is not None and not result.seconds:
         result.seconds = dict(result.allocation.seconds)
     result.seconds["total"] = time.perf_counter() - start
     return result
 
 
-def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress) -> CompressResult:
+def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress, inplace: bool = False) -> CompressResult:
     from ..fit.calib import calibration_set
 
     if not spec.needs_calibration:
-        compressed, report = compress_model(model, spec.config, progress=progress)
+        compressed, report = compress_model(model, spec.config, progress=progress, inplace=inplace)
         return CompressResult(compressed, report)
     calib = calibration_set(model, spec.calib, spec.calib_samples or AUTO_SAMPLES)
     if spec.calib_samples is None:

@@ -88,6 +88,13 @@ class Quantizer(ABC):
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         """symbols uint [numel] -> elements [numel] of ``header.dtype`` (reference decoder)."""
 
+    def decode_pieces(self, header: BlobHeader, symbols: np.ndarray):
+        """The reference decode as consecutive pieces of the flat tensor (row-major): an
+        iterator of arrays of ``header.dtype`` whose concatenation is ``decode``. Quantizers
+        whose elements decode independently yield bounded pieces (memory); the default is
+        one piece."""
+        yield self.decode(header, symbols)
+
     def tensor_config(self, config: object, axis_order: tuple[int, ...]) -> object:
         """The configuration for one tensor, given the axis order whose row-major run keeps
         one output's weights together (graph.layers.LayerUse.axis_order). Vector quantizers

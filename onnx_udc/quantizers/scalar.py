@@ -56,6 +56,38 @@ def entropy_bits(q: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+CHUNK = 1 << 20  # elements per piece of the chunked encode (bounds its float64 temporaries)
+
+
+def _rms(flat: np.ndarray) -> float:
+    """sqrt(mean(w^2)) in float64, a chunk at a time."""
+    if not flat.size:
+        return 0.0
+    total = 0.0
+    for start in range(0, flat.size, CHUNK):
+        piece = flat[start : start + CHUNK].astype(np.float64)
+        total += float(np.dot(piece, piece))
+    return math.sqrt(total / flat.size)
+
+
+def _codes_chunked(flat: np.ndarray, step: float, seed: int) -> tuple[np.ndarray, int]:
+    """w [numel] -> (zigzag codes in the narrowest width, width): the same values as
+    zigzag(indices(w, step, dither)), computed CHUNK elements at a time into uint32 (about 4
+    bytes per weight in flight instead of about 36)."""
+    from ..format.dither import dither_chunk
+
+    codes = np.empty(flat.size, dtype=np.uint32)  # [numel]
+    top = 0
+    for start in range(0, flat.size, CHUNK):
+        count = min(CHUNK, flat.size - start)
+        q = indices(flat[start : start + count], step, dither_chunk(seed, start, count))  # int64 [count]
+        z = zigzag(q)  # uint64 [count]; |q| <= 2^31 - 1, so z < 2^32
+        top = max(top, int(z.max()))
+        codes[start : start + count] = z
+    width = width_for(top)
+    return (codes if width == 4 else codes.astype(np.dtype(f"<u{width}"))), width
+
+
 def solve_step(w: np.ndarray, d: np.ndarray, target_bpw: float, rms: float) -> float:
     """Step whose indices have an empirical entropy of about ``target_bpw`` bits.
 
@@ -96,30 +128,34 @@ class ScalarQuantizer(Quantizer):
             codewords.parse(header.params, 1)
 
     def encode(self, weights: np.ndarray, config: ScalarConfig, seed: int) -> Encoded:
-        w = np.asarray(weights).reshape(-1).astype(np.float64)  # [numel]
-        rms = math.sqrt(float(np.mean(w * w))) if w.size else 0.0
+        flat = np.asarray(weights).reshape(-1)  # [numel], the caller's dtype
+        rms = _rms(flat)
         if not (rms > 0 and math.isfinite(rms)):
             raise ConfigError("scalar quantizer needs a finite, non-zero tensor (use raw)")
-        d = dither(seed, w.size)  # float32 [numel]
         if config.step is not None:
             step = config.step
         elif config.target_bpw is not None:
-            step = solve_step(w, d, config.target_bpw, rms)
+            w = flat.astype(np.float64)
+            step = solve_step(w, dither(seed, w.size), config.target_bpw, rms)
+            del w
         else:
             step = config.step_rel * rms
         step = float(np.float32(step))
         if not (step > 0 and math.isfinite(step) and np.float32(step) >= np.finfo(np.float32).tiny):
             raise ConfigError(f"the step ({step:g}) is not a normal positive float32: the tensor's scale is out of range")
-        q = indices(w, step, d)  # int64 [numel]
-        codes = zigzag(q)  # uint64 [numel]
-        width = width_for(int(codes.max()) if codes.size else 0)
-        params = b""
         if config.refine:
+            w = flat.astype(np.float64)
+            d = dither(seed, w.size)  # float32 [numel]
+            q = indices(w, step, d)  # int64 [numel]
+            codes = zigzag(q)  # uint64 [numel]
+            width = width_for(int(codes.max()) if codes.size else 0)
             y = (w / step + d.astype(np.float64))[:, None]  # [numel, 1] dithered weight in steps
             table = codewords.refine(codes[:, None], y, q.astype(np.float32).astype(np.float64)[:, None],
                                      np.array([step]), self.noise_power(step), config.refine_max)
             params = codewords.pack(table) if table.size else b""
-        return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed, params=params)
+            return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed, params=params)
+        codes, width = _codes_chunked(flat, step, seed)
+        return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed)
 
     def table_layout(self, header: BlobHeader) -> codewords.TableLayout:
         table = codewords.parse(header.params, 1) if header.params else codewords.empty(1)
@@ -128,6 +164,20 @@ class ScalarQuantizer(Quantizer):
             table=table, points=lambda codes: unzigzag(codes.reshape(-1)).astype(np.float32).reshape(codes.shape),
             pack=lambda t: codewords.pack(t) if t.size else b"",
         )
+
+    def decode_pieces(self, header: BlobHeader, symbols: np.ndarray):
+        if header.params:  # a codeword table: one piece
+            yield self.decode(header, symbols)
+            return
+        from ..format.dither import dither_chunk
+
+        flat = symbols.reshape(-1)
+        for start in range(0, header.numel, CHUNK):
+            count = min(CHUNK, header.numel - start)
+            a = unzigzag(flat[start : start + count]).astype(np.float32)
+            w = (a - dither_chunk(header.seed, start, count)) * np.float32(header.step)  # the decode formula
+            with np.errstate(over="ignore"):
+                yield w.astype(header.dtype.numpy)
 
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         a = unzigzag(symbols).astype(np.float32)  # [numel] the codewords: float32(q) ...
