@@ -53,26 +53,40 @@ def symbol_entropy(symbols: np.ndarray) -> float:
     """Empirical order-0 entropy of unsigned symbols, bits per symbol."""
     if symbols.size == 0:
         return 0.0
-    _, counts = np.unique(symbols, return_counts=True)
+    top = int(symbols.max())
+    if top < max(1 << 20, 4 * symbols.size):  # a counting pass (the same counts, in the same order)
+        counts = np.bincount(symbols.reshape(-1).astype(np.int64), minlength=1)
+        counts = counts[counts > 0]
+    else:  # a sparse alphabet: sort instead of a huge count array
+        _, counts = np.unique(symbols, return_counts=True)
     p = counts / symbols.size
     return float(-(p * np.log2(p)).sum())
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     """10 log10(|reference|^2 / |approx - reference|^2); inf when equal."""
-    ref_all, approx_all = np.asarray(reference).reshape(-1), np.asarray(approx).reshape(-1)
-    signal = noise = 0.0
-    for start in range(0, ref_all.size, _SQNR_CHUNK):  # float64 a piece at a time
-        ref = ref_all[start : start + _SQNR_CHUNK].astype(np.float64)
-        err = approx_all[start : start + _SQNR_CHUNK].astype(np.float64) - ref
-        signal += float(np.dot(ref, ref))
-        noise += float(np.dot(err, err))
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(max(signal, 1e-300) / noise)
+    flat = np.asarray(approx).reshape(-1)
+    return _sqnr_of_pieces(reference, (flat[i : i + _SQNR_CHUNK] for i in range(0, flat.size, _SQNR_CHUNK)))
 
 
 _SQNR_CHUNK = 1 << 20
+
+
+def _sqnr_of_pieces(reference: np.ndarray, pieces) -> float:
+    """sqnr_db of ``reference`` against the consecutive flat pieces of its approximation,
+    summed in float64 a piece at a time (no whole-tensor float64 copies)."""
+    ref = np.asarray(reference).reshape(-1)
+    signal = noise = 0.0
+    start = 0
+    for piece in pieces:
+        r = ref[start : start + piece.size].astype(np.float64)
+        err = piece.astype(np.float64) - r
+        signal += float(np.dot(r, r))
+        noise += float(np.dot(err, err))
+        start += piece.size
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(signal, 1e-300) / noise)
 
 
 def row_length(weights: np.ndarray, encoded) -> int:
@@ -118,18 +132,7 @@ def quantized_sqnr(weights: np.ndarray, quantized: Quantized) -> float:
     """sqnr_db(weights, dequantize(quantized)) without the whole decode in memory (the
     quantizer's decode_pieces)."""
     header = quantized.header
-    ref = np.asarray(weights).reshape(-1)
-    signal = noise = 0.0
-    start = 0
-    for piece in quantizers.by_id(header.quantizer).decode_pieces(header, quantized.symbols):
-        r = ref[start : start + piece.size].astype(np.float64)
-        err = piece.astype(np.float64) - r
-        signal += float(np.dot(r, r))
-        noise += float(np.dot(err, err))
-        start += piece.size
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(max(signal, 1e-300) / noise)
+    return _sqnr_of_pieces(weights, quantizers.by_id(header.quantizer).decode_pieces(header, quantized.symbols))
 
 
 def pack(quantized: Quantized, coder: str = "brotli") -> EncodeResult:

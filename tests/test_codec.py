@@ -130,3 +130,37 @@ def test_scalar_refuses_a_subnormal_step_with_a_clear_error():
     w = np.full((4, 4), 1.5e-43, np.float32)  # every weight subnormal
     with pytest.raises(ConfigError, match="not a normal positive float32"):
         encode_tensor(w, config=ScalarConfig(step_rel=0.2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_scalar_chunked_encode_and_pieces_match_the_whole_tensor(dtype, monkeypatch):
+    """The chunked encode, decode_pieces and quantized_sqnr give what the whole-tensor
+    formulas give, across chunk boundaries (a small CHUNK) and widths."""
+    import onnx_udc.quantizers.scalar as scalar_mod
+    from onnx_udc import quantizers
+    from onnx_udc.codec import dequantize, quantize, quantized_sqnr, sqnr_db
+    from onnx_udc.format.dither import dither
+    from onnx_udc.format.symbols import zigzag
+    from onnx_udc.quantizers.scalar import indices
+
+    w = (np.random.default_rng(3).standard_normal(10_001) * 2.0).astype(dtype)
+    monkeypatch.setattr(scalar_mod, "CHUNK", 1000)
+    for step_rel in (0.5, 0.001):  # 1- and 2-byte symbols
+        q = quantize(w, "scalar", ScalarConfig(step_rel=step_rel), seed=11)
+        step = q.header.step
+        want = zigzag(indices(w.reshape(-1).astype(np.float64), step, dither(11, w.size)))
+        np.testing.assert_array_equal(q.symbols.astype(np.uint64), want)
+        pieces = list(quantizers.by_id(q.header.quantizer).decode_pieces(q.header, q.symbols))
+        assert len(pieces) == 11
+        np.testing.assert_array_equal(np.concatenate(pieces), dequantize(q).reshape(-1))
+        assert quantized_sqnr(w, q) == pytest.approx(sqnr_db(w, dequantize(q)), rel=1e-12)  # sums in other pieces
+
+
+def test_symbol_entropy_counts_dense_and_sparse_alphabets_alike():
+    from onnx_udc.codec import symbol_entropy
+
+    dense = np.random.default_rng(0).integers(0, 50, 10_000).astype(np.uint16)
+    sparse = (dense.astype(np.uint32) << 26)  # values far above the array's size: sorted, not counted
+    assert symbol_entropy(dense) == pytest.approx(entropy_bits(dense.astype(np.int64)), abs=1e-12)
+    assert symbol_entropy(sparse) == pytest.approx(symbol_entropy(dense), abs=1e-12)
+    assert symbol_entropy(np.zeros(5, np.uint8)) == 0.0

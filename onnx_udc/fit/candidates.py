@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..codec import dequantize, from_encoded, pack, quantize
+from ..codec import dequantize, from_encoded, pack, quantize, symbol_entropy
 from ..encoder import CompressConfig
 from ..errors import ConfigError
 from ..format.dither import derive_seed, dither
@@ -149,12 +149,11 @@ def split_pieces(batches: list, max_batch: int = 64) -> tuple[list, list]:
     at most ``max_batch`` samples), the pieces dealt alternately; a batch of one sample (a
     whole feed) goes whole to one side, alternately too."""
     from .activations import split_batch
+    from .calib import batch_rows
 
     pieces: list = []
     for b in batches:
-        sizes = {v.shape[0] if np.ndim(v) else -1 for v in b.values()}
-        n = sizes.pop() if len(sizes) == 1 else 1
-        pieces += split_batch(b, max(1, min(max_batch, -(-n // 2))))
+        pieces += split_batch(b, max(1, min(max_batch, -(-batch_rows(b) // 2))))
     if len(pieces) < 2:
         return pieces, pieces
     return pieces[0::2], pieces[1::2]
@@ -269,9 +268,7 @@ def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[fl
         codes = codes.astype(np.dtype(f"<u{width}"))  # compact: many candidates are kept
         quantized = from_encoded(w, method, Encoded(symbols=codes, symbol_width=width, step=step, seed=seed,
                                                     params=params))
-        counts = np.bincount(codes.astype(np.int64), minlength=1)
-        p = counts[counts > 0] / codes.size
-        bits = float(-(p * np.log2(p)).sum()) * codes.size + 8.0 * len(params)
+        bits = symbol_entropy(codes) * codes.size + 8.0 * len(params)
         decoded = dequantize(quantized)
         power = effective_power(w, decoded, order, kdim, grams.check)
         return Candidate(method, label, cfg, quantized, bits / 8.0, power, step=step)

@@ -158,25 +158,9 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
     new model sharing nothing large with ``model``: the same graph with those initializers
     pointing into ``location``."""
     shell = onnx.ModelProto()
-    for field, value in model.ListFields():
-        if field.name == "graph":
-            continue
-        if field.is_repeated:
-            getattr(shell, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(shell, field.name).CopyFrom(value)
-        else:
-            setattr(shell, field.name, value)
+    _copy_fields(model, shell, skip="graph")
     graph = shell.graph
-    for field, value in model.graph.ListFields():
-        if field.name == "initializer":
-            continue
-        if field.is_repeated:
-            getattr(graph, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(graph, field.name).CopyFrom(value)
-        else:
-            setattr(graph, field.name, value)
+    _copy_fields(model.graph, graph, skip="initializer")
     with open(data_path, "wb") as f:
         for tensor in model.graph.initializer:
             if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
@@ -200,6 +184,19 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
         f.flush()
         os.fsync(f.fileno())
     return shell
+
+
+def _copy_fields(src, dst, skip: str) -> None:
+    """Every set field of message ``src`` copied into ``dst`` but the one named ``skip``."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(dst, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
 
 
 def _payload_bytes(tensor: onnx.TensorProto) -> int:

@@ -42,11 +42,6 @@ def indices(w: np.ndarray, step: float, d: np.ndarray) -> np.ndarray:
     return q.astype(np.int64)
 
 
-def dequantize(q: np.ndarray, d: np.ndarray, step: float) -> np.ndarray:
-    """The float formula of FORMAT.md: (float32(q) - d) * step, binary32 throughout."""
-    return (q.astype(np.float32) - d) * np.float32(step)  # float32 [numel]
-
-
 def entropy_bits(q: np.ndarray) -> float:
     """Empirical order-0 entropy of integer indices, bits per symbol."""
     if q.size == 0:
@@ -68,6 +63,14 @@ def _rms(flat: np.ndarray) -> float:
         piece = flat[start : start + CHUNK].astype(np.float64)
         total += float(np.dot(piece, piece))
     return math.sqrt(total / flat.size)
+
+
+def _reconstruct(a: np.ndarray, d: np.ndarray, header: BlobHeader) -> np.ndarray:
+    """Codewords a float32 [n] and their dither d float32 [n] -> elements [n] of the header's
+    dtype: (a - d) * step in binary32 (FORMAT.md 4.1)."""
+    w = (a - d) * np.float32(header.step)  # float32 [n]
+    with np.errstate(over="ignore"):  # overflow to +-inf is the defined float16 result
+        return w.astype(header.dtype.numpy)
 
 
 def _codes_chunked(flat: np.ndarray, step: float, seed: int) -> tuple[np.ndarray, int]:
@@ -174,10 +177,8 @@ class ScalarQuantizer(Quantizer):
         flat = symbols.reshape(-1)
         for start in range(0, header.numel, CHUNK):
             count = min(CHUNK, header.numel - start)
-            a = unzigzag(flat[start : start + count]).astype(np.float32)
-            w = (a - dither_chunk(header.seed, start, count)) * np.float32(header.step)  # the decode formula
-            with np.errstate(over="ignore"):
-                yield w.astype(header.dtype.numpy)
+            yield _reconstruct(unzigzag(flat[start : start + count]).astype(np.float32),
+                               dither_chunk(header.seed, start, count), header)
 
     def decode(self, header: BlobHeader, symbols: np.ndarray) -> np.ndarray:
         a = unzigzag(symbols).astype(np.float32)  # [numel] the codewords: float32(q) ...
@@ -185,6 +186,4 @@ class ScalarQuantizer(Quantizer):
             table = codewords.parse(header.params, 1)
             rows = codewords.lookup(table, symbols.reshape(-1, 1))  # [numel]
             a[rows >= 0] = table.values[rows[rows >= 0], 0]
-        w = (a - dither(header.seed, header.numel)) * np.float32(header.step)  # float32 [numel]
-        with np.errstate(over="ignore"):  # overflow to +-inf is the defined float16 result
-            return w.astype(header.dtype.numpy)
+        return _reconstruct(a, dither(header.seed, header.numel), header)
