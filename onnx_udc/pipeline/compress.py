@@ -201,9 +201,10 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
     result = None
     check_seconds = 0.0
-    candidates = _candidates(model, spec, fit_set, say)  # each tensor fitted once, for every attempt
+    fitted = candidates = _candidates(model, spec, fit_set, say)  # each tensor fitted once, for every attempt
     reuse: dict = {}  # sensitivities and rate tables, measured once for every attempt
     stages: dict[str, float] = {}  # wall time per stage, over every attempt
+    previous = None  # the held-out value of the attempt before
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say, candidates, reuse)
@@ -222,11 +223,18 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
             shortfall = min(value, counted) if value >= goal else value
             internal = metric.tightened(internal, shortfall, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
+            if candidates is not None and previous is not None and not value > previous:
+                # a stricter target left the held-out value where it was: the fitted codings
+                # meet it on the samples they learned from (inputs unlike the held-out ones),
+                # so the next attempts use the step quantizers only
+                candidates = None
+                say("the held-out value did not move: the fitted methods are left out from here on")
+        previous = value
     result.seconds = {**stages, "held-out check": check_seconds}
-    if candidates is not None and candidates.fitted.seconds:
-        result.seconds["pq candidates"] = candidates.fitted.seconds
-    if candidates is not None and candidates.feedback_seconds:
-        result.seconds["feedback candidates"] = candidates.feedback_seconds
+    if fitted is not None and fitted.fitted.seconds:
+        result.seconds["pq candidates"] = fitted.fitted.seconds
+    if fitted is not None and fitted.feedback_seconds:
+        result.seconds["feedback candidates"] = fitted.feedback_seconds
     if result.verification.caveat():
         result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
