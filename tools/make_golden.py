@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -209,6 +210,28 @@ def channel_cases():
         ChannelConfig(step_rel=0.01, axis=0), 35
 
 
+# ---- padded payloads (FORMAT.md 2, flags bit 0) --------------------------------------------
+def with_padding(blob: bytes, pad: int) -> bytes:
+    """The blob with its payload padded by ``pad`` zero bytes and the pad count (flags bit 0),
+    which pack_blob writes only where the expansion limit needs it."""
+    from onnx_udc.format import FLAG_PADDED, crc32
+
+    header, payload = parse_blob(blob)
+    out = bytearray(blob[: len(blob) - len(payload)]) + payload + bytes(pad) + struct.pack("<I", pad)
+    out[11] |= FLAG_PADDED
+    struct.pack_into("<Q", out, 32, len(payload) + pad + 4)
+    struct.pack_into("<I", out, 12, crc32(out))
+    return bytes(out)
+
+
+def padded_cases():
+    rng = np.random.default_rng(20261203)
+    w = rng.standard_normal((6, 11)).astype(np.float32)
+    yield "f32_w1_range_padded", with_padding(encode_tensor(w, "scalar", "range", ScalarConfig(0.2), 21).blob, 13)
+    q = np.clip(np.rint(rng.standard_normal(40) * 9), -128, 127).astype(np.int8)
+    yield "raw_int8_brotli_padded0", with_padding(encode_tensor(q, "raw", "brotli", None, 0).blob, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the vectors (default: tests/golden)")
@@ -223,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         blobs.append((name, blob if post is None else post(blob)))
     blobs += [(name, period_blob(array, period)) for name, array, period in period_cases()]
     blobs += [(name, period_blob(array, 1, row)) for name, array, row in wide_period_cases()]
+    blobs += list(padded_cases())
     for name, blob in blobs:
         assert "posmodels" not in name or parse_blob(blob)[1][:2] == b"\x00\x02", f"{name}: variant 2 not picked"
     for name, blob in blobs:

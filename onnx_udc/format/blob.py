@@ -18,9 +18,10 @@ import numpy as np
 from ..errors import ChecksumError, FormatError, LimitError, UnsupportedVersionError
 
 __all__ = [
-    "BLOB_SUFFIX", "BlobHeader", "CoderId", "DECODE_OP_TYPES", "DOMAIN", "DOMAIN_VERSION", "DType", "FORMAT_VERSION",
+    "BLOB_SUFFIX", "BlobHeader", "CoderId", "DECODE_OP_TYPES", "DOMAIN", "DOMAIN_VERSION", "DType", "EXPANSION_FREE",
+    "EXPANSION_RATIO", "FLAG_PADDED", "FORMAT_VERSION",
     "HEADER_SIZE", "MAGIC", "MAX_DIM", "MAX_NDIM", "MAX_NUMEL", "MAX_SYMBOL_BYTES", "QuantizerId", "VERSION", "crc32",
-    "canonical_header", "pack_blob", "parse_blob",
+    "canonical_header", "expansion_limit", "pack_blob", "parse_blob",
 ]
 
 MAGIC = b"UDCB"
@@ -30,6 +31,20 @@ MAX_NDIM = 8
 MAX_DIM = 1 << 40
 MAX_NUMEL = 1 << 34
 MAX_SYMBOL_BYTES = 1 << 36
+# flags bit 0: the payload section is coded || N zero bytes || N as u32 (FORMAT.md section 2).
+FLAG_PADDED = 0x01
+# Expansion limit: a blob of n bytes decodes to at most EXPANSION_FREE + EXPANSION_RATIO * n
+# bytes (tensor and symbol stream alike); pack_blob pads the payload of a blob that would not.
+EXPANSION_FREE = 1 << 20
+EXPANSION_RATIO = 1024
+
+
+_DTYPE_SIZES = {1: 4, 2: 1, 3: 1, 6: 4, 10: 2}  # DType code -> element bytes
+
+
+def expansion_limit(blob_len: int) -> int:
+    """The most decoded bytes a blob of blob_len bytes may declare (FORMAT.md section 2)."""
+    return EXPANSION_FREE + EXPANSION_RATIO * blob_len
 DOMAIN = "ai.onnx_udc"
 DOMAIN_VERSION = 1
 BLOB_SUFFIX = "__udc_blob"
@@ -175,10 +190,24 @@ def canonical_header(header: BlobHeader) -> BlobHeader:
     return header if step == header.step else BlobHeader(**{**header.__dict__, "step": step})
 
 
+def _pad_for_expansion(header: BlobHeader, payload: bytes) -> tuple[int, bytes]:
+    """(flags, payload section): the coded payload, padded (flag bit 0) when the blob would
+    otherwise decode to more than its expansion limit allows."""
+    fixed = HEADER_SIZE + 8 * len(header.shape) + len(header.params)
+    decoded = header.numel * max(_DTYPE_SIZES.get(int(header.dtype), 0), header.symbol_width)
+    if decoded <= expansion_limit(fixed + len(payload)):
+        return header.flags & ~FLAG_PADDED, payload
+    need = -(-(decoded - EXPANSION_FREE) // EXPANSION_RATIO)  # smallest blob length allowed
+    pad = max(0, need - fixed - len(payload) - 4)  # < 2^26: decoded is at most 2^36 bytes
+    return header.flags | FLAG_PADDED, payload + bytes(pad) + struct.pack("<I", pad)
+
+
 def pack_blob(header: BlobHeader, payload: bytes) -> bytes:
-    """Serialize header + payload, filling in ``payload_len`` and the checksum."""
+    """Serialize header + payload, filling in ``payload_len`` and the checksum; a payload too
+    small for the expansion limit is padded (FORMAT.md section 2)."""
     if len(header.shape) > MAX_NDIM:
         raise FormatError(f"{len(header.shape)} dimensions, at most {MAX_NDIM} allowed")
+    flags, payload = _pad_for_expansion(header, payload)
     fixed = _HEADER.pack(
         MAGIC,
         header.version,
@@ -187,7 +216,7 @@ def pack_blob(header: BlobHeader, payload: bytes) -> bytes:
         int(header.dtype),
         len(header.shape),
         header.symbol_width,
-        header.flags,
+        flags,
         0,
         header.step,
         len(header.params),
@@ -219,8 +248,8 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     ndim = values["ndim"]
     if ndim > MAX_NDIM:
         raise FormatError(f"ndim {ndim} exceeds {MAX_NDIM}")
-    if values["flags"] != 0:
-        raise FormatError(f"flags {values['flags']:#x} must be 0")
+    if values["flags"] & ~FLAG_PADDED:
+        raise FormatError(f"flags {values['flags']:#x}: only bit 0 (padded payload) is defined")
     shape_end = HEADER_SIZE + 8 * ndim
     if len(view) < shape_end:
         raise FormatError(f"blob has {len(view)} bytes, its shape needs {shape_end}", "TRUNCATED")
@@ -238,6 +267,13 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     declared = shape_end + values["params_len"] + values["payload_len"]
     if declared != len(view):
         raise FormatError(f"blob declares {declared} bytes but has {len(view)}", "TRUNCATED")
+    dtype_size = _DTYPE_SIZES.get(values["dtype"], 0)  # an unknown code is rejected below
+    decoded = max(numel * dtype_size, numel * values["symbol_width"])
+    if decoded > expansion_limit(len(view)):
+        raise LimitError(
+            f"a {len(view)}-byte blob declares {decoded} decoded bytes, above its expansion limit "
+            f"2^20 + 1024 * blob length = {expansion_limit(len(view))}"
+        )
     stored = values["checksum"]
     actual = crc32(view)
     if stored != actual:
@@ -247,6 +283,9 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     except ValueError:
         raise FormatError(f"unsupported element type code {values['dtype']}") from None
     params_end = shape_end + values["params_len"]
+    coded_end = len(view)
+    if values["flags"] & FLAG_PADDED:
+        coded_end = _padding_start(view, params_end)
     header = BlobHeader(
         quantizer=values["quantizer"],
         coder=values["coder"],
@@ -261,4 +300,18 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
         flags=values["flags"],
         checksum=stored,
     )
-    return header, view[params_end:]
+    return header, view[params_end:coded_end]
+
+
+def _padding_start(view: memoryview, payload_start: int) -> int:
+    """Where the padding of a padded payload section view[payload_start:] begins."""
+    length = len(view) - payload_start
+    if length < 4:
+        raise FormatError(f"padded payload has {length} bytes, less than its 4-byte pad count")
+    (pad,) = struct.unpack_from("<I", view, len(view) - 4)
+    if pad > length - 4:
+        raise FormatError(f"pad count {pad} exceeds the {length - 4} payload bytes before it")
+    start = len(view) - 4 - pad
+    if any(view[start : len(view) - 4]):
+        raise FormatError("pad bytes are not all 0")
+    return start

@@ -341,7 +341,26 @@ void TestRejects() {
   CHECK(DecodeCode(with([](BlobSpec& s) { s.version = 0; }), 4) == udc::Code::kUnsupportedVersion);
   CHECK(DecodeCode(with([](BlobSpec& s) { s.quantizer = 7; }), 4) == udc::Code::kUnknownQuantizer);
   CHECK(DecodeCode(with([](BlobSpec& s) { s.coder = 9; }), 4) == udc::Code::kUnknownCoder);
-  CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 2; }), 4) == udc::Code::kBadHeader);
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 0x81; }), 4) == udc::Code::kBadHeader);
+
+  // Padded payloads (flags bit 0): coded || N zero bytes || N (u32).
+  {
+    std::vector<uint8_t> out;
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4, 0, 0, 0, 2, 0, 0, 0}; }), 4, &out) ==
+          udc::Code::kCorruptPayload);  // pad count 2 after 3 zero bytes: the store coder sees 5 bytes
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4, 0, 0, 2, 0, 0, 0}; }), 4, &out) ==
+          udc::Code::kOk);
+    CHECK(out == std::vector<uint8_t>({1, 2, 3, 4}));
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4, 0, 0, 0, 0}; }), 4, &out) ==
+          udc::Code::kOk);  // N = 0
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4, 0, 7, 2, 0, 0, 0}; }), 4) ==
+          udc::Code::kBadHeader);  // a pad byte is not 0
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4, 9, 0, 0, 0}; }), 4) ==
+          udc::Code::kBadHeader);  // pad count past the payload
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3}; }), 4) == udc::Code::kBadHeader);
+    CHECK(DecodeCode(with([](BlobSpec& s) { s.flags = 1; s.payload = {1, 2, 3, 4}; }), 4) == udc::Code::kBadHeader);
+  }
   CHECK(DecodeCode(with([](BlobSpec& s) { s.shape.assign(9, 1); }), 4) == udc::Code::kBadHeader);
   CHECK(DecodeCode(with([](BlobSpec& s) { s.symbol_width = 2; }), 4) == udc::Code::kBadHeader);
   CHECK(DecodeCode(with([](BlobSpec& s) { s.dtype = 7; }), 4) == udc::Code::kBadHeader);
@@ -375,8 +394,17 @@ void TestRejects() {
         udc::Code::kLimitExceeded);
   CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 40, uint64_t{1} << 40, uint64_t{1} << 40}; }),
                    4) == udc::Code::kLimitExceeded);
-  // numel = 2^34 exactly is allowed by the limits: the store payload is then too short.
-  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 34}; }), 4) == udc::Code::kBufferSize);
+  // numel = 2^34 exactly passes the numel limit, not the expansion limit of a 52-byte blob.
+  CHECK(DecodeCode(with([](BlobSpec& s) { s.shape = {uint64_t{1} << 34}; }), 4) == udc::Code::kLimitExceeded);
+  // Expansion limit 2^20 + 1024 * blob length, on the decoded bytes and on the symbol bytes.
+  {
+    const uint64_t blob_len = 40 + 8 + 4;  // ndim 1, store payload of 4 bytes
+    const uint64_t limit = (uint64_t{1} << 20) + 1024 * blob_len;
+    CHECK(DecodeCode(with([&](BlobSpec& s) { s.shape = {limit}; }), 4) == udc::Code::kBufferSize);
+    CHECK(DecodeCode(with([&](BlobSpec& s) { s.shape = {limit + 1}; }), 4) == udc::Code::kLimitExceeded);
+    CHECK(DecodeCode(with([&](BlobSpec& s) { s.shape = {limit / 4 + 1}; s.dtype = 6; s.quantizer = 0; s.symbol_width = 4; }),
+                     4) == udc::Code::kLimitExceeded);
+  }
 
   // Checksum: flips in the shape, the checksum field and the payload.
   for (size_t pos : {size_t{40}, size_t{12}, size_t{15}, g.size() - 1}) {

@@ -32,6 +32,14 @@ Status Inspect(const uint8_t* blob, size_t blob_len, BlobView* view) {
     return Status(Code::kLimitExceeded, "numel * symbol_width = " + std::to_string(h.symbol_bytes()) +
                                             " bytes exceeds the limit 2^36");
   }
+  const uint64_t expansion = ExpansionLimit(blob_len);
+  if (h.element_bytes() > expansion || h.symbol_bytes() > expansion) {
+    return Status(Code::kLimitExceeded,
+                  "a " + std::to_string(blob_len) + "-byte blob declares " + std::to_string(h.element_bytes()) +
+                      " decoded bytes (" + std::to_string(h.symbol_bytes()) +
+                      " symbol bytes), above its expansion limit 2^20 + 1024 * blob length = " +
+                      std::to_string(expansion));
+  }
   if (h.symbol_bytes() > SIZE_MAX || h.element_bytes() > SIZE_MAX) {
     return Status(Code::kLimitExceeded, "decoded size " + std::to_string(h.element_bytes()) +
                                             " bytes does not fit this platform's address space");
@@ -73,7 +81,7 @@ namespace {
 Status DecodeSymbols(const BlobView& view, ByteBuffer* scratch, const uint8_t** symbols, uint64_t* count) {
   const Header& h = view.header;
   *count = view.quantizer->SymbolCount(h);  // numel, or one symbol per block (pq)
-  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.payload_len, *count, h.symbol_width, scratch, symbols));
+  UDC_RETURN_IF_ERROR(view.coder->Decode(h.payload, h.coded_len, *count, h.symbol_width, scratch, symbols));
   if (h.numel == 0) return Status::Ok();
   return view.quantizer->CheckSymbols(h, *symbols);
 }

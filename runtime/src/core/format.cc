@@ -110,7 +110,9 @@ Status ParseHeader(const uint8_t* blob, size_t blob_len, Header* h) {
   h->seed = LoadU64(blob + 24);
   h->payload_len = LoadU64(blob + 32);
 
-  if (h->flags != 0) return Status(Code::kBadHeader, "flags is " + U64(h->flags) + ", must be 0");
+  if ((h->flags & ~kFlagPadded) != 0) {
+    return Status(Code::kBadHeader, "flags is " + U64(h->flags) + ": only bit 0 (padded payload) is defined");
+  }
   if (h->ndim > kMaxNdim) {
     return Status(Code::kBadHeader, "ndim is " + U64(h->ndim) + ", at most " + U64(kMaxNdim));
   }
@@ -158,6 +160,23 @@ Status ParseHeader(const uint8_t* blob, size_t blob_len, Header* h) {
   h->numel = numel;
   h->params = blob + shape_end;
   h->payload = blob + params_end;
+  h->coded_len = h->payload_len;
+  if (h->flags & kFlagPadded) {
+    if (h->payload_len < 4) {
+      return Status(Code::kBadHeader, "padded payload has " + U64(h->payload_len) + " bytes, less than its 4-byte pad count");
+    }
+    const uint64_t pad = LoadU32(h->payload + h->payload_len - 4);
+    if (pad > h->payload_len - 4) {
+      return Status(Code::kBadHeader, "pad count " + U64(pad) + " exceeds the " + U64(h->payload_len - 4) +
+                                          " payload bytes before it");
+    }
+    h->coded_len = h->payload_len - 4 - pad;
+    for (uint64_t i = h->coded_len; i < h->payload_len - 4; ++i) {
+      if (h->payload[i] != 0) {
+        return Status(Code::kBadHeader, "pad byte " + U64(i - h->coded_len) + " of " + U64(pad) + " is not 0");
+      }
+    }
+  }
   return Status::Ok();
 }
 

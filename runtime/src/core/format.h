@@ -9,7 +9,7 @@
 //   8       1     dtype (ONNX code)     ..  P    params
 //   9       1     ndim (0..8)           ..  L    payload
 //   10      1     symbol_width (1/2/4)
-//   11      1     flags (0)
+//   11      1     flags (bit 0: padded payload; the others 0)
 //   12      4     checksum: CRC-32 of blob[0:12] + blob[16:]
 //   16      4     step (f32)
 #ifndef UDC_CORE_FORMAT_H_
@@ -34,6 +34,19 @@ constexpr size_t kChecksumOffset = 12;
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;
 constexpr uint64_t kMaxNumel = uint64_t{1} << 34;
 constexpr uint64_t kMaxSymbolBytes = uint64_t{1} << 36;
+
+// flags bit 0: the payload section is coded || N zero bytes || N (u32): FORMAT.md section 2.
+constexpr uint8_t kFlagPadded = 0x01;
+// Expansion limit (FORMAT.md section 2): a blob of n bytes decodes to at most
+// kExpansionFreeBytes + kExpansionRatio * n bytes (tensor and symbol stream alike), so what a
+// decoder allocates is bounded by the bytes it was given.
+constexpr uint64_t kExpansionFreeBytes = uint64_t{1} << 20;
+constexpr uint64_t kExpansionRatio = 1024;
+// The largest decoded size a blob of blob_len bytes may declare (saturating).
+inline uint64_t ExpansionLimit(uint64_t blob_len) {
+  return blob_len > (UINT64_MAX - kExpansionFreeBytes) / kExpansionRatio ? UINT64_MAX
+                                                                        : kExpansionFreeBytes + kExpansionRatio * blob_len;
+}
 
 // ONNX TensorProto.DataType codes of the element types a blob may decode to.
 enum class DType : uint8_t {
@@ -62,11 +75,12 @@ struct Header {
   float step = 0.0f;
   uint32_t params_len = 0;
   uint64_t seed = 0;
-  uint64_t payload_len = 0;
+  uint64_t payload_len = 0;   // the payload section L as stored (padding included)
+  uint64_t coded_len = 0;     // the bytes the coder reads: L, or L - 4 - N when padded
   uint64_t shape[kMaxNdim] = {};
   uint64_t numel = 0;          // product of shape (1 for ndim 0)
   const uint8_t* params = nullptr;
-  const uint8_t* payload = nullptr;
+  const uint8_t* payload = nullptr;  // the coded bytes, coded_len of them
 
   // numel * symbol_width: what the coder must produce. Valid once symbol_width is checked.
   uint64_t symbol_bytes() const { return numel * symbol_width; }
@@ -77,7 +91,8 @@ struct Header {
 // Parses and checks everything that does not depend on the quantizer or coder, in this
 // order: length >= 40 (kTruncated), magic (kBadMagic), version (kUnsupportedVersion),
 // flags and ndim (kBadHeader), exact declared length 40+8*ndim+P+L (kTruncated, also for
-// trailing bytes), each dimension <= 2^40 and numel <= 2^34 (kLimitExceeded).
+// trailing bytes), the padding of a padded payload (kBadHeader), each dimension <= 2^40 and
+// numel <= 2^34 (kLimitExceeded).
 Status ParseHeader(const uint8_t* blob, size_t blob_len, Header* header);
 
 // CRC-32 (zlib / ISO-HDLC). Chains like zlib.crc32(data, crc): Crc32(b, n2, Crc32(a, n1)).
