@@ -6,7 +6,7 @@ BUILD  := runtime/build
 LIB    := onnx_udc/_lib/libonnx_udc.so
 JOBS   ?= 2
 
-.PHONY: all setup runtime wheel demo test test-all bench bench-load zoo clean
+.PHONY: all setup runtime wheel demo test test-all bench bench-load zoo fuzz fuzz-build clean
 
 all: runtime
 
@@ -62,5 +62,19 @@ zoo: runtime
 bench: zoo
 	$(PY) -m models.bench --pq --out docs/results
 
+# Fuzzing (docs/fuzzing.md): clang 19 with libFuzzer from the Debian mirror, a build with every
+# runtime source instrumented (ASan + UBSan), then every target for FUZZ_SECONDS in all.
+FUZZ_BUILD   ?= runtime/build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS    ?= 1
+fuzz-build: setup
+	bash tools/setup-system.sh fuzz
+	CXX=clang++-19 cmake -S runtime -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDC_BUILD_FUZZER=ON \
+	  -DUDC_BUILD_ORT_OPS=OFF -DUDC_BUILD_TESTS=OFF -DUDC_CUDA=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	$(PY) tools/fuzz.py --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
 clean:
-	rm -rf $(BUILD) runtime/build-wheel onnx_udc/_lib dist
+	rm -rf $(BUILD) $(FUZZ_BUILD) runtime/build-wheel onnx_udc/_lib dist

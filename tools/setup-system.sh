@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install the system packages the build needs (Debian/Ubuntu), only those missing.
+#   bash tools/setup-system.sh        the build (cmake, g++, brotli, ...)
+#   bash tools/setup-system.sh fuzz   also clang 19 with libFuzzer (`make fuzz`)
 # onnxruntime's C/C++ headers are NOT installed here: runtime/CMakeLists.txt finds them
 # or fetches Debian's libonnxruntime-dev into the build folder by itself.
 set -euo pipefail
 need=()
-for pkg in cmake g++ make libbrotli-dev pkg-config; do
+pkgs=(cmake g++ make libbrotli-dev pkg-config)
+if [ "${1:-}" = "fuzz" ]; then
+  pkgs+=(clang-19 libclang-rt-19-dev)
+fi
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then
