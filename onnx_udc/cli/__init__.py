@@ -118,7 +118,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     from ..graph.modelio import load_model, save_model
     from ..pipeline import compress as run_pipeline
 
-    _check_writable(output)
+    _check_writable(output, model)
     if plan_out is not None:
         _check_writable(plan_out)
     proto = load_model(model)
@@ -365,7 +365,7 @@ def decompress(model, output, decoder):
     from ..graph.modelio import load_model, save_model
     from ..graph.rewrite import decompress_model
 
-    _check_writable(output)
+    _check_writable(output, model)
     proto = load_model(model)
     kwargs = {}
     if decoder == "native":
@@ -442,10 +442,12 @@ def verify(original, compressed, inputs, load_path):
     _console().print(table)
 
 
-def _check_writable(output: Path) -> None:
-    """Fail before any work when the output cannot be written."""
+def _check_writable(output: Path, source: Path | None = None) -> None:
+    """Fail before any work when the output cannot be written, or would overwrite the input."""
     from ..errors import OutputError
 
+    if source is not None and Path(source).exists() and output.exists() and os.path.samefile(source, output):
+        raise OutputError(f"{output}: is the input model itself; choose another output path (the input is never overwritten)")
     folder = output.parent
     if not folder.is_dir():
         raise OutputError(f"{output}: folder {folder} does not exist")
