@@ -26,3 +26,11 @@ def library():
             pytest.skip("libonnx_udc.so not built (ONNX_UDC_ALLOW_NO_LIBRARY set)")
         pytest.fail("libonnx_udc.so not built: run `make runtime` (or `make test`)")
     return path
+
+
+@pytest.fixture(scope="session")
+def native(library):
+    """A NativeDecoder on the built library (the `library` fixture's rule when it is missing)."""
+    from onnx_udc.native import NativeDecoder
+
+    return NativeDecoder(library)

@@ -20,16 +20,6 @@ from blobs import reseal
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def native():
-    from onnx_udc.errors import UdcError
-    from onnx_udc.native import NativeDecoder
-
-    try:
-        return NativeDecoder()
-    except (OSError, UdcError) as exc:
-        pytest.skip(f"libonnx_udc.so not available: {exc}")
-
 
 @pytest.mark.parametrize("coder", ["brotli", "range"])
 def test_constant_tensor_is_padded_to_its_expansion_limit_and_decodes(coder, native):
