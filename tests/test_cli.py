@@ -84,12 +84,16 @@ def test_unwritable_output(cnn_file, tmp_path, capsys):
     assert listing(tmp_path) == ["a_file", "cnn.onnx"]
 
 
-def _corrupt(tmp_path, cnn_file, capsys, mutate):
+def _corrupt(tmp_path, cnn_file, capsys, mutate, dims_follow=True):
+    """The compressed CNN with its first blob's bytes mutated; its dims follow the new length
+    (a consistent ONNX tensor whose bytes are a bad blob) unless ``dims_follow`` is False."""
     out = tmp_path / "c.onnx"
     assert run(["compress", cnn_file, "-o", out, "-q", "--step-rel", "0.2"], capsys)[0] == 0
     model = onnx.load(str(out))
     _, init = decode_nodes(model)[0]
     init.raw_data = mutate(init.raw_data)
+    if dims_follow:
+        init.dims[:] = [len(init.raw_data)]
     bad = tmp_path / "bad.udc.onnx"
     onnx.save_model(model, str(bad))
     return bad
@@ -115,6 +119,17 @@ def test_corrupt_blob_decompress(cnn_file, tmp_path, capsys, mutate, word, decod
     assert_one_line_error(err, code, 3)
     assert word in err
     assert listing(tmp_path) == before  # no half-written output
+
+
+def test_blob_whose_dims_disagree_with_its_bytes_is_a_model_error(cnn_file, tmp_path, capsys):
+    """Stale dims make an invalid ONNX tensor (onnxruntime rejects it too): exit 2, before any
+    blob is decoded; the same bytes with consistent dims are a format error (above)."""
+    bad = _corrupt(tmp_path, cnn_file, capsys, lambda b: b[: len(b) // 2], dims_follow=False)
+    for cmd in (["decompress", bad, "-o", tmp_path / "dense.onnx"], ["inspect", bad]):
+        code, _, err = run(cmd, capsys)
+        assert_one_line_error(err, code, 2)
+        assert "__udc_blob" in err and "raw_data holds" in err
+    assert not (tmp_path / "dense.onnx").exists()
 
 
 def test_corrupt_blob_inspect(cnn_file, tmp_path, capsys):

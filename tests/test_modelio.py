@@ -80,7 +80,7 @@ def test_truncated_external_data_is_a_clear_error(tmp_path):
     path = _external_model(tmp_path)
     data = (tmp_path / "ext.bin").read_bytes()
     (tmp_path / "ext.bin").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="truncated: ext.bin has"):
+    with pytest.raises(ModelError, match="truncated: ext.bin holds [0-9,]+ of its [0-9,]+ bytes"):
         load_model(path)
 
 

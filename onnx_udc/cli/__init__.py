@@ -127,6 +127,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
     original_file = model.stat().st_size
+    notes = _type_notes(proto, min_elements)  # before the pipeline rewrites proto in place
     if spec.needs_calibration and spec.calib is None:
         click.echo("onnx-udc: warning: calibration runs on inputs synthesized from the model's input specification, "
                    "which exercise it like noise does (a stricter margin is used); the fidelity reported is measured "
@@ -154,6 +155,8 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     for warning in result.warnings:
         click.echo(f"onnx-udc: warning: {warning}", err=True)
     save_model(result.model, output)
+    for note in notes:
+        click.echo(f"onnx-udc: note: {note}", err=True)
     if plan_out is not None and result.allocation is not None:
         import json
 
@@ -186,6 +189,15 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if result.seconds.get("total"):
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items() if k != "total" and v >= 0.05)
         _console().print(f"time: {result.seconds['total']:.1f} s" + (f" ({stages})" if stages else ""))
+
+
+def _type_notes(proto, min_elements: int) -> list[str]:
+    """One line per element type of the weights kept dense for their type (float64, bfloat16)."""
+    from ..graph.select import kept_for_type, select
+
+    return [f"{k.count} {k.dtype} tensor{'s' if k.count > 1 else ''} ({_fmt_bytes(k.nbytes)}) kept dense: "
+            "onnx-udc compresses float32/float16 weights (and int8/uint8/int32 weights of quantized ops)"
+            for k in kept_for_type(select(proto, min_elements))]
 
 
 def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,

@@ -19,8 +19,10 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, EncodeError
 from onnx import numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 
 from ..errors import ModelError, OutputError
+from .validate import check_references, check_tensors, dense_bytes, tensors_with_place
 
 # Protobuf cannot serialize a message of 2 GiB or more; stay well below it.
 PROTO_LIMIT = (1 << 31) - (64 << 20)
@@ -29,62 +31,83 @@ EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned: onnxruntime 
 STAGING_TAG = ".udc-staging-"  # staging folder names: .<output name>.udc-staging-<pid>-<random>
 
 
-def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
-    """Read an ONNX model (and its external data), raising ModelError on any problem."""
+def load_model(path: str | os.PathLike, load_external_data: bool = True, check: bool = True) -> onnx.ModelProto:
+    """Read an ONNX model (and its external data), raising ModelError on any problem.
+
+    External data must lie inside the model's folder and hold every byte its tensors
+    need (checked before it is read). With ``check`` (the default) every tensor's data
+    must match its dims x element size (graph.validate.check_tensors: initializers of
+    every graph and tensor attributes such as Constant values) and every node input must
+    be defined in its scope (check_references); this reads each tensor's bytes once more.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
     if path.is_dir():
         raise ModelError(f"{path}: is a directory, not an ONNX file")
     try:
-        model = onnx.load(str(path), load_external_data=load_external_data)
-    except FileNotFoundError as exc:
-        raise ModelError(f"{path}: external data file missing: {exc.filename}") from None
+        model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning) as exc:
         raise ModelError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # onnx's checker.ValidationError, ValueError of a short external file
-        raise ModelError(f"{path}: {_external_cause(path, exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever onnx raises on a file it cannot parse
+        raise ModelError(f"{path}: not a valid ONNX model ({_first_line(exc)})") from None
     if not model.HasField("graph") or model.ir_version == 0:
         raise ModelError(f"{path}: not a valid ONNX model (no graph or IR version)")
+    if load_external_data:
+        _check_external(path, model)
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except FileNotFoundError as exc:
+            raise ModelError(f"{path}: external data file missing: {exc.filename}") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read external data: {exc.strerror or exc}") from None
+        except Exception as exc:  # noqa: BLE001 - onnx's checker.ValidationError and the like
+            raise ModelError(f"{path}: bad external data ({_first_line(exc)})") from None
+    if check:
+        try:
+            check_tensors(model)
+            check_references(model)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
     return model
 
 
-def _external_cause(path: Path, exc: Exception) -> str:
-    """A one-line reason for onnx failing to read ``path``'s external data (or the file)."""
-    try:
-        shell = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - the file itself is not ONNX
-        return f"not a valid ONNX model ({type(exc).__name__})"
-    base = path.parent
-    for tensor in _all_tensors(shell.graph):
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _check_external(path: Path, model: onnx.ModelProto) -> None:
+    """Every external-data reference of ``model`` (read from ``path``) is a file inside the
+    model's folder holding all the bytes its tensor needs; ModelError naming the tensor,
+    the file and the byte counts otherwise."""
+    base = path.parent.resolve()
+    for tensor, place in tensors_with_place(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
+        what = f"{path}: external data of {place}"
+        if not location:
+            raise ModelError(f"{what} has no location")
+        if os.path.isabs(location):
+            raise ModelError(f"{what} is an absolute path ({location}); it must lie in the model's folder")
         target = (base / location).resolve()
-        if not location or not target.is_file():
-            return f"external data of tensor {tensor.name!r} is missing: {location or '(no location)'} is not a file"
-        offset, length = int(info.get("offset", 0) or 0), info.get("length")
-        need = offset + (int(length) if length else 0)
-        if target.stat().st_size < need:
-            return (f"external data of tensor {tensor.name!r} is truncated: {location} has {target.stat().st_size:,} "
-                    f"bytes, the tensor needs bytes up to {need:,}")
-    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"not a valid ONNX model ({line[:200]})"
-
-
-def _all_tensors(graph: onnx.GraphProto):
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _all_tensors(g)
+        if not target.is_relative_to(base):
+            raise ModelError(f"{what} points outside the model's folder: {location}")
+        if not target.is_file():
+            raise ModelError(f"{what} is missing: {location} is not a file")
+        try:
+            offset = int(info.get("offset", 0) or 0)
+            length = int(info["length"]) if info.get("length") else None
+        except ValueError:
+            raise ModelError(f"{what} has a bad offset or length ({info.get('offset')!r}, {info.get('length')!r})") from None
+        need = length if length is not None else dense_bytes(tensor.data_type, tensor.dims)
+        have = max(0, target.stat().st_size - offset)
+        if need is not None and have < need:
+            raise ModelError(f"{what} is truncated: {location} holds {have:,} of its {need:,} bytes (from offset {offset:,})")
 
 
 def proto_size(model: onnx.ModelProto) -> int:

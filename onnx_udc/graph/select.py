@@ -3,6 +3,8 @@
     select(model) -> [Candidate]    one per initializer and Constant node (any graph):
                                     QUANTIZE (float weight), LOSSLESS (integer weight of a
                                     quantized model), KEEP (with the reason)
+    kept_for_type([Candidate])      the weights kept dense only for their element type
+                                    (float64, bfloat16, ...), per type: what to tell the user
 
 A weight is what the op registry (graph.roles) says a node reads as a weight, looking
 through layout ops; shape-like inputs are never touched.
@@ -106,7 +108,10 @@ def _classify(source: Source, roles: dict[Role, set[str]], graph_io: set[str], m
         return Action.LOSSLESS, "already-quantized integer weight"
     if Role.OTHER in kinds:
         return Action.KEEP, f"not a weight input of {', '.join(sorted(roles[Role.OTHER]))}"
-    return Action.KEEP, f"element type {TensorProto.DataType.Name(tensor.data_type)} not compressed"
+    return Action.KEEP, f"{TYPE_REASON}{TensorProto.DataType.Name(tensor.data_type)} not compressed"
+
+
+TYPE_REASON = "element type "  # how the reason of a weight kept for its element type begins
 
 
 def select_sources(model: onnx.ModelProto, min_elements: int = 1024,
@@ -129,3 +134,30 @@ def select_sources(model: onnx.ModelProto, min_elements: int = 1024,
 def select(model: onnx.ModelProto, min_elements: int = 1024) -> list[Candidate]:
     """Decide, for every initializer and Constant node, what to do with it. Pure."""
     return [cand for _, cand in select_sources(model, min_elements)]
+
+
+@dataclass(frozen=True)
+class KeptType:
+    """The weights of one element type kept dense because onnx-udc does not code that type."""
+
+    dtype: str  # numpy's name: "float64", "bfloat16", ...
+    count: int
+    nbytes: int
+
+
+def kept_for_type(candidates: list[Candidate]) -> list[KeptType]:
+    """Per element type, the weights ``select`` kept dense only for their type (a float64 or
+    bfloat16 weight, an int16 weight of a quantized op), largest first."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    from .validate import dense_bytes
+
+    found: dict[int, list[int]] = {}
+    for cand in candidates:
+        if cand.action is Action.KEEP and cand.reason.startswith(TYPE_REASON):
+            entry = found.setdefault(cand.elem_type, [0, 0])
+            entry[0] += 1
+            entry[1] += dense_bytes(cand.elem_type, cand.shape) or 0
+    kinds = [KeptType(tensor_dtype_to_np_dtype(t).name if t != TensorProto.STRING else "string", n, b)
+             for t, (n, b) in found.items()]
+    return sorted(kinds, key=lambda k: (-k.nbytes, k.dtype))
