@@ -22,6 +22,7 @@ from ..errors import (
     ChecksumError,
     DeviceError,
     FormatError,
+    ModelError,
     LimitError,
     RuntimeLibraryError,
     UnsupportedVersionError,
@@ -35,7 +36,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # onnx_udc/
 STATUS_NAMES = (
     "OK", "TRUNCATED", "BAD_MAGIC", "UNSUPPORTED_VERSION", "UNKNOWN_QUANTIZER", "UNKNOWN_CODER",
     "BAD_HEADER", "LIMIT_EXCEEDED", "CHECKSUM_MISMATCH", "CORRUPT_PAYLOAD", "BUFFER_SIZE",
-    "INVALID_ARGUMENT", "OUT_OF_MEMORY", "INTERNAL", "UNAVAILABLE", "DEVICE_ERROR",
+    "INVALID_ARGUMENT", "OUT_OF_MEMORY", "INTERNAL", "UNAVAILABLE", "DEVICE_ERROR", "BAD_MODEL",
+    "IO_ERROR", "RUNTIME_ERROR",
 )
 
 
@@ -103,6 +105,13 @@ class DecodeOptions(ctypes.Structure):
         return cls(ctypes.sizeof(cls), min(int(threads), 0xFFFFFFFF), int(max_output_bytes))
 
 
+class _FastTensor(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p), ("dtype", ctypes.c_uint32), ("ndim", ctypes.c_uint32),
+        ("shape", ctypes.POINTER(ctypes.c_int64)), ("data", ctypes.c_void_p), ("nbytes", ctypes.c_uint64),
+    ]
+
+
 class NativeDecoder:
     """ctypes binding of the library's C entry points (``udc_inspect``, ``udc_decode_ex``, ...)."""
 
@@ -126,6 +135,22 @@ class NativeDecoder:
                                         ctypes.POINTER(CudaTiming), ctypes.c_char_p, ctypes.c_size_t]
         lib.udc_decode_cuda.restype = ctypes.c_int
         lib.udc_version.restype = ctypes.c_char_p
+        self._fast = getattr(lib, "udc_fast_model_create", None)  # the C fast loader
+        if self._fast is not None:
+            vp = ctypes.c_void_p
+            self._fast.argtypes = [u8p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(DecodeOptions),
+                                   ctypes.POINTER(vp), ctypes.c_char_p, ctypes.c_size_t]
+            self._fast.restype = ctypes.c_int
+            lib.udc_fast_model_bytes.argtypes = [vp, ctypes.POINTER(ctypes.c_size_t)]
+            lib.udc_fast_model_bytes.restype = ctypes.c_void_p
+            lib.udc_fast_model_tensor_count.argtypes = [vp]
+            lib.udc_fast_model_tensor_count.restype = ctypes.c_size_t
+            lib.udc_fast_model_tensor.argtypes = [vp, ctypes.c_size_t, ctypes.POINTER(_FastTensor)]
+            lib.udc_fast_model_tensor.restype = ctypes.c_int
+            lib.udc_fast_model_needs_custom_ops.argtypes = [vp]
+            lib.udc_fast_model_needs_custom_ops.restype = ctypes.c_int
+            lib.udc_fast_model_release.argtypes = [vp]
+            lib.udc_fast_model_release.restype = None
         self._lib = lib
         self.path = path
         self.version = lib.udc_version().decode()
@@ -178,6 +203,42 @@ class NativeDecoder:
                 raise RuntimeLibraryError(f"{self.path} predates udc_decode_ex: rebuild it with `make runtime`")
             return self._decode_with(self._lib.udc_decode, blob)
         return self._decode_with(self._decode_ex, blob, options=DecodeOptions.make(threads, max_output_bytes))
+
+    def prepare_fast(self, model: bytes, base_dir: str | None = None, threads: int = 0
+                     ) -> tuple[bytes, dict[str, np.ndarray], bool]:
+        """The C fast loader (``udc_fast_model_create``) on serialized model bytes:
+        (rewritten model bytes, {decoded tensor name: array}, custom ops still needed). The
+        same rewrite and bytes as ``onnx_udc.load.session.prepare_fast``; C, C++, C# and
+        Java callers use it through the C API. Errors: BAD_MODEL as ModelError."""
+        if self._fast is None:
+            raise RuntimeLibraryError(f"{self.path} predates udc_fast_model_create: rebuild it with `make runtime`")
+        buf = np.frombuffer(model, dtype=np.uint8)
+        handle = ctypes.c_void_p()
+        err = ctypes.create_string_buffer(1024)
+        status = self._fast(buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size,
+                            base_dir.encode() if base_dir else None, ctypes.byref(DecodeOptions.make(threads)),
+                            ctypes.byref(handle), err, 1024)
+        if status:
+            message = err.value.decode(errors="replace")
+            if STATUS_NAMES[status] in ("BAD_MODEL", "IO_ERROR"):
+                raise ModelError(message)
+            _raise_status(status, message)
+        lib = self._lib
+        try:
+            size = ctypes.c_size_t(0)
+            ptr = lib.udc_fast_model_bytes(handle, ctypes.byref(size))
+            rewritten = ctypes.string_at(ptr, size.value)
+            dense: dict[str, np.ndarray] = {}
+            for i in range(lib.udc_fast_model_tensor_count(handle)):
+                t = _FastTensor()
+                if lib.udc_fast_model_tensor(handle, i, ctypes.byref(t)):
+                    raise RuntimeLibraryError(f"udc_fast_model_tensor({i}) failed")
+                shape = tuple(t.shape[d] for d in range(t.ndim))
+                raw = ctypes.string_at(t.data, t.nbytes) if t.nbytes else b""
+                dense[t.name.decode()] = np.frombuffer(raw, dtype=DType(t.dtype).numpy).reshape(shape)
+            return rewritten, dense, bool(lib.udc_fast_model_needs_custom_ops(handle))
+        finally:
+            lib.udc_fast_model_release(handle)
 
     def decode_units(self, blob: bytes | memoryview | np.ndarray) -> np.ndarray:
         """blob -> tensor [*shape] through the element-parallel reconstruction the CUDA

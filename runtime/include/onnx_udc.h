@@ -43,7 +43,10 @@ enum udc_status {
   UDC_OUT_OF_MEMORY = 12,
   UDC_INTERNAL = 13,
   UDC_UNAVAILABLE = 14,         /* CUDA: not in this build, no driver, or no such device */
-  UDC_DEVICE_ERROR = 15         /* CUDA: a CUDA call failed (message names it) */
+  UDC_DEVICE_ERROR = 15,        /* CUDA: a CUDA call failed (message names it) */
+  UDC_BAD_MODEL = 16,           /* fast loader: not an ONNX ModelProto, or a malformed decode node */
+  UDC_IO_ERROR = 17,            /* fast loader: a model or external-data file cannot be read */
+  UDC_RUNTIME_ERROR = 18        /* fast loader: onnxruntime refused (its message follows) */
 };
 
 #define UDC_MAX_NDIM 8
@@ -165,6 +168,45 @@ UDC_API int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, ui
  * inconsistency (see FORMAT.md 5.2: it never reads past payload_len). */
 UDC_API int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width,
                              uint32_t* out, char* err, size_t err_len);
+
+/* ---- the fast loader: a compressed model prepared for onnxruntime's own loader ----------
+ * udc_fast_model_create decodes every blob of the main graph's decode nodes once (in
+ * parallel: options->threads for all blobs together) and rewrites the model: each decode
+ * node removed, its blob initializer replaced in place by a placeholder initializer (the
+ * node's output name, dtype and dims, data_location EXTERNAL, location "onnx_udc.decoded").
+ * Give onnxruntime the rewritten model (udc_fast_model_bytes) and the decoded tensors
+ * (udc_fast_model_tensor) as external initializers (C: OrtApi::AddExternalInitializers;
+ * C#: SessionOptions.AddExternalInitializers; Java: SessionOptions.addExternalInitializers)
+ * and it runs the original model: no per-run cost. udc_session_create (onnx_udc_ort.h)
+ * does all of it in one call. The same rewrite and bytes as the Python fast loader.
+ *
+ * base_dir: the model file's folder, for blobs stored as external data (relative paths
+ * inside it only); NULL or "" for a model in memory. Errors: UDC_BAD_MODEL (not a
+ * ModelProto, malformed decode node), UDC_IO_ERROR (external data), or a blob's own status
+ * (the message names the tensor). On success *out owns everything below; release it with
+ * udc_fast_model_release after the session that uses its tensors is released. */
+typedef struct udc_fast_model udc_fast_model;
+
+typedef struct udc_fast_tensor {
+  const char* name;        /* NUL-terminated */
+  uint32_t dtype;          /* ONNX TensorProto.DataType */
+  uint32_t ndim;
+  const int64_t* shape;    /* shape[0..ndim-1] */
+  const void* data;        /* 64-byte aligned, nbytes bytes, owned by the udc_fast_model */
+  uint64_t nbytes;
+} udc_fast_tensor;
+
+UDC_API int udc_fast_model_create(const uint8_t* model, size_t model_len, const char* base_dir,
+                                  const udc_decode_options* options, udc_fast_model** out, char* err,
+                                  size_t err_len);
+/* The rewritten ModelProto (valid while the udc_fast_model lives). */
+UDC_API const uint8_t* udc_fast_model_bytes(const udc_fast_model* model, size_t* len);
+UDC_API size_t udc_fast_model_tensor_count(const udc_fast_model* model);
+/* UDC_INVALID_ARGUMENT for a NULL argument or index >= udc_fast_model_tensor_count. */
+UDC_API int udc_fast_model_tensor(const udc_fast_model* model, size_t index, udc_fast_tensor* tensor);
+/* 1 when ai.onnx_udc nodes remain (inside subgraphs): register the custom ops as well. */
+UDC_API int udc_fast_model_needs_custom_ops(const udc_fast_model* model);
+UDC_API void udc_fast_model_release(udc_fast_model* model);
 
 /* "OK", "TRUNCATED", ...; "UNKNOWN_STATUS" for other values. Never NULL. */
 UDC_API const char* udc_status_name(int status);

@@ -21,6 +21,7 @@ static_assert(static_cast<int>(udc::Code::kOk) == UDC_OK, "status numbers");
 static_assert(static_cast<int>(udc::Code::kChecksumMismatch) == UDC_CHECKSUM_MISMATCH, "status numbers");
 static_assert(static_cast<int>(udc::Code::kInternal) == UDC_INTERNAL, "status numbers");
 static_assert(static_cast<int>(udc::Code::kDeviceError) == UDC_DEVICE_ERROR, "status numbers");
+static_assert(static_cast<int>(udc::Code::kRuntimeError) == UDC_RUNTIME_ERROR, "status numbers");
 static_assert(udc::kMaxNdim == UDC_MAX_NDIM, "ndim limit");
 
 using udc::capi::Guard;

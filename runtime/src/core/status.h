@@ -27,6 +27,9 @@ enum class Code : int {
   kInternal = 13,
   kUnavailable = 14,   // no CUDA decoder in this build, no driver or no such device
   kDeviceError = 15,   // a CUDA call failed
+  kBadModel = 16,      // fast loader: not an ONNX ModelProto, or a malformed decode node
+  kIoError = 17,       // fast loader: a model or external-data file cannot be read
+  kRuntimeError = 18,  // fast loader: onnxruntime refused (its message follows)
 };
 
 // "OK", "TRUNCATED", ... ; "UNKNOWN_STATUS" for a number outside the enum.

@@ -1,0 +1,95 @@
+"""The C fast loader (udc_fast_model_*, udc_session_*): the same rewrite and bytes as the
+Python fast loader, and clear errors on bad models."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import modelzoo
+from onnx_udc import CompressConfig, ModelError, compress_model
+from onnx_udc.load.session import prepare_fast
+
+MODELS = {
+    "cnn": lambda: modelzoo.cnn(channels=32),
+    "mlp": modelzoo.mlp,
+    "mlp16": lambda: modelzoo.mlp(dtype=np.float16),
+    "qdq": modelzoo.qdq,
+    "if": modelzoo.with_if,
+    "constants": modelzoo.constants,
+}
+
+
+def compressed(name: str) -> onnx.ModelProto:
+    model, report = compress_model(MODELS[name](), CompressConfig(min_elements=256, seed=3))
+    assert report.tensors
+    return model
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("threads", [1, 0])
+def test_c_rewrite_equals_python_rewrite(name, threads, native):
+    model = compressed(name)
+    data = model.SerializeToString()
+    rewritten, dense, needs_ops = native.prepare_fast(data, threads=threads)
+    py_model, py_dense = prepare_fast(onnx.ModelProto.FromString(data))
+    assert onnx.ModelProto.FromString(rewritten) == py_model
+    assert list(dense) == list(py_dense)
+    for key in dense:
+        assert dense[key].dtype == py_dense[key].dtype and dense[key].shape == py_dense[key].shape
+        assert dense[key].tobytes() == py_dense[key].tobytes(), key
+    assert needs_ops == any(n.domain == "ai.onnx_udc" for n in py_model.graph.node)
+
+
+def test_plain_model_passes_through(native):
+    data = modelzoo.mlp().SerializeToString()
+    rewritten, dense, needs_ops = native.prepare_fast(data)
+    assert rewritten == data and dense == {} and not needs_ops
+
+
+def _with_decode_node(blob_init: onnx.TensorProto, inputs=None) -> bytes:
+    node = helper.make_node("Decode", inputs if inputs is not None else [blob_init.name], ["w"], domain="ai.onnx_udc")
+    graph = helper.make_graph([node, helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [blob_init])
+    return helper.make_model(graph).SerializeToString()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "no graph"),
+    (b"\xff\xff\xff", "varint"),
+    (b"\x3a\xff\x01", "declares"),                       # graph field longer than the bytes
+    (b"\x0b\x00", "wire type"),                         # a group
+    (_with_decode_node(numpy_helper.from_array(np.zeros(4, np.float32), "b")), "not uint8"),
+    (_with_decode_node(numpy_helper.from_array(np.zeros(4, np.uint8), "b"), inputs=["missing"]), "no blob initializer"),
+    (_with_decode_node(numpy_helper.from_array(np.zeros(4, np.uint8), "b")), "w: "),  # not a blob: TRUNCATED
+])
+def test_bad_models_are_typed_errors(data, message, native):
+    with pytest.raises(Exception) as info:
+        native.prepare_fast(data)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_blob_as_external_data(tmp_path, native):
+    model = compressed("mlp")
+    onnx.save_model(onnx.ModelProto.FromString(model.SerializeToString()), tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.data", size_threshold=0)
+    data = (tmp_path / "m.onnx").read_bytes()
+    with pytest.raises(ModelError, match="external data"):
+        native.prepare_fast(data)  # no folder given
+    rewritten, dense, _ = native.prepare_fast(data, base_dir=str(tmp_path))
+    _, py_dense = prepare_fast(model)
+    assert {k: v.tobytes() for k, v in dense.items()} == {k: v.tobytes() for k, v in py_dense.items()}
+    (tmp_path / "m.data").write_bytes((tmp_path / "m.data").read_bytes()[:100])
+    with pytest.raises(ModelError, match="truncated"):
+        native.prepare_fast(data, base_dir=str(tmp_path))
+
+
+def test_external_location_cannot_leave_the_folder(tmp_path, native):
+    blob = TensorProto(name="b", data_type=TensorProto.UINT8, dims=[4], data_location=TensorProto.EXTERNAL)
+    entry = blob.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    with pytest.raises(ModelError, match="leaves the model's folder"):
+        native.prepare_fast(_with_decode_node(blob), base_dir=str(tmp_path))
