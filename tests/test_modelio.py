@@ -5,6 +5,7 @@ errors for missing or truncated external data."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -37,6 +38,35 @@ def test_stale_staging_of_a_dead_writer_is_removed_live_ones_kept(tmp_path):
     assert not dead.exists() and live.exists() and other.exists()
     save_model(modelzoo.mlp(), tmp_path / "out.onnx")  # a save cleans too, and leaves nothing of its own
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.onnx"])
+
+
+def test_stale_staging_reused_pids_and_other_hosts(tmp_path):
+    """A live pid that started after its folder was last changed is a reused pid: removed.
+    A folder of another machine (a shared folder) is never judged by pids of this one."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = tmp_path / f".m.onnx{STAGING_TAG}{sleeper.pid}@{modelio._HOST}-abc"
+        remote = tmp_path / f".m.onnx{STAGING_TAG}{_dead_pid()}@another.host-abc"
+        for d in (reused, remote):
+            d.mkdir()
+        hour_ago = os.stat(reused).st_mtime - 3600
+        os.utime(reused, (hour_ago, hour_ago))
+        clean_stale_staging(tmp_path)
+        assert not reused.exists() and remote.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    def fail(path, data):
+        Path(path).write_bytes(data[:10])  # a partial file in the staging folder
+        raise RuntimeError("not an OSError")
+
+    monkeypatch.setattr(modelio, "_write_synced", fail)
+    with pytest.raises(RuntimeError):
+        save_model(modelzoo.mlp(), tmp_path / "out.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_proto_size_matches_bytesize_below_the_limit():

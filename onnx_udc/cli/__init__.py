@@ -2,14 +2,18 @@
 
 Exit codes: 0 ok, 1 other onnx-udc error, 2 bad model / usage / option, 3 corrupt or
 unsupported blob, 4 output cannot be written, 5 native library missing, 6 fidelity target
-missed (nothing written), 70 internal error.
+missed (nothing written), 70 internal error, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM). Interrupted or terminated, nothing is left behind: SIGTERM is raised as an
+exception so that the staging folder of a write in progress is removed.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -21,6 +25,11 @@ from ..quantizers.base import DEFAULT_STEP_REL
 _LOSSY = [n for n in quantizers.names() if not quantizers.by_name(n).lossless]
 
 INTERNAL_ERROR = 70
+TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is so that ``finally`` blocks run (staging removed)."""
 
 
 def _console(stderr: bool = False):
@@ -165,7 +174,9 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
             data["allocation_target"] = data["target"]
             data["target"] = {"kind": spec.target.kind, "value": spec.target.value}
             data["verification"] = result.verification.to_dict()
-        plan_out.write_text(json.dumps(data, indent=1))
+        from ..graph.modelio import write_file
+
+        write_file(plan_out, json.dumps(data, indent=1).encode())
     if quiet:
         return
     if result.pq is not None:
@@ -471,8 +482,12 @@ def _check_writable(output: Path, source: Path | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_onnxruntime()
+    restore = _on_sigterm()
     try:
         code = cli.main(args=argv, prog_name="onnx-udc", standalone_mode=False)
+    except _Terminated:
+        click.echo("onnx-udc: terminated", err=True)
+        return TERMINATED
     except UdcError as exc:
         click.echo(f"onnx-udc: error: {exc}", err=True)
         return exc.exit_code
@@ -490,7 +505,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"onnx-udc: internal error: {type(exc).__name__}: {exc} (set ONNX_UDC_DEBUG=1 for a traceback)", err=True)
         return INTERNAL_ERROR
+    finally:
+        restore()
     return code if isinstance(code, int) else 0
+
+
+def _on_sigterm():
+    """SIGTERM raises _Terminated from now on (main thread only); returns what puts the
+    previous handler back."""
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except (ValueError, OSError):
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _quiet_onnxruntime() -> None:

@@ -4,15 +4,21 @@ Models of 2 GiB or more cannot be one protobuf message (upb refuses to serialise
 size them): ``proto_size`` sizes them tensor by tensor, and ``save_model`` writes their
 large tensors straight into ``<name>.data`` one at a time (never a second copy of the
 model in memory), then the small remaining proto. Both files are fsynced, then renamed
-into place; the staging folder beside the output is removed on the way out, and a
-staging folder left by a killed process is removed by the next save to that folder.
+into place, and the folder is fsynced (the renames reach the disk). The staging folder
+beside the output is removed on the way out whatever happens; one left by a killed
+process (SIGKILL, a crash, power loss) is removed by the next save to that folder
+(``clean_stale_staging``: the pid and host recorded in its name).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +34,9 @@ from .validate import check_references, check_tensors, dense_bytes, tensors_with
 PROTO_LIMIT = (1 << 31) - (64 << 20)
 EXTERNAL_THRESHOLD = 1024  # tensors of at least this many bytes go to the external data file
 EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned: onnxruntime can map them)
-STAGING_TAG = ".udc-staging-"  # staging folder names: .<output name>.udc-staging-<pid>-<random>
+STAGING_TAG = ".udc-staging-"  # staging folder names: .<output name>.udc-staging-<pid>@<host>-<random>
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "localhost"
+_STAGING_NAME = re.compile(r"^\..+" + re.escape(STAGING_TAG) + r"(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9._]+))?-[a-z0-9_]+$")
 
 
 def load_model(path: str | os.PathLike, load_external_data: bool = True, check: bool = True) -> onnx.ModelProto:
@@ -130,6 +138,32 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     place. Models too large for one protobuf keep their big tensors in ``<name>.data``
     (``model`` itself is not modified)."""
     path = Path(path)
+    data_name = path.name + ".data"
+    with staging_folder(path) as staging:
+        if proto_size(model) > PROTO_LIMIT:
+            shell = _write_external(model, staging / data_name, data_name)
+            _write_synced(staging / path.name, shell.SerializeToString())
+            os.replace(staging / data_name, path.parent / data_name)
+        else:
+            _write_synced(staging / path.name, model.SerializeToString())
+        os.replace(staging / path.name, path)
+        _sync_folder(path.parent)
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` the way save_model writes a model (staged, fsynced, renamed)."""
+    path = Path(path)
+    with staging_folder(path) as staging:
+        _write_synced(staging / path.name, data)
+        os.replace(staging / path.name, path)
+        _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def staging_folder(path: Path) -> Iterator[Path]:
+    """A fresh staging folder beside ``path`` (``.<name>.udc-staging-<pid>@<host>-<random>``),
+    after removing the stale ones of the folder; removed on the way out, whatever happens
+    (an OSError inside becomes an OutputError naming ``path``)."""
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
@@ -137,19 +171,11 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
         raise OutputError(f"{path}: is a directory")
     clean_stale_staging(folder)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGING_TAG}{os.getpid()}-", dir=folder))
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGING_TAG}{os.getpid()}@{_HOST}-", dir=folder))
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    data_name = path.name + ".data"
     try:
-        if proto_size(model) > PROTO_LIMIT:
-            shell = _write_external(model, staging / data_name, data_name)
-            _write_synced(staging / path.name, shell.SerializeToString())
-            os.replace(staging / data_name, folder / data_name)
-        else:
-            _write_synced(staging / path.name, model.SerializeToString())
-        os.replace(staging / path.name, path)
-        _sync_folder(folder)
+        yield staging
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
@@ -230,18 +256,28 @@ def _payload_bytes(tensor: onnx.TensorProto) -> int:
 
 
 def clean_stale_staging(folder: Path) -> None:
-    """Remove the staging folders in ``folder`` whose writing process is gone (killed while
-    writing); folders of live processes and every other file are left alone."""
+    """Remove the staging folders in ``folder`` that no running process can still be writing.
+
+    Only names of the exact staging pattern are touched (any output name: a writer killed
+    while writing another output of this folder is cleaned too), and only those made on
+    this machine (the host in the name; folders without one count as local) whose pid is
+    dead, or whose pid now belongs to a process started after the folder was last changed
+    (the pid was reused). Folders of live writers, of other machines (a shared folder)
+    and every other file are left alone."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        name = entry.name
-        if not (name.startswith(".") and STAGING_TAG in name and entry.is_dir(follow_symlinks=False)):
+        found = _STAGING_NAME.match(entry.name)
+        if found is None or (found["host"] or _HOST) != _HOST or not entry.is_dir(follow_symlinks=False):
             continue
-        pid_text = name.rsplit(STAGING_TAG, 1)[1].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        pid = int(found["pid"])
+        try:
+            changed = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if _alive(pid) and not _started_after(pid, changed):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
 
@@ -256,3 +292,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` started after time ``when`` (seconds since the epoch, with a
+    2 s margin); False where the start time cannot be read (not Linux)."""
+    if pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        start = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return start > when + 2.0
