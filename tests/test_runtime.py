@@ -149,27 +149,6 @@ def test_library_exports_and_dependencies(library):
     assert "onnxruntime" not in needed and "brotli" not in needed
 
 
-def test_edge_check_program_runs_without_python(tmp_path):
-    exe = BUILD / "udc_edge_check"
-    if not exe.exists():
-        pytest.fail("udc_edge_check was not built (runtime/CMakeLists.txt builds it when onnxruntime is found)")
-    compressed, _ = compress_model(modelzoo.cnn(channels=32))
-    model_path = tmp_path / "m.udc.onnx"
-    onnx.save_model(compressed, str(model_path))
-    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
-    y = InferenceSession(compressed).run(None, {"input": x})[0]
-    x.tofile(tmp_path / "x.f32")
-    y.tofile(tmp_path / "y.f32")
-    args = [str(exe), "--model", str(model_path), "--library", str(BUILD / "libonnx_udc.so"),
-            "--input", str(tmp_path / "x.f32"), "--input-shape", "2,1,28,28", "--expected", str(tmp_path / "y.f32")]
-    ok = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    (y + 1).astype(np.float32).tofile(tmp_path / "wrong.f32")
-    args[-1] = str(tmp_path / "wrong.f32")
-    bad = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0
-
-
 def test_constant_node_weights_run_in_both_paths():
     model = modelzoo.constants()
     compressed, report = compress_model(model)

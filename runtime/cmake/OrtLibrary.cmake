@@ -1,16 +1,26 @@
-# Finds a libonnxruntime to link udc_edge_check against and defines the imported target
-# udc::onnxruntime (and UDC_ORT_LINK_DIR for the rpath). Order:
+# Finds a libonnxruntime to link the C++ example udc_run against and defines the imported
+# target udc::onnxruntime (and UDC_ORT_LINK_DIR for the rpath). Order:
 #   1. ORT_LIB_DIR (cache variable, else environment variable);
-#   2. the onnxruntime Python package of Python3_EXECUTABLE (else python3 on PATH):
+#   2. an installed onnxruntime, by CMake's usual means: find_library(onnxruntime) under
+#      ONNXRUNTIME_ROOT, CMAKE_PREFIX_PATH and the system folders (Debian's
+#      libonnxruntime-dev, a release archive's lib/);
+#   3. the onnxruntime Python package of Python3_EXECUTABLE (else python3 on PATH):
 #      <site-packages>/onnxruntime/capi holds libonnxruntime.so.X.Y.Z.
 # The wheel's library has SONAME libonnxruntime.so.1 but ships no such file: we link
 # through symlinks libonnxruntime.so and libonnxruntime.so.1 in <build>/ort-lib, which is
-# also the program's rpath. Nothing found: udc_edge_check is skipped with a message.
+# also the program's rpath. Nothing found: udc_run is skipped with a message.
 set(ORT_LIB_DIR "" CACHE PATH "Folder holding libonnxruntime.so* (empty: ask Python's onnxruntime)")
 
 set(_udc_lib_dir "${ORT_LIB_DIR}")
 if(NOT _udc_lib_dir AND DEFINED ENV{ORT_LIB_DIR})
   set(_udc_lib_dir "$ENV{ORT_LIB_DIR}")
+endif()
+set(ONNXRUNTIME_ROOT "" CACHE PATH "An onnxruntime release archive or install prefix (for udc_run)")
+if(NOT _udc_lib_dir)
+  find_library(_udc_installed_ort onnxruntime HINTS "${ONNXRUNTIME_ROOT}/lib" "${ONNXRUNTIME_ROOT}/lib64")
+  if(_udc_installed_ort)
+    get_filename_component(_udc_lib_dir "${_udc_installed_ort}" DIRECTORY)
+  endif()
 endif()
 if(NOT _udc_lib_dir)
   set(_udc_py "${Python3_EXECUTABLE}")
@@ -52,8 +62,8 @@ if(_udc_ort_real)
   set_target_properties(udc::onnxruntime PROPERTIES
     IMPORTED_LOCATION "${UDC_ORT_LINK_DIR}/libonnxruntime.so"
     IMPORTED_SONAME "libonnxruntime.so.1")
-  message(STATUS "udc_edge_check: linking ${_udc_ort_real} (via ${UDC_ORT_LINK_DIR})")
+  message(STATUS "udc_run: linking ${_udc_ort_real} (via ${UDC_ORT_LINK_DIR})")
 else()
-  message(STATUS "udc_edge_check: skipped, no libonnxruntime found "
-                 "(set ORT_LIB_DIR, or Python3_EXECUTABLE to a Python with onnxruntime)")
+  message(STATUS "udc_run: skipped, no libonnxruntime found (install libonnxruntime-dev, or set "
+                 "ONNXRUNTIME_ROOT to a release archive, ORT_LIB_DIR, or Python3_EXECUTABLE to a Python with onnxruntime)")
 endif()

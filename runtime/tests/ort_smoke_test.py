@@ -4,9 +4,9 @@ Builds tiny models by hand whose weights come from ai.onnx_udc decode nodes, wit
 of the raw quantizer + store coder (lossless, so exact results are known without an
 encoder), and checks: results, the five op types, errors at session creation for
 corrupted / mismatched blobs (an exception, not a crash), a blob fed as a graph input
-(decoded in Compute), and the C++ runner udc_edge_check.
+(decoded in Compute), and the C++ example udc_run.
 
-    python ort_smoke_test.py --library build/libonnx_udc.so --workdir /tmp/x [--edge-check build/udc_edge_check]
+    python ort_smoke_test.py --library build/libonnx_udc.so --workdir /tmp/x [--udc-run build/examples/udc_run/udc_run]
 """
 import argparse
 import os
@@ -80,7 +80,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--library", required=True)
     ap.add_argument("--workdir", required=True)
-    ap.add_argument("--edge-check")
+    ap.add_argument("--udc-run")
     args = ap.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -139,28 +139,29 @@ def main(argv=None):
         assert "CHECKSUM_MISMATCH" in str(e), str(e)
     print("blob as graph input: ok")
 
-    # 5. The C++ runner.
-    if args.edge_check:
-        xin = rng.standard_normal((1, 4)).astype(np.float32)
-        m = matmul_model(raw_store_blob(w))
-        m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
-        m.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 1
-        paths = {k: os.path.join(args.workdir, k) for k in ("m.onnx", "x.f32", "y.f32", "wrong.f32")}
-        onnx.save(m, paths["m.onnx"])
-        xin.tofile(paths["x.f32"])
-        (xin @ w).astype(np.float32).tofile(paths["y.f32"])
-        (xin @ w + 1).astype(np.float32).tofile(paths["wrong.f32"])
-        base = [args.edge_check, "--model", paths["m.onnx"], "--library", args.library, "--input", paths["x.f32"],
-                "--input-shape", "1,4"]
-        r = subprocess.run(base + ["--expected", paths["y.f32"]], capture_output=True, text=True)
+    # 5. The C++ example udc_run (runtime/examples/udc_run), both load paths.
+    if args.udc_run:
+        xin = rng.standard_normal((2, 4)).astype(np.float32)
+        paths = {k: os.path.join(args.workdir, k) for k in ("m.onnx", "orig.onnx", "wrong.onnx", "x.npy", "bad.onnx")}
+        onnx.save(matmul_model(raw_store_blob(w)), paths["m.onnx"])
+        x_info = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 4])
+        y_info = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 3])
+        for name, weight in (("orig.onnx", w), ("wrong.onnx", w + 1)):
+            dense = numpy_helper.from_array(weight.astype(np.float32), "W")
+            onnx.save(make_model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [x_info], [y_info], [dense], []),
+                      paths[name])
+        onnx.save(matmul_model(bytes(bad)), paths["bad.onnx"])
+        np.save(paths["x.npy"], xin)
+        base = [args.udc_run, "-i", "X=" + paths["x.npy"], "--load", "both", "--library", args.library,
+                "--runs", "2", "--atol", "1e-5"]
+        r = subprocess.run([*base, paths["m.onnx"], "--original", paths["orig.onnx"]], capture_output=True, text=True)
         print(r.stdout.strip())
         assert r.returncode == 0, r.stdout + r.stderr
-        r = subprocess.run(base + ["--expected", paths["wrong.f32"]], capture_output=True, text=True)
+        r = subprocess.run([*base, paths["m.onnx"], "--original", paths["wrong.onnx"]], capture_output=True, text=True)
         assert r.returncode == 1, r.stdout + r.stderr
-        onnx.save(matmul_model(bytes(bad)), paths["m.onnx"])
-        r = subprocess.run(base + ["--expected", paths["y.f32"]], capture_output=True, text=True)
-        assert r.returncode == 1 and "CHECKSUM_MISMATCH" in r.stderr, r.stdout + r.stderr
-        print("udc_edge_check: ok")
+        r = subprocess.run([*base, paths["bad.onnx"]], capture_output=True, text=True)
+        assert r.returncode == 3 and "CHECKSUM_MISMATCH" in r.stderr, r.stdout + r.stderr
+        print("udc_run: ok")
     print("all ok")
     return 0
 
