@@ -240,7 +240,7 @@ def _not_onnx(folder: Path) -> Path:
 @contextlib.contextmanager
 def read_only_folder(out: Path):
     """out/ made read-only; as root (where permissions do not stop writes) making the
-    staging folder also fails as it would for anyone else."""
+    staging folder fails as it would for anyone else."""
     from onnx_udc.graph import modelio
 
     out.chmod(0o555)
@@ -249,7 +249,7 @@ def read_only_folder(out: Path):
             def refuse(*args, **kwargs):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-            with mock.patch.object(modelio.tempfile, "mkdtemp", refuse):
+            with mock.patch.object(modelio, "_make_folder", refuse):
                 yield
         else:
             yield

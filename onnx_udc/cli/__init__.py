@@ -511,9 +511,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_sigterm():
-    """SIGTERM raises _Terminated from now on (main thread only); returns what puts the
-    previous handler back."""
+    """The first SIGTERM raises _Terminated from now on (main thread only), a second one
+    terminates as usual; returns what puts the previous handler back."""
     def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the cleanup at once
         raise _Terminated()
 
     if threading.current_thread() is not threading.main_thread():

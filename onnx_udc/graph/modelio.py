@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
+import signal
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,23 +164,43 @@ def write_file(path: str | os.PathLike, data: bytes) -> None:
 def staging_folder(path: Path) -> Iterator[Path]:
     """A fresh staging folder beside ``path`` (``.<name>.udc-staging-<pid>@<host>-<random>``),
     after removing the stale ones of the folder; removed on the way out, whatever happens
-    (an OSError inside becomes an OutputError naming ``path``)."""
+    (an OSError inside becomes an OutputError naming ``path``). Its name is chosen before
+    it is made, so an exception at any point (SIGTERM in the CLI) still removes it."""
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
     clean_stale_staging(folder)
+    staging = folder / f".{path.name}{STAGING_TAG}{os.getpid()}@{_HOST}-{secrets.token_hex(4)}"
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGING_TAG}{os.getpid()}@{_HOST}-", dir=folder))
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
+        _make_folder(staging)
         yield staging
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with _signals_held():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGTERM and SIGINT wait until the block ends (the removal of a staging folder is not
+    cut short by the exception they raise in the CLI)."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _make_folder(path: Path) -> None:
+    os.mkdir(path, 0o700)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
