@@ -93,3 +93,30 @@ def test_external_location_cannot_leave_the_folder(tmp_path, native):
     entry.key, entry.value = "location", "../../etc/passwd"
     with pytest.raises(ModelError, match="leaves the model's folder"):
         native.prepare_fast(_with_decode_node(blob), base_dir=str(tmp_path))
+
+
+def test_the_c_abi_recipe_other_languages_follow(native):
+    """What a Java program does with the C ABI (docs/deploy-languages.md: the C functions
+    through the FFM API, SessionOptions.addExternalInitializers), done through ctypes: the
+    rewritten bytes and the decoded tensors handed to onnxruntime give the Python fast
+    loader's outputs exactly. (OrtApi::AddInitializer is no substitute: onnxruntime checks
+    a placeholder's data before it would replace it.)"""
+    import onnxruntime as ort
+
+    from onnx_udc import InferenceSession
+
+    model = compressed("cnn")
+    data = model.SerializeToString()
+    rewritten, dense, needs_ops = native.prepare_fast(data)
+    assert not needs_ops
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    values = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in dense.items()}
+    options.add_external_initializers(list(values), list(values.values()))
+    session = ort.InferenceSession(rewritten, options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    reference_options = ort.SessionOptions()
+    reference_options.intra_op_num_threads = 1
+    expected = InferenceSession(model, reference_options).run(None, {"input": x})
+    got = session.run(None, {"input": x})
+    assert [g.tobytes() for g in got] == [e.tobytes() for e in expected]
