@@ -2,6 +2,8 @@
 mutants of the golden vectors, checksum recomputed, must either fail in both with a typed
 error (never another exception) or decode to identical bytes in both."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,20 @@ def test_reference_and_native_agree_on_mutated_blobs(native, seed, ops):
         return
     assert ref.dtype == nat.dtype and ref.shape == nat.shape
     assert ref.tobytes() == nat.tobytes()  # bit-exact, 0-d tensors included
+
+
+def test_fast_loader_fuzz_smoke(tmp_path, library):
+    """The fast target's body (runtime/fuzz/fuzz_fast.cc: the C fast loader on untrusted
+    model bytes) over its seed models and fixed-seed mutants of them: no abort, no crash."""
+    root = Path(__file__).resolve().parents[1]
+    exe = root / "runtime" / "build" / "udc_fuzz_fast_replay"
+    if not exe.exists():
+        pytest.fail(f"{exe} was not built (runtime/CMakeLists.txt udc_add_fuzz_target)")
+    sys.path.insert(0, str(root / "tools"))
+    import fuzz
+
+    seeds = fuzz.fast_seeds()
+    for name, data in seeds.items():
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run([str(exe), "--mutate", "200", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

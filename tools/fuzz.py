@@ -6,8 +6,10 @@ and leaks per target. `make fuzz` calls it; docs/fuzzing.md records the runs.
 
 The seed corpus (in BUILD/corpus/<target>/, rebuilt each run, libFuzzer's finds kept in
 BUILD/corpus/<target>-found/) is every golden vector, one blob per quantizer x coder pair
-(with and without a codeword table, padded, empty), and for the range target the range
-payloads of those blobs in its input layout. Exit status 1 when any target found a crash,
+(with and without a codeword table, padded, empty), for the range target the range
+payloads of those blobs in its input layout, and for the fast target (the C fast loader's
+model rewrite) small compressed models of every coder, with Constant-node, If-branch and
+float16 weights. Exit status 1 when any target found a crash,
 timeout, leak or out-of-memory (the reproducer is under BUILD/artifacts/).
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TARGETS = ("decode", "range")
+TARGETS = ("decode", "range", "fast")
 QUANTIZERS = ("raw", "scalar", "a2", "d4", "e8", "pq", "scalar_channel")
 CODERS = ("store", "brotli", "range")
 
@@ -68,6 +70,50 @@ def range_seeds(blobs: dict[str, bytes]) -> dict[str, bytes]:
             continue
         out[name] = bytes([{1: 0, 2: 1, 4: 2}[header.symbol_width]]) + int(count).to_bytes(2, "little") + bytes(payload)
     return out
+
+
+def fast_seeds() -> dict[str, bytes]:
+    """Fast-loader target inputs: small compressed models (ModelProto bytes), every coder,
+    a Constant-node weight, a weight inside an If branch, float16 weights."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    from onnx_udc import CompressConfig, compress_model
+
+    rng = np.random.default_rng(23)
+
+    def model(dtype, branch: bool) -> onnx.ModelProto:
+        w1 = nh.from_array((rng.standard_normal((8, 8)) * 0.3).astype(dtype), "w1")
+        w2 = (rng.standard_normal((8, 4)) * 0.3).astype(dtype)
+        elem = T.FLOAT16 if dtype == np.float16 else T.FLOAT
+        nodes = [h.make_node("MatMul", ["x", "w1"], ["a"]),
+                 h.make_node("Constant", [], ["w2"], value=nh.from_array(w2, "w2v")),
+                 h.make_node("MatMul", ["a", "w2"], ["y"])]
+        inputs = [h.make_tensor_value_info("x", elem, [1, 8])]
+        if branch:
+            w3 = nh.from_array((rng.standard_normal((4, 4)) * 0.3).astype(dtype), "w3v")
+            then = h.make_graph([h.make_node("Constant", [], ["w3"], value=w3),
+                                 h.make_node("MatMul", ["y", "w3"], ["t"])], "then", [],
+                                [h.make_tensor_value_info("t", elem, [1, 4])])
+            other = h.make_graph([h.make_node("Identity", ["y"], ["e"])], "else", [],
+                                 [h.make_tensor_value_info("e", elem, [1, 4])])
+            nodes.append(h.make_node("If", ["c"], ["z"], then_branch=then, else_branch=other))
+            inputs.append(h.make_tensor_value_info("c", T.BOOL, []))
+        out = "z" if branch else "y"
+        graph = h.make_graph(nodes, "g", inputs, [h.make_tensor_value_info(out, elem, [1, 4])], [w1])
+        m = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m
+
+    seeds = {}
+    for dtype in (np.float32, np.float16):
+        for branch in (False, True):
+            for coder in CODERS:
+                compressed, _ = compress_model(model(dtype, branch), CompressConfig(min_elements=16, coder=coder, seed=3))
+                seeds[f"{np.dtype(dtype).name}_{'if' if branch else 'plain'}_{coder}"] = compressed.SerializeToString()
+    return seeds
 
 
 def write_corpus(folder: Path, seeds: dict[str, bytes]) -> None:
@@ -123,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     blobs = seed_blobs()
     write_corpus(args.build / "corpus" / "decode", blobs)
     write_corpus(args.build / "corpus" / "range", range_seeds(blobs))
+    write_corpus(args.build / "corpus" / "fast", fast_seeds())
     results = []
     for t in targets:
         r = run_target(args.build, t, max(1, args.seconds // len(targets)), args.jobs, args.max_len)
