@@ -73,12 +73,17 @@ def _start(argv: list[str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _kill_when(proc: subprocess.Popen, folder: Path, delay: float | None, sig=signal.SIGKILL) -> str:
-    """Send ``sig`` ``delay`` seconds after the start, or (delay None) as soon as a staging
-    folder appears in ``folder``; what happened: 'staging', 'delay' or 'finished' (it ended first)."""
-    start = time.monotonic()
+def _kill_when(proc: subprocess.Popen, folder: Path, delay: float | None, sig=signal.SIGKILL,
+               after_staging: float = 0.0) -> str:
+    """Send ``sig`` ``delay`` seconds after the start, or (delay None) ``after_staging``
+    seconds after a staging folder appears in ``folder``; what happened: 'staging', 'delay'
+    or 'finished' (it ended first)."""
+    start, seen = time.monotonic(), None
     while proc.poll() is None:
-        if (delay is None and _staging(folder)) or (delay is not None and time.monotonic() - start >= delay):
+        now = time.monotonic()
+        if delay is None and seen is None and _staging(folder):
+            seen = now
+        if (seen is not None and now - seen >= after_staging) or (delay is not None and now - start >= delay):
             proc.send_signal(sig)
             proc.wait()
             return "staging" if delay is None else "delay"
@@ -86,15 +91,15 @@ def _kill_when(proc: subprocess.Popen, folder: Path, delay: float | None, sig=si
     return "finished"
 
 
-def _check_kill(big, tmp_path, command: str, delay: float | None, sig=signal.SIGKILL) -> dict:
-    """One kill: the final output is absent or complete, then a new run cleans up and writes
-    the reference bytes. Returns what was seen."""
+def _check_kill(big, tmp_path, command: str, delay: float | None, after_staging: float = 0.0) -> dict:
+    """One kill -9: the final output is absent or complete, then a new run cleans up and
+    writes the reference bytes. Returns what was seen."""
     source, reference = big[command]
-    out_dir = tmp_path / f"{command}-{delay}"
+    out_dir = tmp_path / f"{command}-{delay}-{after_staging}"
     out_dir.mkdir(parents=True)
     out = out_dir / "out.onnx"
     proc = _start(_argv(command, source, out))
-    when = _kill_when(proc, out_dir, delay, sig)
+    when = _kill_when(proc, out_dir, delay, after_staging=after_staging)
     seen = {"when": when, "code": proc.returncode, "stale": _staging(out_dir), "output": out.exists()}
     if out.exists():  # the rename happened: the whole file, the reference bytes
         assert out.read_bytes() == reference, seen
@@ -135,10 +140,11 @@ def test_sigterm_while_writing_removes_the_staging_folder(big, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["compress", "decompress"])
 def test_kill_9_at_many_points(big, tmp_path, command):
-    """Kills from import time to the end of the write (about 2-4 s a run on two cores)."""
-    whens = [_check_kill(big, tmp_path, command, delay)["when"]
-             for delay in (0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, None)]
-    assert "delay" in whens  # at least one kill landed before the run ended
+    """Kills from import time to the end of the run (about 2-4 s on two cores: 0.2 ... 3.5 s
+    after the start), then within the write (0 ... 0.2 s after the staging folder appears)."""
+    whens = [_check_kill(big, tmp_path, command, delay)["when"] for delay in (0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)]
+    whens += [_check_kill(big, tmp_path, command, None, after)["when"] for after in (0.0, 0.005, 0.02, 0.05, 0.1, 0.2)]
+    assert "delay" in whens and "staging" in whens  # kills landed before the write and during it
 
 
 # ---- determinism ------------------------------------------------------------------------------
