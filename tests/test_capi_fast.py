@@ -120,3 +120,62 @@ def test_the_c_abi_recipe_other_languages_follow(native):
     expected = InferenceSession(model, reference_options).run(None, {"input": x})
     got = session.run(None, {"input": x})
     assert [g.tobytes() for g in got] == [e.tobytes() for e in expected]
+
+
+def _external_blob(location: str) -> onnx.TensorProto:
+    blob = TensorProto(name="b", data_type=TensorProto.UINT8, dims=[4], data_location=TensorProto.EXTERNAL)
+    entry = blob.external_data.add()
+    entry.key, entry.value = "location", location
+    return blob
+
+
+def test_external_data_must_be_a_regular_file_inside_the_folder(tmp_path, native):
+    import os
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"root:x:0:0")
+    os.symlink(secret, folder / "link.bin")  # a symlink out of the folder
+    with pytest.raises(ModelError, match="resolves outside the model's folder"):
+        native.prepare_fast(_with_decode_node(_external_blob("link.bin")), base_dir=str(folder))
+    os.mkfifo(folder / "pipe.bin")  # would block a plain open/read
+    with pytest.raises(ModelError, match="not a regular file"):
+        native.prepare_fast(_with_decode_node(_external_blob("pipe.bin")), base_dir=str(folder))
+    (folder / "sub").mkdir()
+    with pytest.raises(ModelError, match="not a regular file"):
+        native.prepare_fast(_with_decode_node(_external_blob("sub")), base_dir=str(folder))
+
+
+def test_duplicate_blob_names_are_refused(native):
+    blob = numpy_helper.from_array(np.zeros(4, np.uint8), "b")
+    data = _with_decode_node(blob)
+    model = onnx.ModelProto.FromString(data)
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(4, np.uint8), "b"))
+    with pytest.raises(ModelError, match="two initializers are named 'b'"):
+        native.prepare_fast(model.SerializeToString())
+
+
+def test_int32_data_blob_in_wire_order(native):
+    """A blob stored as int32_data (one value unpacked, then a packed run) decodes as the
+    same bytes in raw_data would."""
+    model = compressed("mlp")
+    init = next(i for i in model.graph.initializer if i.name.endswith("__udc_blob"))
+    raw = init.raw_data
+    _, dense_raw, _ = native.prepare_fast(model.SerializeToString())
+    # hand-made wire bytes: field 5 unpacked (varint) for byte 0, then field 5 packed for the rest
+    def varint(v):
+        out = bytearray()
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+
+    packed = b"".join(varint(b) for b in raw[1:])
+    extra = bytes([5 << 3 | 0]) + varint(raw[0]) + bytes([5 << 3 | 2]) + varint(len(packed)) + packed
+    init.ClearField("raw_data")
+    init.MergeFromString(extra)
+    assert list(init.int32_data) == list(raw)
+    _, dense, _ = native.prepare_fast(model.SerializeToString())
+    assert {k: v.tobytes() for k, v in dense.items()} == {k: v.tobytes() for k, v in dense_raw.items()}

@@ -171,3 +171,19 @@ def test_example_builds_on_its_own(tmp_path, case):
     assert r.returncode == 0, r.stdout + r.stderr
     needed = run("readelf", "-d", build / "udc_run").stdout
     assert "libonnx_udc.so" in needed and "libonnxruntime.so.1" in needed
+
+
+def test_output_cap_and_hostile_npy(case, udc_run, tmp_path):
+    folder, feeds = case
+    for load in ("fast", "portable"):
+        r = run(udc_run, folder / "m.udc.onnx", "--inputs", folder / "in", "--load", load, "--max-output-bytes", "1000")
+        assert r.returncode == 3 and "LIMIT_EXCEEDED" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    # a header declaring 2^64 elements over 16 bytes: refused before anything is allocated
+    first = next(iter(feeds))
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(16))
+    r = run(udc_run, folder / "m.udc.onnx", "--inputs", folder / "in", "-i", f"{first}={tmp_path / 'huge.npy'}")
+    assert r.returncode == 3 and "fewer than its shape" in r.stderr, r.stderr
+    r = run(udc_run, folder / "m.udc.onnx", "--inputs", folder / "in", "--atol", "0")
+    assert r.returncode == 2 and "--atol compares against --original" in r.stderr

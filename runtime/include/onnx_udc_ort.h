@@ -32,8 +32,13 @@ extern "C" {
 
 typedef struct udc_session udc_session;
 
-/* options may be NULL (onnxruntime's defaults); decode_options may be NULL. The model's
- * folder is where external data of the model (blobs or uncompressed weights) is read. */
+/* options may be NULL (onnxruntime's defaults). decode_options (may be NULL) apply to the
+ * blobs decoded here and, through the clone's config entries, to decode nodes left in
+ * subgraphs; NULL: the onnx_udc.decode_threads / onnx_udc.max_output_bytes config entries
+ * of `options`, else the environment variables (runtime/README.md, "Decode options").
+ * Do not register libonnx_udc yourself on `options`: it is registered when needed, and
+ * onnxruntime refuses a second registration of the domain. The model's folder is where
+ * external data of the model (blobs or uncompressed weights) is read. */
 UDC_API int udc_session_create(const OrtApiBase* api_base, OrtEnv* env, const char* model_path,
                                const OrtSessionOptions* options, const udc_decode_options* decode_options,
                                udc_session** out, char* err, size_t err_len);

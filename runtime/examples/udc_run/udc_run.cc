@@ -52,6 +52,8 @@ comparison and timing:
   --warmup N                  untimed runs first (default 2)
   --create-runs N             sessions created per path for the creation time (default 1)
   --threads N                 onnxruntime intra-op threads (default 0: its own choice)
+  --max-output-bytes N        refuse a blob that decodes to more than N bytes (both paths;
+                              default 0: no cap). For models from untrusted sources.
   --save-outputs DIR          write each output of the first load path as DIR/NAME.npy
   -v, --verbose               onnxruntime's warnings and errors on stderr too
 
@@ -74,6 +76,7 @@ struct Args {
   bool list = false, verbose = false;
   double atol = -1;
   int runs = 10, warmup = 2, create_runs = 1, threads = 0;
+  uint64_t max_output_bytes = 0;
 };
 
 int ParseInt(const std::string& flag, const std::string& v, int lo) {
@@ -131,6 +134,11 @@ Args Parse(int argc, char** argv) {
       a.create_runs = ParseInt(k, value(), 1);
     } else if (k == "--threads") {
       a.threads = ParseInt(k, value(), 0);
+    } else if (k == "--max-output-bytes") {
+      const std::string v = value();
+      char* end = nullptr;
+      a.max_output_bytes = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || v[0] == '-') throw UsageError("--max-output-bytes needs an integer >= 0, got '" + v + "'");
     } else if (k == "--save-outputs") {
       a.save_dir = value();
     } else if (!k.empty() && k[0] == '-') {
@@ -142,6 +150,9 @@ Args Parse(int argc, char** argv) {
     }
   }
   if (a.model.empty()) throw UsageError("no model given");
+  if (a.atol >= 0 && a.original.empty() && a.loads.size() < 2 && !a.list) {
+    throw UsageError("--atol compares against --original (or between --load both): give one of them");
+  }
   return a;
 }
 
@@ -239,23 +250,38 @@ Npy ReadNpy(const std::string& path) {
     throw std::runtime_error(path + ": Fortran order is not supported (save np.ascontiguousarray(x))");
   }
   const std::string shape = field("shape");
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') throw std::runtime_error(bad + " (shape)");
   uint64_t numel = 1;
-  for (size_t p = 1; p < shape.size();) {
-    const size_t q = shape.find_first_of(",)", p);
-    const std::string dim = shape.substr(p, q - p);
-    if (dim.find_first_not_of(' ') != std::string::npos) {
-      const int64_t d = std::stoll(dim);
-      if (d < 0) throw std::runtime_error(bad);
-      npy.shape.push_back(d);
-      numel *= static_cast<uint64_t>(d);
+  bool overflow = false;
+  std::istringstream dims(shape.substr(1, shape.size() - 2));
+  for (std::string dim; std::getline(dims, dim, ',');) {
+    const size_t a = dim.find_first_not_of(' '), b = dim.find_last_not_of(' ');
+    if (a == std::string::npos) {
+      if (dims.eof()) break;  // the trailing comma of (3,)
+      throw std::runtime_error(bad + " (shape " + shape + ")");
     }
-    if (q == std::string::npos || shape[q] == ')') break;
-    p = q + 1;
+    dim = dim.substr(a, b - a + 1);
+    if (dim.size() > 18 || dim.find_first_not_of("0123456789") != std::string::npos) {
+      throw std::runtime_error(bad + " (shape " + shape + ")");
+    }
+    const uint64_t d = std::stoull(dim);
+    npy.shape.push_back(static_cast<int64_t>(d));
+    if (d != 0 && numel > UINT64_MAX / d) overflow = true;
+    numel *= d;
   }
   npy.type = type->type;
+  // The data must be in the file: check its length before allocating anything for it.
+  const std::streampos here = in.tellg();
+  in.seekg(0, std::ios::end);
+  const uint64_t left = static_cast<uint64_t>(in.tellg() - here);
+  in.seekg(here);
+  if (overflow || numel > left / type->size) {
+    throw std::runtime_error(path + " holds " + std::to_string(left) + " data bytes, fewer than its shape " +
+                             ShapeString(npy.shape) + " needs");
+  }
   npy.data.resize(static_cast<size_t>(numel * type->size));
   if (!npy.data.empty() && !in.read(npy.data.data(), static_cast<std::streamsize>(npy.data.size()))) {
-    throw std::runtime_error(path + " holds fewer bytes than its shape " + ShapeString(npy.shape) + " needs");
+    throw std::runtime_error("cannot read " + path);
   }
   return npy;
 }
@@ -399,6 +425,14 @@ std::vector<std::pair<std::string, std::string>> InputFiles(const Args& a, const
     }
   }
   if (!a.inputs_dir.empty()) {
+    std::map<std::string, std::string> seen;  // file name -> input name
+    for (const Port& p : ports) {
+      const auto [it, fresh] = seen.emplace(FileName(p.name), p.name);
+      if (!fresh) {
+        throw UsageError("inputs '" + it->second + "' and '" + p.name + "' both read " + it->first +
+                         ".npy from --inputs: give them with -i NAME=FILE");
+      }
+    }
     for (const Port& p : ports) {
       const std::string f = a.inputs_dir + "/" + FileName(p.name) + ".npy";
       if (std::ifstream(f)) files[p.name] = f;
@@ -445,9 +479,13 @@ int Main(const Args& a) {
       r.plain.reset();
       const auto t0 = std::chrono::steady_clock::now();
       if (label == "fast") {
-        r.fast = std::make_unique<onnx_udc::Session>(env, a.model, options);
+        onnx_udc::DecodeOptions decode;
+        decode.max_output_bytes = a.max_output_bytes;
+        r.fast = std::make_unique<onnx_udc::Session>(env, a.model, options, decode);
       } else if (label == "portable") {
         Ort::SessionOptions portable = options.Clone();
+        // The ops read their options from config entries added before the registration.
+        portable.AddConfigEntry("onnx_udc.max_output_bytes", std::to_string(a.max_output_bytes).c_str());
         onnx_udc::RegisterCustomOps(portable, a.library.empty() ? onnx_udc::LibraryPath() : a.library);
         r.plain = std::make_unique<Ort::Session>(env, a.model.c_str(), portable);
       } else {
@@ -546,6 +584,11 @@ int Main(const Args& a) {
   }
   if (!a.save_dir.empty()) {
     const Runner& first = runners[a.original.empty() ? 0 : 1];
+    std::map<std::string, std::string> files;  // file name -> output name
+    for (const Port& p : outputs) {
+      const auto [it, fresh] = files.emplace(FileName(p.name), p.name);
+      if (!fresh) throw std::runtime_error("outputs '" + it->second + "' and '" + p.name + "' both save as " + it->first + ".npy");
+    }
     for (size_t o = 0; o < outputs.size(); ++o) {
       const Ort::Value& v = first.outputs[o];
       if (!v.IsTensor()) continue;

@@ -2,12 +2,19 @@
 // (onnx 1.17+; the ones used here have not changed since IR version 3).
 #include "fast/fast_model.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -67,8 +74,8 @@ struct Tensor {
   uint64_t data_type = 0;
   bool has_raw = false;
   std::string_view raw;
-  std::vector<std::string_view> int32_runs;  // packed runs (kLen) of int32_data
-  std::vector<uint64_t> int32_values;        // unpacked int32_data
+  // int32_data in wire order: a packed run (kLen) or one unpacked value each
+  std::vector<std::pair<std::string_view, uint64_t>> int32_data;
   uint64_t location = 0;
   std::vector<std::pair<std::string_view, std::string_view>> external;
 };
@@ -127,8 +134,8 @@ Status ParseTensor(std::string_view bytes, Tensor* t) {
         if (f.type == kLen) t->has_raw = true, t->raw = f.value;
         break;
       case tensor_f::kInt32Data:
-        if (f.type == kLen) t->int32_runs.push_back(f.value);
-        if (f.type == kVarint) t->int32_values.push_back(f.number_value);
+        if (f.type == kLen) t->int32_data.emplace_back(f.value, 0);
+        if (f.type == kVarint) t->int32_data.emplace_back(std::string_view(), f.number_value);
         break;
       case tensor_f::kDataLocation:
         if (f.type == kVarint) t->location = f.number_value;
@@ -182,7 +189,8 @@ Status HasCustomNodes(std::string_view graph, int depth, bool* found) {
   }
 }
 
-// A relative location with no '..' component, under base_dir.
+// A relative location with no '..' component whose real path (symlinks resolved) lies
+// under base_dir's (as the Python loader: onnx_udc/graph/modelio.py).
 Status ExternalPath(const std::string& base_dir, std::string_view location, const std::string& what,
                     std::string* path) {
   if (base_dir.empty()) {
@@ -201,7 +209,19 @@ Status ExternalPath(const std::string& base_dir, std::string_view location, cons
     }
     start = end + 1;
   }
-  *path = base_dir + "/" + std::string(location);
+  const std::string joined = base_dir + "/" + std::string(location);
+  char* base_real = ::realpath(base_dir.c_str(), nullptr);
+  char* file_real = ::realpath(joined.c_str(), nullptr);
+  std::unique_ptr<char, void (*)(void*)> base_owner(base_real, &std::free), file_owner(file_real, &std::free);
+  if (base_real == nullptr) return Status(Code::kIoError, what + ": cannot resolve the model's folder " + base_dir);
+  if (file_real == nullptr) return Status(Code::kIoError, what + ": cannot open external data file " + joined);
+  const std::string base(base_real), file(file_real);
+  if (file.size() <= base.size() || file.compare(0, base.size(), base) != 0 ||
+      (base != "/" && file[base.size()] != '/')) {
+    return Status(Code::kBadModel, what + ": external data location " + Quote(location) +
+                                       " resolves outside the model's folder");
+  }
+  *path = file;
   return Status::Ok();
 }
 
@@ -216,6 +236,8 @@ Status ParseUint(std::string_view text, const std::string& what, uint64_t* out) 
   return Status::Ok();
 }
 
+// Reads [offset, offset + length) of a regular file (never a FIFO, device or folder: they
+// could block or have no size).
 Status ReadExternal(const Tensor& t, const std::string& base_dir, std::string* out) {
   const std::string what = "blob " + Quote(t.name);
   std::string_view location;
@@ -231,13 +253,17 @@ Status ReadExternal(const Tensor& t, const std::string& base_dir, std::string* o
   }
   std::string path;
   UDC_RETURN_IF_ERROR(ExternalPath(base_dir, location, what, &path));
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return Status(Code::kIoError, what + ": cannot open external data file " + path);
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
-  if (std::fseek(file, 0, SEEK_END) != 0) return Status(Code::kIoError, what + ": cannot seek in " + path);
-  const long size = std::ftell(file);
-  if (size < 0) return Status(Code::kIoError, what + ": cannot size " + path);
-  const uint64_t file_size = static_cast<uint64_t>(size);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Status(Code::kIoError, what + ": cannot open external data file " + path);
+  std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status(Code::kBadModel, what + ": external data " + path + " is not a regular file");
+  }
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (offset > file_size) {
     return Status(Code::kIoError, what + ": offset " + std::to_string(offset) + " is past the end of " + path +
                                       " (" + std::to_string(file_size) + " bytes)");
@@ -249,9 +275,13 @@ Status ReadExternal(const Tensor& t, const std::string& base_dir, std::string* o
                                       std::to_string(file_size) + " (truncated?)");
   }
   out->resize(static_cast<size_t>(length));
-  if (std::fseek(file, static_cast<long>(offset), SEEK_SET) != 0 ||
-      (length > 0 && std::fread(&(*out)[0], 1, out->size(), file) != out->size())) {
-    return Status(Code::kIoError, what + ": cannot read " + std::to_string(length) + " bytes of " + path);
+  for (uint64_t done = 0; done < length;) {
+    const ssize_t n = ::pread(fd, &(*out)[done], static_cast<size_t>(length - done), static_cast<off_t>(offset + done));
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return Status(Code::kIoError, what + ": cannot read " + std::to_string(length) + " bytes of " + path);
+    }
+    done += static_cast<uint64_t>(n);
   }
   return Status::Ok();
 }
@@ -277,8 +307,13 @@ Status BlobBytes(const Tensor& t, const std::string& base_dir, std::string* stor
     storage->push_back(static_cast<char>(v));
     return Status::Ok();
   };
-  for (std::string_view run : t.int32_runs) UDC_RETURN_IF_ERROR(Reader::ForEachPacked(run, "TensorProto", push));
-  for (uint64_t v : t.int32_values) UDC_RETURN_IF_ERROR(push(v));
+  for (const auto& [run, value] : t.int32_data) {
+    if (run.data() != nullptr) {
+      UDC_RETURN_IF_ERROR(Reader::ForEachPacked(run, "TensorProto", push));
+    } else {
+      UDC_RETURN_IF_ERROR(push(value));
+    }
+  }
   *bytes = *storage;
   return Status::Ok();
 }
@@ -314,8 +349,8 @@ struct Job {
 };
 
 void DecodeJob(Job* job, const DecodeOptions& opt) {
-  const std::string name(job->node->outputs[0]);
   try {
+    const std::string name(job->node->outputs[0]);
     BlobView view;
     Status s = Inspect(reinterpret_cast<const uint8_t*>(job->blob.data()), job->blob.size(), &view);
     if (s.ok() && static_cast<DType>(view.header.dtype) != job->op->dtype) {
@@ -337,9 +372,9 @@ void DecodeJob(Job* job, const DecodeOptions& opt) {
     }
     job->status = s.ok() ? s : Status(s.code(), name + ": " + s.message());
   } catch (const std::bad_alloc&) {
-    job->status = Status(Code::kOutOfMemory, name + ": out of memory while decoding the blob");
+    job->status = Status(Code::kOutOfMemory, "out of memory while decoding a blob");
   } catch (const std::exception& e) {
-    job->status = Status(Code::kInternal, name + ": " + e.what());
+    job->status = Status(Code::kInternal, e.what());
   }
 }
 
@@ -355,7 +390,13 @@ void DecodeAll(std::vector<Job>& jobs, const DecodeOptions& opt) {
     for (size_t i = next++; i < jobs.size(); i = next++) DecodeJob(&jobs[i], each);
   };
   std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+  for (int w = 1; w < workers; ++w) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error&) {  // no more threads: the ones started and this one do it
+      break;
+    }
+  }
   work();
   for (std::thread& t : pool) t.join();
 }
@@ -407,7 +448,10 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
       } else if (f.number == graph_f::kInitializer) {
         inits.emplace_back();
         UDC_RETURN_IF_ERROR(ParseTensor(f.value, &inits.back()));
-        init_index.emplace(inits.back().name, inits.size() - 1);  // the first of a name, as onnx
+        if (!init_index.emplace(inits.back().name, inits.size() - 1).second) {
+          // onnxruntime keeps one, the Python loader another: refuse rather than guess
+          return Status(Code::kBadModel, "two initializers are named " + Quote(inits.back().name));
+        }
       }
     }
   }

@@ -15,6 +15,7 @@
 #include "capi_guard.h"
 #include "fast/fast_model.h"
 #include "onnx_udc_ort.h"
+#include "ort/options.h"
 
 extern "C" OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base);
 
@@ -75,20 +76,37 @@ Status Create(const OrtApiBase* api_base, OrtEnv* env, const uint8_t* model, siz
                                            ") does not offer C API version " + std::to_string(ORT_API_VERSION) +
                                            ", which the library was built with");
   }
+  static const bool api_ready = (Ort::InitApi(api), true);  // for ReadOpOptions (C++ API)
+  (void)api_ready;
   auto s = std::make_unique<udc_session>();
   s->api = api;
-
-  udc::fast::FastOptions fast;
-  UDC_RETURN_IF_ERROR(udc::capi::ReadOptions(decode_options, &fast.decode));
-  fast.base_dir = base_dir;
-  const auto t0 = std::chrono::steady_clock::now();
-  UDC_RETURN_IF_ERROR(udc::fast::PrepareFast(model, model_len, fast, &s->model));
-  s->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   OptionsGuard opts{api};
   UDC_RETURN_IF_ERROR(Check(api, options != nullptr ? api->CloneSessionOptions(options, &opts.p)
                                                     : api->CreateSessionOptions(&opts.p),
                             "session options"));
+  // One set of decode options for the blobs decoded here and for the custom ops that
+  // decode nodes left in subgraphs run: the caller's udc_decode_options, written into the
+  // clone's config entries for the ops; without them, what the ops would read (the
+  // caller's config entries, else the environment: ort/options.h).
+  udc::fast::FastOptions fast;
+  if (decode_options != nullptr) {
+    UDC_RETURN_IF_ERROR(udc::capi::ReadOptions(decode_options, &fast.decode));
+    const std::string threads = std::to_string(fast.decode.max_threads);
+    const std::string cap = std::to_string(fast.decode.max_output_bytes);
+    UDC_RETURN_IF_ERROR(Check(api, api->AddSessionConfigEntry(opts.p, udc::ort::kThreadsKey, threads.c_str()),
+                              "session options"));
+    UDC_RETURN_IF_ERROR(Check(api, api->AddSessionConfigEntry(opts.p, udc::ort::kMaxOutputBytesKey, cap.c_str()),
+                              "session options"));
+  } else {
+    std::string error;
+    if (!udc::ort::ReadOpOptions(opts.p, &fast.decode, &error)) return Status(Code::kInvalidArgument, error);
+  }
+  fast.base_dir = base_dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  UDC_RETURN_IF_ERROR(udc::fast::PrepareFast(model, model_len, fast, &s->model));
+  s->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
   MemoryInfoGuard memory{api};
   UDC_RETURN_IF_ERROR(
       Check(api, api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &memory.p), "memory info"));
@@ -122,6 +140,7 @@ Status Create(const OrtApiBase* api_base, OrtEnv* env, const uint8_t* model, siz
   const std::string& bytes = s->model.model;
   UDC_RETURN_IF_ERROR(Check(api, api->CreateSessionFromArray(env, bytes.data(), bytes.size(), opts.p, &s->session),
                             "onnxruntime cannot create a session"));
+  std::string().swap(s->model.model);  // onnxruntime has parsed it: do not keep a second copy
   *out = s.release();
   return Status::Ok();
 }
