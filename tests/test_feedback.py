@@ -56,6 +56,56 @@ def test_feedback_lowers_the_output_error_of_rounding():
     assert np.array_equal(same, rounded)
 
 
+def test_rate_term_buys_rate_cheaper_than_a_coarser_step():
+    """RDO feedback (lam > 0) spends less output error per bit saved than moving along the
+    plain feedback's own step curve: at the RDO candidate's entropy, the plain curve
+    (interpolated between two steps) has a lower output SQNR."""
+    from onnx_udc.codec import symbol_entropy
+    from onnx_udc.format.symbols import zigzag
+
+    rng = np.random.default_rng(3)
+    o, k = 128, 256
+    x = rng.standard_normal((4096, k)) * np.linspace(0.2, 2.0, k)
+    wt = rng.standard_normal((o, k)) * 0.05
+    gram = (x.T @ x / len(x))[None]
+    dt = dither(11, o * k).reshape(o, k).astype(np.float64)
+    prepared = feedback.prepare(gram)
+    signal = float(np.sum((wt @ x.T) ** 2))
+
+    def point(step, lam=0.0):
+        q = feedback.feedback_indices(wt, np.full(o, step), dt, prepared=prepared, lam=lam)
+        db = 10 * np.log10(signal / _output_error(x, wt, (q - dt) * step))
+        return symbol_entropy(zigzag(q.reshape(-1)).astype(np.uint32)), db, q
+
+    b0, db0, q0 = point(0.04)
+    b1, db1, _ = point(0.06)
+    br, dbr, qr = point(0.04, lam=0.1)
+    assert br < b0 - 0.05  # the rate term saves rate ...
+    assert b1 < br  # ... less than the coarser step does, so the two are compared in between
+    plain_at_br = db1 + (db0 - db1) * (br - b1) / (b0 - b1)
+    assert dbr > plain_at_br + 0.2  # and keeps more SQNR at that rate
+    # lam = 0 and an explicit first pass are the plain indices
+    assert np.array_equal(feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, lam=0.0), q0)
+    again = feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, lam=0.1, first=q0)
+    assert np.array_equal(again, qr)
+
+
+def test_rdo_twins_when_enabled(monkeypatch):
+    from onnx_udc.fit import candidates as cand_mod
+
+    monkeypatch.setattr(cand_mod, "RDO_LAMBDA", 0.1)
+    model = _dense_model(spread=False)
+    w = nh.to_array(model.graph.initializer[0])
+    config = CompressConfig()
+    grams = LayerGrams(model, CalibrationSet(_batches(), False, "test"), config)
+    rms = float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))
+    cands = feedback_candidates({"W": w}, {"W": Request(3.0, (0.5 * rms,))}, grams, config)["W"]
+    plain, rdo = sorted(cands, key=lambda c: c.label)
+    assert (plain.label, rdo.label) == ("scalar feedback", "scalar feedback rdo")
+    assert rdo.blob_bytes < plain.blob_bytes  # fewer bits ...
+    assert decode_blob(pack(rdo.quantized).blob).tobytes() == rdo.decoded.tobytes()  # ... decoding exactly
+
+
 def test_feedback_groups_and_dead_columns():
     """Conv groups are processed on their own; a column no input excites keeps rounding."""
     rng = np.random.default_rng(2)

@@ -18,6 +18,16 @@ nearly the same index entropy. The dither stays: each column is rounded with its
         w_k  -= e_j * U_jk           for the later columns k of the block (then the rest, lazily)
     -> q int64 [O, K]
 
+With a rate term (lam > 0, rate-distortion-optimised quantization): q_j is the one of
+floor / ceil of w_j / s + d_j with the lower cost
+
+        sens_j * ((w_j - (q - d_j) * s) / s)^2  +  lam * bits(q)
+
+sens_j = U_jj^-2 / mean(U^-2) (the output error one unit of this column's error costs,
+OBS), bits(q) = -log2 p(q) of the tensor's own index histogram from a first pass without
+the rate term (Laplace-smoothed), lam in squared steps per bit. The error still feeds the
+later columns, so a coarser index here is partly paid back there.
+
 Pure functions on arrays; fit.candidates turns them into allocation candidates.
 """
 
@@ -71,13 +81,35 @@ def prepare(gram: np.ndarray, damp: float = DAMP, act_order: bool = True) -> tup
     return perm, inverse_factor(gram[g_idx, perm[:, :, None], perm[:, None, :]], damp)
 
 
+def index_bits(q: np.ndarray) -> tuple[int, np.ndarray]:
+    """q int [...] -> (lo, bits [span + 2]): -log2 p of each index value lo-1 .. hi+1 of the
+    histogram of q, add-one smoothed (so neighbours of the range cost the most)."""
+    flat = np.asarray(q, dtype=np.int64).reshape(-1)
+    lo = int(flat.min(initial=0)) - 1
+    counts = np.bincount(flat - lo, minlength=int(flat.max(initial=0)) - lo + 2).astype(np.float64) + 1.0
+    return lo, -np.log2(counts / counts.sum())
+
+
 def feedback_indices(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, gram: np.ndarray | None = None,
-                     prepared: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                     prepared: tuple[np.ndarray, np.ndarray] | None = None, lam: float = 0.0,
+                     first: np.ndarray | None = None) -> np.ndarray:
     """wt [O, K] float, steps [O] (>0), dt [O, K] dither, gram [gc, K, K] -> q int64 [O, K].
 
     ``prepared``: prepare(gram) when the caller has it (else computed from ``gram``).
-    Raises ConfigError when an index would not fit 32 bits."""
-    perm, u = prepared if prepared is not None else prepare(gram)
+    ``lam`` > 0: the rate term of the module docstring, its histogram from ``first`` (the
+    indices of this call with lam = 0, computed when not given). Raises ConfigError when
+    an index would not fit 32 bits."""
+    if lam > 0:
+        if first is None:
+            first = feedback_indices(wt, steps, dt, gram, prepared)
+        return _feedback_pass(wt, steps, dt, prepared if prepared is not None else prepare(gram), lam,
+                              index_bits(first))
+    return _feedback_pass(wt, steps, dt, prepared if prepared is not None else prepare(gram), 0.0, None)
+
+
+def _feedback_pass(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, prepared: tuple[np.ndarray, np.ndarray],
+                   lam: float, rate: tuple[int, np.ndarray] | None) -> np.ndarray:
+    perm, u = prepared
     o, k = wt.shape
     gc = perm.shape[0]
     if o % gc or u.shape != (gc, k, k):
@@ -89,13 +121,30 @@ def feedback_indices(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, gram: np
     w = np.take_along_axis(w, perm[:, None, :], axis=2)  # a copy, in the processing order
     d = np.take_along_axis(d, perm[:, None, :], axis=2)
     q = np.empty((gc, r, k), dtype=np.float64)
+    if rate is not None:
+        lo, bits = rate
+        inv = 1.0 / np.square(np.diagonal(u, axis1=1, axis2=2))  # [gc, K]
+        sens = inv / np.mean(inv, axis=1, keepdims=True)  # [gc, K]
+        top = bits.size - 1
+
+        def cost_bits(idx: np.ndarray) -> np.ndarray:
+            return bits[np.clip(idx - lo, 0, top).astype(np.int64)]
     for b0 in range(0, k, BLOCK):
         b1 = min(k, b0 + BLOCK)
         wb = w[:, :, b0:b1]  # a view: eager updates land in w
         err = np.empty((gc, r, b1 - b0))
         for j in range(b1 - b0):
             c = b0 + j
-            qj = np.rint(wb[:, :, j] / s + d[:, :, c])  # [gc, R]
+            t = wb[:, :, j] / s + d[:, :, c]  # [gc, R]
+            if rate is None:
+                qj = np.rint(t)
+            else:
+                fl = np.floor(t)
+                frac = t - fl
+                sj = sens[:, c][:, None]
+                low = sj * frac * frac + lam * cost_bits(fl)
+                high = sj * (1.0 - frac) ** 2 + lam * cost_bits(fl + 1.0)
+                qj = np.where(high < low, fl + 1.0, fl)
             q[:, :, c] = qj
             ej = (wb[:, :, j] - (qj - d[:, :, c]) * s) / u[:, c, c][:, None]  # [gc, R]
             err[:, :, j] = ej
