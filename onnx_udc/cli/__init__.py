@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import click
@@ -484,12 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_onnxruntime()
     restore = _on_sigterm()
     try:
-        code = cli.main(args=argv, prog_name="onnx-udc", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code = cli.main(args=argv, prog_name="onnx-udc", standalone_mode=False)
     except _Terminated:
         click.echo("onnx-udc: terminated", err=True)
         return TERMINATED
     except UdcError as exc:
-        click.echo(f"onnx-udc: error: {exc}", err=True)
+        click.echo(f"onnx-udc: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("onnx-udc: aborted", err=True)
@@ -503,11 +506,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, full trace on request
         if os.environ.get("ONNX_UDC_DEBUG"):
             raise
-        click.echo(f"onnx-udc: internal error: {type(exc).__name__}: {exc} (set ONNX_UDC_DEBUG=1 for a traceback)", err=True)
+        click.echo(f"onnx-udc: internal error: {type(exc).__name__}: {_one_line(str(exc))} (set ONNX_UDC_DEBUG=1 for a traceback)", err=True)
         return INTERNAL_ERROR
     finally:
         restore()
     return code if isinstance(code, int) else 0
+
+
+_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}  # "\n" -> "\\n" and the like
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a name or path from a hostile model
+    holding a newline does not split the error line)."""
+    return text.strip().translate(_CONTROL)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (of onnx, numpy, ...) as one ``onnx-udc: warning:`` line, not two
+    lines naming a source file."""
+    text = str(message).strip().splitlines()
+    click.echo(f"onnx-udc: warning: {_one_line(text[0]) if text else category.__name__}", err=True)
 
 
 def _on_sigterm():

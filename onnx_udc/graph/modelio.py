@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, check: 
     if load_external_data:
         _check_external(path, model)
         try:
-            load_external_data_for_model(model, str(path.parent))
+            with warnings.catch_warnings():  # keys onnx does not know are ignored: harmless, not a stray message
+                warnings.filterwarnings("ignore", "Ignoring unknown external data key", UserWarning)
+                load_external_data_for_model(model, str(path.parent))
         except FileNotFoundError as exc:
             raise ModelError(f"{path}: external data file missing: {exc.filename}") from None
         except OSError as exc:
@@ -88,6 +91,11 @@ def _first_line(exc: Exception) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
+def _text(value: str | bytes) -> str:
+    """A string field of a proto (upb hands over bytes where they are not valid UTF-8)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _check_external(path: Path, model: onnx.ModelProto) -> None:
     """Every external-data reference of ``model`` (read from ``path``) is a file inside the
     model's folder holding all the bytes its tensor needs; ModelError naming the tensor,
@@ -96,17 +104,26 @@ def _check_external(path: Path, model: onnx.ModelProto) -> None:
     for tensor, place in tensors_with_place(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        info = {e.key: e.value for e in tensor.external_data}
+        info = {_text(e.key): e.value for e in tensor.external_data}
         location = info.get("location", "")
         what = f"{path}: external data of {place}"
+        if isinstance(location, bytes) or any(isinstance(info.get(k), bytes) for k in ("offset", "length")):
+            raise ModelError(f"{what} has a location, offset or length that is not UTF-8 text")
         if not location:
             raise ModelError(f"{what} has no location")
         if os.path.isabs(location):
             raise ModelError(f"{what} is an absolute path ({location}); it must lie in the model's folder")
-        target = (base / location).resolve()
-        if not target.is_relative_to(base):
+        if "\0" in location:
+            raise ModelError(f"{what} has a NUL byte in its location ({location!r})")
+        try:
+            target = (base / location).resolve()
+            inside = target.is_relative_to(base)
+            is_file = inside and target.is_file()
+        except (OSError, ValueError) as exc:  # a symlink loop, a name too long
+            raise ModelError(f"{what} has an unusable location {location!r} ({_first_line(exc)})") from None
+        if not inside:
             raise ModelError(f"{what} points outside the model's folder: {location}")
-        if not target.is_file():
+        if not is_file:
             raise ModelError(f"{what} is missing: {location} is not a file")
         try:
             offset = int(info.get("offset", 0) or 0)

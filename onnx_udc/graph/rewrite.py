@@ -13,6 +13,7 @@ proto; tests cross-check the result with onnx-graphsurgeon.)
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -99,8 +100,12 @@ def decode_nodes(model: onnx.ModelProto | onnx.GraphProto) -> list[tuple[onnx.No
     found = []
     for node in graph.node:
         if node.domain == DOMAIN and node.op_type in DECODE_OP_TYPES:
+            label = node.name or (node.output[0] if node.output else "?")
+            if len(node.output) != 1 or not node.output[0]:
+                raise ModelError(f"decode node {label!r} ({node.op_type}) must have one named output, "
+                                 f"it has {list(node.output)}")
             if len(node.input) != 1 or node.input[0] not in inits:
-                raise ModelError(f"decode node {node.name or node.output[0]} has no blob initializer in its graph")
+                raise ModelError(f"decode node {label} has no blob initializer in its graph")
             found.append((node, inits[node.input[0]]))
     return found
 
@@ -136,6 +141,17 @@ def decode_node(node: onnx.NodeProto, blob: onnx.TensorProto, decoder: Callable[
     return array
 
 
+def _readers(graph: onnx.GraphProto) -> Counter[str]:
+    """How many node inputs and graph outputs name each value, over every graph (scopes are
+    not told apart: a count too high only keeps a blob initializer that could go)."""
+    count: Counter[str] = Counter()
+    for g in iter_graphs(graph):
+        for node in g.node:
+            count.update(node.input)
+        count.update(o.name for o in g.output)
+    return count
+
+
 def decompress_model(
     model: onnx.ModelProto,
     *,
@@ -145,12 +161,15 @@ def decompress_model(
     """Turn every decode node back into dense data: a plain ONNX model.
 
     In the main graph the blob initializer becomes the dense initializer; in a subgraph
-    the decode node becomes a Constant node (where compress found it).
+    the decode node becomes a Constant node (where compress found it). A blob initializer
+    that something else reads too (another node, a graph output, a second decode node)
+    stays, and the dense tensor is added beside it.
     """
     if not inplace:
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
+    readers = _readers(model.graph)
     for depth, graph in enumerate(list(iter_graphs(model.graph))):
         main = depth == 0
         dense_names = set()
@@ -159,12 +178,17 @@ def decompress_model(
         for node, init in decode_nodes(graph):
             name = node.output[0]
             dense = numpy_helper.from_array(decode_node(node, init, decoder), name)
+            shared = readers[init.name] > 1  # read by more than its decode node: the blob stays
             if main:
-                graph.initializer[position[init.name]].CopyFrom(dense)
+                if shared:
+                    graph.initializer.append(dense)
+                else:
+                    graph.initializer[position[init.name]].CopyFrom(dense)
                 dense_names.add(name)
             else:
                 node.CopyFrom(helper.make_node("Constant", [], [name], name=node.name, value=dense))
-                blob_names.add(init.name)
+                if not shared:
+                    blob_names.add(init.name)
         remove_decode_nodes(graph, dense_names)
         if dense_names:
             vi = [v for v in graph.value_info if v.name not in dense_names]
