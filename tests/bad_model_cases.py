@@ -230,6 +230,18 @@ def _compressed(mutate: Callable[[bytes], bytes] | None = None, dims_follow: boo
     return build
 
 
+def _with_calib(arrays: dict[str, np.ndarray]) -> Callable[[Path], Path]:
+    """The CNN and a calibration file model.onnx.npz holding ``arrays``."""
+    def build(folder: Path) -> Path:
+        path = _save(_cnn(), folder)
+        np.savez(str(path) + ".npz", **arrays)
+        return path
+    return build
+
+
+CALIB_COMPRESS = ("compress", "{model}", "-o", "{out}/c.onnx", "-q", "--calib", "{model}.npz")
+
+
 def _not_onnx(folder: Path) -> Path:
     path = folder / "model.onnx"
     path.write_bytes(b"this is not an onnx model\n")
@@ -328,6 +340,14 @@ CASES: list[Case] = [
          {"decompress": (E_FORMAT, r"LIMIT|limit"), "inspect": (E_FORMAT, r"LIMIT|limit"),
           "verify": (E_FORMAT, r"LIMIT|limit")}),
     Case("not_onnx", "a text file", _not_onnx, _all(E_MODEL, r"not a valid ONNX model")),
+    Case("calib_shape_rejected", "calibration images 27 pixels high for a 28x28 input",
+         _with_calib({"input": np.zeros((8, 1, 27, 28), np.float32)}),
+         {"compress": (E_MODEL, r"onnxruntime failed on a calibration batch: .*index: 2 Got: 27 Expected: 28")},
+         argv={"compress": CALIB_COMPRESS}),
+    Case("calib_input_missing", "calibration file whose array is named for no model input",
+         _with_calib({"pixels": np.zeros((8, 1, 28, 28), np.float32)}),
+         {"compress": (E_MODEL, r"lack model input\(s\) \['input'\]; the file holds \['pixels'\]")},
+         argv={"compress": CALIB_COMPRESS}),
     Case("output_is_input", "-o the input model itself", lambda f: _save(_cnn(), f),
          {c: (E_OUTPUT, r"is the input model itself") for c in ("compress", "decompress")},
          argv={"compress": ("compress", "{model}", "-o", "{model}", "-q", "--step-rel", "0.1"),

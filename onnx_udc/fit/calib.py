@@ -167,6 +167,10 @@ def load_npz(path: str | Path, model: onnx.ModelProto, limit: int = DEFAULT_SAMP
         raise ConfigError(f"calibration file {path} is not a readable .npz: {exc}") from None
     with archive:
         raw = {k: archive[k] for k in archive.files if k in {v.name for v in required}}
+        missing = [v.name for v in required if v.name not in raw]
+        if missing:
+            raise ConfigError(f"{path}: calibration inputs lack model input(s) {missing}; the file holds "
+                              f"{sorted(archive.files)}")
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in required if v.type.tensor_type.HasField("shape")}
     stacked = [k for k, a in raw.items() if k in ranks and a.ndim == ranks[k] + 1]
     if stacked:  # one more axis than the model's inputs: a sequence of whole feeds (stateful models)
