@@ -179,3 +179,16 @@ def test_int32_data_blob_in_wire_order(native):
     assert list(init.int32_data) == list(raw)
     _, dense, _ = native.prepare_fast(model.SerializeToString())
     assert {k: v.tobytes() for k, v in dense.items()} == {k: v.tobytes() for k, v in dense_raw.items()}
+
+
+def test_decode_output_that_names_an_initializer_is_refused(native):
+    """Found by the fast fuzz target: the placeholder would be a second initializer of that
+    name (and the rewrite no longer a fixed point). Both loaders refuse it."""
+    from onnx_udc.load.session import prepare_fast as py_prepare
+
+    model = onnx.ModelProto.FromString(_with_decode_node(numpy_helper.from_array(np.zeros(4, np.uint8), "b")))
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(4, np.float32), "w"))
+    with pytest.raises(ModelError, match="already defines"):
+        native.prepare_fast(model.SerializeToString())
+    with pytest.raises(ModelError, match="already defines"):
+        py_prepare(model)

@@ -106,6 +106,9 @@ def decode_nodes(model: onnx.ModelProto | onnx.GraphProto) -> list[tuple[onnx.No
                                  f"it has {list(node.output)}")
             if len(node.input) != 1 or node.input[0] not in inits:
                 raise ModelError(f"decode node {label} has no blob initializer in its graph")
+            if node.output[0] in inits or any(node.output[0] == other.output[0] for other, _ in found):
+                raise ModelError(f"decode node {label!r} outputs {node.output[0]!r}, which an initializer or another "
+                                 "decode node already defines")
             found.append((node, inits[node.input[0]]))
     return found
 

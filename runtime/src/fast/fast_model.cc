@@ -459,6 +459,7 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
   // The main graph's decode nodes and their blobs (graph/rewrite.py decode_nodes).
   std::vector<Job> jobs;
   std::unordered_set<size_t> blob_inits;
+  std::unordered_set<std::string_view> outputs;
   for (const Node& n : nodes) {
     const OpType* op = FindOp(n.domain, n.op_type);
     if (op == nullptr) continue;
@@ -470,6 +471,11 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
     }
     if (n.outputs.size() != 1 || n.outputs[0].empty()) {
       return Status(Code::kBadModel, "decode node " + Quote(label) + " must have exactly one output");
+    }
+    if (init_index.count(n.outputs[0]) || !outputs.insert(n.outputs[0]).second) {
+      // the placeholder would be a second initializer, or a second producer, of that name
+      return Status(Code::kBadModel, "decode node " + Quote(label) + " outputs " + Quote(n.outputs[0]) +
+                                         ", which an initializer or another decode node already defines");
     }
     if (!blob_inits.insert(it->second).second) {
       return Status(Code::kBadModel, "blob " + Quote(n.inputs[0]) + " is read by more than one decode node");
