@@ -16,12 +16,15 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
+#include <map>
+#include <set>
 
 #include "core/decode.h"
 #include "core/format.h"
 #include "fast/wire.h"
+
+// Ordered containers, not unordered ones: hashtable bucket allocation references
+// std::__throw_bad_array_new_length (GLIBCXX_3.4.29), above the wheel's manylinux_2_28.
 
 namespace udc {
 namespace fast {
@@ -259,11 +262,12 @@ Status ReadExternal(const Tensor& t, const std::string& base_dir, std::string* o
     ::close(*f);
     delete f;
   });
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  // statx, not fstat: fstat is a glibc 2.33 symbol, statx 2.28 (the wheel's manylinux_2_28)
+  struct statx st {};
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st) != 0 || !S_ISREG(st.stx_mode)) {
     return Status(Code::kBadModel, what + ": external data " + path + " is not a regular file");
   }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  const uint64_t file_size = static_cast<uint64_t>(st.stx_size);
   if (offset > file_size) {
     return Status(Code::kIoError, what + ": offset " + std::to_string(offset) + " is past the end of " + path +
                                       " (" + std::to_string(file_size) + " bytes)");
@@ -366,8 +370,7 @@ void DecodeJob(Job* job, const DecodeOptions& opt) {
       for (unsigned i = 0; i < view.header.ndim; ++i) d.shape.push_back(static_cast<int64_t>(view.header.shape[i]));
       d.nbytes = view.nbytes();
       const size_t alloc = static_cast<size_t>(std::max<uint64_t>(d.nbytes, 1));
-      d.data = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(::operator new(alloc, std::align_val_t(64))),
-                                        [](uint8_t* p) { ::operator delete(p, std::align_val_t(64)); });
+      d.data.reset(static_cast<uint8_t*>(::operator new(alloc, std::align_val_t(64))));
       s = DecodeInto(view, d.data.get(), static_cast<size_t>(d.nbytes), opt);
     }
     job->status = s.ok() ? s : Status(s.code(), name + ": " + s.message());
@@ -433,7 +436,7 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
   // GraphProto: nodes and initializers, in order.
   std::vector<Node> nodes;
   std::vector<Tensor> inits;
-  std::unordered_map<std::string_view, size_t> init_index;
+  std::map<std::string_view, size_t> init_index;
   {
     Reader r(graph, "GraphProto");
     for (;;) {
@@ -458,8 +461,8 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
 
   // The main graph's decode nodes and their blobs (graph/rewrite.py decode_nodes).
   std::vector<Job> jobs;
-  std::unordered_set<size_t> blob_inits;
-  std::unordered_set<std::string_view> outputs;
+  std::set<size_t> blob_inits;
+  std::set<std::string_view> outputs;
   for (const Node& n : nodes) {
     const OpType* op = FindOp(n.domain, n.op_type);
     if (op == nullptr) continue;
@@ -493,8 +496,8 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
   for (const Job& job : jobs) UDC_RETURN_IF_ERROR(job.status);
 
   // The rewritten graph: fields in order, decode nodes dropped, blobs -> placeholders.
-  std::unordered_map<size_t, const Job*> by_init;
-  std::unordered_set<const Node*> dropped;
+  std::map<size_t, const Job*> by_init;
+  std::set<const Node*> dropped;
   for (const Job& job : jobs) by_init.emplace(job.init, &job), dropped.insert(job.node);
   std::string new_graph;
   new_graph.reserve(graph.size());

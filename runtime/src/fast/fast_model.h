@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -28,13 +29,19 @@
 namespace udc {
 namespace fast {
 
+// 64-byte-aligned memory from operator new (no shared_ptr: its reference count would tie
+// the library to glibc 2.32's __libc_single_threaded, above the wheel's manylinux_2_28).
+struct AlignedDelete {
+  void operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(64)); }
+};
+
 // A decoded tensor; `data` is 64-byte aligned and holds nbytes bytes.
 struct DenseTensor {
   std::string name;
   uint8_t dtype = 0;  // ONNX TensorProto.DataType
   std::vector<int64_t> shape;
   uint64_t nbytes = 0;
-  std::shared_ptr<uint8_t> data;
+  std::unique_ptr<uint8_t, AlignedDelete> data;
 };
 
 struct FastModel {
