@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,11 +137,14 @@ def run_target(build: Path, target: str, seconds: int, jobs: int, max_len: int) 
            f"-max_len={max_len}", "-print_final_stats=1", f"-artifact_prefix={artifacts}/", "-detect_leaks=1"]
     if jobs > 1:
         cmd += [f"-fork={jobs}", "-ignore_crashes=0"]
+    started = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     (build / f"fuzz-{target}.log").write_text(log)
     stats = {k: int(v) for k, v in _STAT.findall(log)}
-    kinds = {kind: len(list(artifacts.glob(f"{kind}-*"))) for kind in ("crash", "timeout", "leak", "oom", "slow-unit")}
+    # this run's findings only: reproducers of earlier runs stay in the folder for inspection
+    kinds = {kind: sum(1 for p in artifacts.glob(f"{kind}-*") if p.stat().st_mtime >= started - 1)
+             for kind in ("crash", "timeout", "leak", "oom", "slow-unit")}
     cov = re.findall(r"cov: (\d+) ft: (\d+)", log)
     return {
         "target": target, "seconds": seconds, "exit": proc.returncode,
