@@ -71,7 +71,7 @@ CHANNEL_SPREAD = 4.0  # max / min channel RMS above which feedback also tries pe
 # 19 layers and the default command's file came out 2.5-4.7% larger (11.93x / 11.66x
 # against 12.23x) at lower test agreement: their order-0 rate saving is not what the
 # coder's context models save, and their extra output error is larger than the step
-# curve's for the same bytes on most layers (tests/test_feedback.py measures both sides).
+# curve's for the same bytes on most layers (tools/research/feedback_rdo_ab.py reproduces the numbers).
 RDO_LAMBDA = 0.0
 
 
