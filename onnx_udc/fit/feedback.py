@@ -118,9 +118,11 @@ def _feedback_pass(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, prepared: 
     w = np.asarray(wt, dtype=np.float64).reshape(gc, r, k)  # [gc, R, K]
     s = np.asarray(steps, dtype=np.float64).reshape(gc, r)  # [gc, R]
     d = np.asarray(dt, dtype=np.float64).reshape(gc, r, k)
-    w = np.take_along_axis(w, perm[:, None, :], axis=2)  # a copy, in the processing order
-    d = np.take_along_axis(d, perm[:, None, :], axis=2)
-    q = np.empty((gc, r, k), dtype=np.float64)
+    # column-major state [gc, K, R]: each column's R rows contiguous (the loop reads and
+    # updates whole columns; row-major strides made it memory-bound)
+    w = np.ascontiguousarray(np.take_along_axis(w, perm[:, None, :], axis=2).transpose(0, 2, 1))  # [gc, K, R]
+    d = np.ascontiguousarray(np.take_along_axis(d, perm[:, None, :], axis=2).transpose(0, 2, 1))
+    q = np.empty((gc, k, r), dtype=np.float64)
     if rate is not None:
         lo, bits = rate
         inv = 1.0 / np.square(np.diagonal(u, axis1=1, axis2=2))  # [gc, K]
@@ -131,11 +133,11 @@ def _feedback_pass(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, prepared: 
             return bits[np.clip(idx - lo, 0, top).astype(np.int64)]
     for b0 in range(0, k, BLOCK):
         b1 = min(k, b0 + BLOCK)
-        wb = w[:, :, b0:b1]  # a view: eager updates land in w
-        err = np.empty((gc, r, b1 - b0))
+        wb = w[:, b0:b1, :]  # a view: eager updates land in w
+        err = np.empty((gc, b1 - b0, r))
         for j in range(b1 - b0):
             c = b0 + j
-            t = wb[:, :, j] / s + d[:, :, c]  # [gc, R]
+            t = wb[:, j, :] / s + d[:, c, :]  # [gc, R]
             if rate is None:
                 qj = np.rint(t)
             else:
@@ -145,13 +147,14 @@ def _feedback_pass(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, prepared: 
                 low = sj * frac * frac + lam * cost_bits(fl)
                 high = sj * (1.0 - frac) ** 2 + lam * cost_bits(fl + 1.0)
                 qj = np.where(high < low, fl + 1.0, fl)
-            q[:, :, c] = qj
-            ej = (wb[:, :, j] - (qj - d[:, :, c]) * s) / u[:, c, c][:, None]  # [gc, R]
-            err[:, :, j] = ej
+            q[:, c, :] = qj
+            ej = (wb[:, j, :] - (qj - d[:, c, :]) * s) / u[:, c, c][:, None]  # [gc, R]
+            err[:, j, :] = ej
             if j + 1 < b1 - b0:
-                wb[:, :, j + 1:] -= ej[:, :, None] * u[:, None, c, c + 1:b1]
+                wb[:, j + 1:, :] -= u[:, c, c + 1:b1][:, :, None] * ej[:, None, :]
         if b1 < k:
-            w[:, :, b1:] -= np.matmul(err, u[:, b0:b1, b1:])  # [gc, R, K - b1]
+            w[:, b1:, :] -= np.matmul(u[:, b0:b1, b1:].transpose(0, 2, 1), err)  # [gc, K - b1, R]
+    q = q.transpose(0, 2, 1)  # [gc, R, K]
     if not (np.all(np.isfinite(q)) and float(np.abs(q).max(initial=0.0)) <= _MAX_INDEX):
         raise ConfigError("error feedback: indices overflow 32 bits (the step is too small)")
     out = np.empty_like(q)
