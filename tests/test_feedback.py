@@ -88,6 +88,12 @@ def test_rate_term_buys_rate_cheaper_than_a_coarser_step():
     assert np.array_equal(feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, lam=0.0), q0)
     again = feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, lam=0.1, first=q0)
     assert np.array_equal(again, qr)
+    # the layer's columns made once (as candidates does) give the same indices, and stay unchanged
+    cols = feedback.columns(wt, dt, prepared[0])
+    kept = cols[0].copy()
+    assert np.array_equal(feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, cols=cols), q0)
+    assert np.array_equal(feedback.feedback_indices(wt, np.full(o, 0.04), dt, prepared=prepared, lam=0.1, cols=cols), qr)
+    assert np.array_equal(cols[0], kept)
 
 
 def test_rdo_twins_when_enabled(monkeypatch):

@@ -258,6 +258,7 @@ def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[fl
     if not (rms > 0 and np.isfinite(rms)):
         return []
     prepared = feedback.prepare(gram)  # the column order and inverse factor: one per layer
+    cols = feedback.columns(wt, dt, prepared[0])  # the weights and dither in that order: one per layer
     rel = None
     if len(w.shape) >= 2:
         c_rms = channel_rms(w, order[0])  # [O]
@@ -269,10 +270,10 @@ def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[fl
     def candidates(method: str, label: str, step: float, row_steps: np.ndarray, cfg: object,
                    params: bytes) -> list[Candidate]:
         """The plain error-fed candidate, and its rate-distortion-optimised twin when RDO_LAMBDA > 0."""
-        q0 = feedback.feedback_indices(wt, row_steps, dt, prepared=prepared)  # [O, K]
+        q0 = feedback.feedback_indices(wt, row_steps, dt, prepared=prepared, cols=cols)  # [O, K]
         out = [candidate(method, label, step, q0, cfg, params)]
         if RDO_LAMBDA > 0:
-            q1 = feedback.feedback_indices(wt, row_steps, dt, prepared=prepared, lam=RDO_LAMBDA, first=q0)
+            q1 = feedback.feedback_indices(wt, row_steps, dt, prepared=prepared, lam=RDO_LAMBDA, first=q0, cols=cols)
             out.append(candidate(method, label + " rdo", step, q1, cfg, params))
         return out
 

@@ -90,38 +90,53 @@ def index_bits(q: np.ndarray) -> tuple[int, np.ndarray]:
     return lo, -np.log2(counts / counts.sum())
 
 
+def columns(wt: np.ndarray, dt: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """wt, dt [O, K], perm [gc, K] -> (w, d) float64 [gc, K, R]: the weights and dither in
+    the processing order, column-major (each column's R rows contiguous). The same for
+    every step of a layer: callers trying several steps make it once (``cols``)."""
+    gc, k = perm.shape
+    r = wt.shape[0] // gc
+    w = np.asarray(wt, dtype=np.float64).reshape(gc, r, k)
+    d = np.asarray(dt, dtype=np.float64).reshape(gc, r, k)
+    w = np.ascontiguousarray(np.take_along_axis(w, perm[:, None, :], axis=2).transpose(0, 2, 1))
+    d = np.ascontiguousarray(np.take_along_axis(d, perm[:, None, :], axis=2).transpose(0, 2, 1))
+    return w, d
+
+
 def feedback_indices(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, gram: np.ndarray | None = None,
                      prepared: tuple[np.ndarray, np.ndarray] | None = None, lam: float = 0.0,
-                     first: np.ndarray | None = None) -> np.ndarray:
+                     first: np.ndarray | None = None,
+                     cols: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """wt [O, K] float, steps [O] (>0), dt [O, K] dither, gram [gc, K, K] -> q int64 [O, K].
 
     ``prepared``: prepare(gram) when the caller has it (else computed from ``gram``).
     ``lam`` > 0: the rate term of the module docstring, its histogram from ``first`` (the
-    indices of this call with lam = 0, computed when not given). Raises ConfigError when
-    an index would not fit 32 bits."""
+    indices of this call with lam = 0, computed when not given). ``cols``: columns(wt, dt,
+    perm) when the caller has it. Raises ConfigError when an index would not fit 32 bits."""
+    prepared = prepared if prepared is not None else prepare(gram)
     if lam > 0:
         if first is None:
-            first = feedback_indices(wt, steps, dt, gram, prepared)
-        return _feedback_pass(wt, steps, dt, prepared if prepared is not None else prepare(gram), lam,
-                              index_bits(first))
-    return _feedback_pass(wt, steps, dt, prepared if prepared is not None else prepare(gram), 0.0, None)
+            first = feedback_indices(wt, steps, dt, gram, prepared, cols=cols)
+        return _feedback_pass(wt, steps, dt, prepared, lam, index_bits(first), cols)
+    return _feedback_pass(wt, steps, dt, prepared, 0.0, None, cols)
 
 
 def _feedback_pass(wt: np.ndarray, steps: np.ndarray, dt: np.ndarray, prepared: tuple[np.ndarray, np.ndarray],
-                   lam: float, rate: tuple[int, np.ndarray] | None) -> np.ndarray:
+                   lam: float, rate: tuple[int, np.ndarray] | None,
+                   cols: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     perm, u = prepared
     o, k = wt.shape
     gc = perm.shape[0]
     if o % gc or u.shape != (gc, k, k):
         raise ConfigError(f"rows {wt.shape} do not match the Gram {u.shape}")
     r = o // gc
-    w = np.asarray(wt, dtype=np.float64).reshape(gc, r, k)  # [gc, R, K]
     s = np.asarray(steps, dtype=np.float64).reshape(gc, r)  # [gc, R]
-    d = np.asarray(dt, dtype=np.float64).reshape(gc, r, k)
     # column-major state [gc, K, R]: each column's R rows contiguous (the loop reads and
     # updates whole columns; row-major strides made it memory-bound)
-    w = np.ascontiguousarray(np.take_along_axis(w, perm[:, None, :], axis=2).transpose(0, 2, 1))  # [gc, K, R]
-    d = np.ascontiguousarray(np.take_along_axis(d, perm[:, None, :], axis=2).transpose(0, 2, 1))
+    if cols is None:
+        w, d = columns(wt, dt, perm)
+    else:
+        w, d = cols[0].copy(), cols[1]  # w is updated in place; d is only read
     q = np.empty((gc, k, r), dtype=np.float64)
     if rate is not None:
         lo, bits = rate
