@@ -14,20 +14,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/format.h"
 #include "onnx_udc.h"
 
 namespace {
 
 constexpr uint64_t kMaxFuzzOutput = uint64_t{2} << 20;
-
-uint64_t ElementSize(uint32_t dtype) {
-  switch (dtype) {
-    case 1: case 6: return 4;
-    case 2: case 3: return 1;
-    case 10: return 2;
-    default: return 0;
-  }
-}
 
 }  // namespace
 
@@ -49,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (udc_fast_model_tensor(model, i, &t) != UDC_OK || t.name == nullptr || t.data == nullptr) std::abort();
     uint64_t numel = 1;
     for (uint32_t d = 0; d < t.ndim; ++d) numel *= static_cast<uint64_t>(t.shape[d]);
-    if (numel * ElementSize(t.dtype) != t.nbytes || t.nbytes > kMaxFuzzOutput) std::abort();
+    if (t.dtype > 255 || numel * udc::DTypeSize(static_cast<uint8_t>(t.dtype)) != t.nbytes || t.nbytes > kMaxFuzzOutput) std::abort();
     if (t.nbytes > 0) {
       volatile uint8_t sink = static_cast<const uint8_t*>(t.data)[t.nbytes - 1];  // readable to the end
       (void)sink;

@@ -57,6 +57,18 @@ enum class DType : uint8_t {
   kFloat16 = 10,
 };
 
+// FORMAT.md section 1: the decode ops of domain ai.onnx_udc, one per decoded element type
+// (the custom ops register these, the C fast loader removes them).
+inline constexpr const char* kDecodeDomain = "ai.onnx_udc";
+struct DecodeOpType {
+  const char* name;
+  DType dtype;
+};
+inline constexpr DecodeOpType kDecodeOps[] = {
+    {"Decode", DType::kFloat},      {"DecodeUInt8", DType::kUInt8},       {"DecodeInt8", DType::kInt8},
+    {"DecodeInt32", DType::kInt32}, {"DecodeFloat16", DType::kFloat16},
+};
+
 // Element size in bytes, or 0 for a code that is not one of the five above.
 size_t DTypeSize(uint8_t dtype);
 // "FLOAT", "UINT8", ...; "?" for an unknown code.

@@ -41,24 +41,15 @@ constexpr uint32_t kDims = 1, kDataType = 2, kInt32Data = 5, kName = 8, kRawData
 }
 namespace entry_f { constexpr uint32_t kKey = 1, kValue = 2; }
 
-constexpr std::string_view kDomain = "ai.onnx_udc";
+constexpr std::string_view kDomain = kDecodeDomain;
 constexpr uint64_t kTensorUint8 = 2;
 constexpr uint64_t kLocationExternal = 1;
 constexpr int kMaxGraphDepth = 64;  // subgraph nesting scanned for remaining custom ops
 
-// FORMAT.md section 1: one decode op per element type (runtime/src/ort/decode_op.h kSpecs).
-struct OpType {
-  std::string_view name;
-  DType dtype;
-};
-constexpr OpType kOpTypes[] = {
-    {"Decode", DType::kFloat},     {"DecodeUInt8", DType::kUInt8},      {"DecodeInt8", DType::kInt8},
-    {"DecodeInt32", DType::kInt32}, {"DecodeFloat16", DType::kFloat16},
-};
-
-const OpType* FindOp(std::string_view domain, std::string_view op_type) {
+// The decode op (core/format.h kDecodeOps) a node is, or null.
+const DecodeOpType* FindOp(std::string_view domain, std::string_view op_type) {
   if (domain != kDomain) return nullptr;
-  for (const OpType& op : kOpTypes) {
+  for (const DecodeOpType& op : kDecodeOps) {
     if (op.name == op_type) return &op;
   }
   return nullptr;
@@ -86,14 +77,9 @@ struct Tensor {
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 Status ParseNode(std::string_view bytes, Node* n) {
-  Reader r(bytes, "NodeProto");
   n->whole = bytes;
-  for (;;) {
-    Field f;
-    bool done = false;
-    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-    if (done) return Status::Ok();
-    if (f.type != kLen) continue;
+  return ForEachField(bytes, "NodeProto", [&](const Field& f) {
+    if (f.type != kLen) return Status::Ok();
     switch (f.number) {
       case node_f::kInput: n->inputs.push_back(f.value); break;
       case node_f::kOutput: n->outputs.push_back(f.value); break;
@@ -103,29 +89,21 @@ Status ParseNode(std::string_view bytes, Node* n) {
       case node_f::kAttribute: n->attributes.push_back(f.value); break;
       default: break;
     }
-  }
+    return Status::Ok();
+  });
 }
 
 Status ParseEntry(std::string_view bytes, std::pair<std::string_view, std::string_view>* kv) {
-  Reader r(bytes, "StringStringEntryProto");
-  for (;;) {
-    Field f;
-    bool done = false;
-    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-    if (done) return Status::Ok();
+  return ForEachField(bytes, "StringStringEntryProto", [&](const Field& f) {
     if (f.type == kLen && f.number == entry_f::kKey) kv->first = f.value;
     if (f.type == kLen && f.number == entry_f::kValue) kv->second = f.value;
-  }
+    return Status::Ok();
+  });
 }
 
 Status ParseTensor(std::string_view bytes, Tensor* t) {
-  Reader r(bytes, "TensorProto");
   t->whole = bytes;
-  for (;;) {
-    Field f;
-    bool done = false;
-    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-    if (done) return Status::Ok();
+  return ForEachField(bytes, "TensorProto", [&](const Field& f) {
     switch (f.number) {
       case tensor_f::kName:
         if (f.type == kLen) t->name = f.value;
@@ -152,36 +130,28 @@ Status ParseTensor(std::string_view bytes, Tensor* t) {
         break;
       default: break;
     }
-  }
+    return Status::Ok();
+  });
 }
 
 // Any ai.onnx_udc node in `graph` or below (attributes g / graphs), to depth kMaxGraphDepth.
 Status HasCustomNodes(std::string_view graph, int depth, bool* found);
 
 Status AttributeHasCustomNodes(std::string_view attribute, int depth, bool* found) {
-  Reader r(attribute, "AttributeProto");
-  for (;;) {
-    Field f;
-    bool done = false;
-    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-    if (done || *found) return Status::Ok();
+  return ForEachField(attribute, "AttributeProto", [&](const Field& f) {
     if (f.type == kLen && (f.number == attr_f::kG || f.number == attr_f::kGraphs)) {
-      UDC_RETURN_IF_ERROR(HasCustomNodes(f.value, depth + 1, found));
+      return HasCustomNodes(f.value, depth + 1, found);
     }
-  }
+    return Status::Ok();
+  }, found);
 }
 
 Status HasCustomNodes(std::string_view graph, int depth, bool* found) {
   if (depth > kMaxGraphDepth) {
     return Status(Code::kBadModel, "subgraphs nest deeper than " + std::to_string(kMaxGraphDepth));
   }
-  Reader r(graph, "GraphProto");
-  for (;;) {
-    Field f;
-    bool done = false;
-    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-    if (done || *found) return Status::Ok();
-    if (f.type != kLen || f.number != graph_f::kNode) continue;
+  return ForEachField(graph, "GraphProto", [&](const Field& f) {
+    if (f.type != kLen || f.number != graph_f::kNode) return Status::Ok();
     Node n;
     UDC_RETURN_IF_ERROR(ParseNode(f.value, &n));
     if (n.domain == kDomain) {
@@ -189,7 +159,8 @@ Status HasCustomNodes(std::string_view graph, int depth, bool* found) {
       return Status::Ok();
     }
     for (std::string_view a : n.attributes) UDC_RETURN_IF_ERROR(AttributeHasCustomNodes(a, depth, found));
-  }
+    return Status::Ok();
+  }, found);
 }
 
 // A relative location with no '..' component whose real path (symlinks resolved) lies
@@ -344,7 +315,7 @@ std::string Placeholder(const DenseTensor& t) {
 
 struct Job {
   const Node* node;
-  const OpType* op;
+  const DecodeOpType* op;
   size_t init;  // index into the graph's initializers
   std::string storage;
   std::string_view blob;
@@ -411,60 +382,55 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
   if (model == nullptr && model_len != 0) return Status(Code::kInvalidArgument, "model is NULL");
   const std::string_view bytes(reinterpret_cast<const char*>(model), model_len);
 
-  // ModelProto: exactly one graph.
+  // ModelProto: exactly one graph. Its fields (and the graph's) are kept for the rewrite.
+  std::vector<Field> model_fields;
   std::string_view graph;
   int graphs = 0;
-  {
-    Reader r(bytes, "ModelProto");
-    for (;;) {
-      Field f;
-      bool done = false;
-      UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-      if (done) break;
-      if (f.number == model_f::kGraph) {
-        if (f.type != kLen) return Status(Code::kBadModel, "ModelProto: graph is not a message");
-        graph = f.value;
-        ++graphs;
-      }
+  const Status model_read = ForEachField(bytes, "ModelProto", [&](const Field& f) {
+    if (f.number == model_f::kGraph) {
+      if (f.type != kLen) return Status(Code::kBadModel, "ModelProto: graph is not a message");
+      graph = f.value;
+      ++graphs;
     }
-  }
+    model_fields.push_back(f);
+    return Status::Ok();
+  });
+  if (!model_read.ok()) return model_read;
   if (graphs != 1) {
     return Status(Code::kBadModel, graphs == 0 ? "not an ONNX model: ModelProto has no graph"
                                                : "ModelProto has " + std::to_string(graphs) + " graph fields");
   }
 
   // GraphProto: nodes and initializers, in order.
+  std::vector<Field> graph_fields;
   std::vector<Node> nodes;
   std::vector<Tensor> inits;
   std::map<std::string_view, size_t> init_index;
-  {
-    Reader r(graph, "GraphProto");
-    for (;;) {
-      Field f;
-      bool done = false;
-      UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-      if (done) break;
-      if (f.type != kLen) continue;
-      if (f.number == graph_f::kNode) {
-        nodes.emplace_back();
-        UDC_RETURN_IF_ERROR(ParseNode(f.value, &nodes.back()));
-      } else if (f.number == graph_f::kInitializer) {
-        inits.emplace_back();
-        UDC_RETURN_IF_ERROR(ParseTensor(f.value, &inits.back()));
-        if (!init_index.emplace(inits.back().name, inits.size() - 1).second) {
-          // onnxruntime keeps one, the Python loader another: refuse rather than guess
-          return Status(Code::kBadModel, "two initializers are named " + Quote(inits.back().name));
-        }
+  const Status graph_read = ForEachField(graph, "GraphProto", [&](const Field& f) {
+    graph_fields.push_back(f);
+    if (f.type != kLen) return Status::Ok();
+    if (f.number == graph_f::kNode) {
+      nodes.emplace_back();
+      return ParseNode(f.value, &nodes.back());
+    }
+    if (f.number == graph_f::kInitializer) {
+      inits.emplace_back();
+      UDC_RETURN_IF_ERROR(ParseTensor(f.value, &inits.back()));
+      if (!init_index.emplace(inits.back().name, inits.size() - 1).second) {
+        // onnxruntime keeps one, the Python loader another: refuse rather than guess
+        return Status(Code::kBadModel, "two initializers are named " + Quote(inits.back().name));
       }
     }
-  }
+    return Status::Ok();
+  });
+  if (!graph_read.ok()) return graph_read;
 
   // The main graph's decode nodes and their blobs (graph/rewrite.py decode_nodes).
   std::vector<Job> jobs;
   std::set<size_t> blob_inits;
   std::set<std::string_view> outputs;
   for (const Node& n : nodes) {
-    const OpType* op = FindOp(n.domain, n.op_type);
+    const DecodeOpType* op = FindOp(n.domain, n.op_type);
     if (op == nullptr) continue;
     const std::string label = n.name.empty() ? (n.outputs.empty() ? std::string("?") : std::string(n.outputs[0]))
                                              : std::string(n.name);
@@ -503,13 +469,8 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
   new_graph.reserve(graph.size());
   {
     Writer w(&new_graph);
-    Reader r(graph, "GraphProto");
     size_t node_i = 0, init_i = 0;
-    for (;;) {
-      Field f;
-      bool done = false;
-      UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-      if (done) break;
+    for (const Field& f : graph_fields) {
       if (f.type == kLen && f.number == graph_f::kNode) {
         const Node& n = nodes[node_i++];
         if (dropped.count(&n)) continue;
@@ -530,19 +491,12 @@ Status PrepareFast(const uint8_t* model, size_t model_len, const FastOptions& op
 
   // The rewritten model: every field as it was, the graph replaced.
   out->model.reserve(bytes.size());
-  {
-    Writer w(&out->model);
-    Reader r(bytes, "ModelProto");
-    for (;;) {
-      Field f;
-      bool done = false;
-      UDC_RETURN_IF_ERROR(r.Next(&f, &done));
-      if (done) break;
-      if (f.number == model_f::kGraph) {
-        w.LenField(model_f::kGraph, new_graph);
-      } else {
-        w.Raw(f.whole);
-      }
+  Writer w(&out->model);
+  for (const Field& f : model_fields) {
+    if (f.number == model_f::kGraph) {
+      w.LenField(model_f::kGraph, new_graph);
+    } else {
+      w.Raw(f.whole);
     }
   }
   for (Job& job : jobs) out->tensors.push_back(std::move(job.dense));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/status.h"
 
@@ -118,6 +119,21 @@ class Reader {
   const char* end_;
   std::string what_;
 };
+
+// Calls fn(field) -> Status for each field of `message` in order; the first error (the
+// reader's or fn's) ends the walk. `what` names the message in the reader's errors. With
+// `stop`, the walk also ends (Ok) once *stop is true when a field has been read.
+template <typename Fn>
+Status ForEachField(std::string_view message, std::string what, Fn&& fn, const bool* stop = nullptr) {
+  Reader r(message, std::move(what));
+  for (;;) {
+    Field f;
+    bool done = false;
+    UDC_RETURN_IF_ERROR(r.Next(&f, &done));
+    if (done || (stop != nullptr && *stop)) return Status::Ok();
+    UDC_RETURN_IF_ERROR(fn(f));
+  }
+}
 
 // Appends fields to a message.
 class Writer {

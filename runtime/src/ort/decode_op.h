@@ -9,6 +9,7 @@
 #ifndef UDC_ORT_DECODE_OP_H_
 #define UDC_ORT_DECODE_OP_H_
 
+#include <iterator>
 #include <memory>
 #include <new>
 #include <string>
@@ -20,21 +21,20 @@
 namespace udc {
 namespace ort {
 
-struct OpSpec {
-  const char* name;
-  ONNXTensorElementDataType ort_type;
-  DType dtype;
-};
+// FORMAT.md section 1: one op per decoded element type (core/format.h kDecodeOps).
+using OpSpec = DecodeOpType;
+inline constexpr const OpSpec (&kSpecs)[std::size(kDecodeOps)] = kDecodeOps;
 
-// FORMAT.md section 1: one op per decoded element type.
-inline constexpr OpSpec kSpecs[] = {
-    {"Decode", ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, DType::kFloat},
-    {"DecodeUInt8", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, DType::kUInt8},
-    {"DecodeInt8", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8, DType::kInt8},
-    {"DecodeInt32", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32, DType::kInt32},
-    {"DecodeFloat16", ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, DType::kFloat16},
-};
-inline constexpr size_t kNumSpecs = sizeof kSpecs / sizeof kSpecs[0];
+// onnxruntime's element types are ONNX's TensorProto.DataType codes, as DType's are.
+inline constexpr ONNXTensorElementDataType OrtType(DType dtype) {
+  return static_cast<ONNXTensorElementDataType>(static_cast<int>(dtype));
+}
+static_assert(OrtType(DType::kFloat) == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT &&
+                  OrtType(DType::kUInt8) == ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 &&
+                  OrtType(DType::kInt8) == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8 &&
+                  OrtType(DType::kInt32) == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 &&
+                  OrtType(DType::kFloat16) == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
+              "DType codes are onnxruntime's element types");
 
 inline OrtStatusPtr MakeStatus(OrtErrorCode code, const std::string& message) {
   return Ort::GetApi().CreateStatus(code, message.c_str());
@@ -208,7 +208,7 @@ class DecodeOp : public Ort::CustomOpBase<DecodeOp<Kernel>, Kernel, /*WithStatus
   ONNXTensorElementDataType GetInputType(size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8; }
   OrtMemType GetInputMemoryType(size_t /*index*/) const { return Kernel::kBlobMemory; }
   size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return spec_.ort_type; }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return OrtType(spec_.dtype); }
 
  private:
   const OpSpec& spec_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/format.h"
 #include "ort/cpu_ops.h"
 #include "ort/options.h"
 #if defined(UDC_WITH_CUDA)
@@ -21,7 +22,7 @@
 
 namespace {
 
-constexpr const char* kDomain = "ai.onnx_udc";
+constexpr const char* kDomain = udc::kDecodeDomain;
 
 // The newest API table the host offers, down to version 1 (for an error status only).
 const OrtApi* AnyApi(const OrtApiBase* base) {
