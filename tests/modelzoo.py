@@ -158,3 +158,15 @@ def two_branch(seed: int = 0, dim: int = 64, quiet: float = 0.01) -> onnx.ModelP
         [weight("A"), weight("B"), weight("C"), nh.from_array(np.array(quiet, np.float32), "quiet")],
     )
     return _model(graph)
+
+
+# The model shapes the runtime tests run every decoder and loader on (test_runtime,
+# test_capi_fast): convolutions, MatMuls in fp32 and fp16, QDQ int8, an If branch, Constant nodes.
+SHAPES = {
+    "cnn": lambda: cnn(channels=32),
+    "mlp": mlp,
+    "mlp16": lambda: mlp(dtype=np.float16),
+    "qdq": qdq,
+    "if": with_if,
+    "constants": constants,
+}

@@ -12,14 +12,7 @@ import modelzoo
 from onnx_udc import CompressConfig, ModelError, compress_model
 from onnx_udc.load.session import prepare_fast
 
-MODELS = {
-    "cnn": lambda: modelzoo.cnn(channels=32),
-    "mlp": modelzoo.mlp,
-    "mlp16": lambda: modelzoo.mlp(dtype=np.float16),
-    "qdq": modelzoo.qdq,
-    "if": modelzoo.with_if,
-    "constants": modelzoo.constants,
-}
+MODELS = modelzoo.SHAPES
 
 
 def compressed(name: str) -> onnx.ModelProto:

@@ -45,14 +45,7 @@ def feeds_for(model, batch=4):
     return out
 
 
-MODELS = {
-    "cnn": lambda: modelzoo.cnn(channels=32),
-    "mlp": modelzoo.mlp,
-    "mlp16": lambda: modelzoo.mlp(dtype=np.float16),
-    "qdq": modelzoo.qdq,
-    "if": modelzoo.with_if,
-    "constants": modelzoo.constants,
-}
+MODELS = modelzoo.SHAPES
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -42,6 +42,12 @@ EXPANSION_RATIO = 1024
 _DTYPE_SIZES = {1: 4, 2: 1, 3: 1, 6: 4, 10: 2}  # DType code -> element bytes
 
 
+def declared_bytes(numel: int, dtype: int, symbol_width: int) -> int:
+    """What a header makes a decoder hold (FORMAT.md section 2): the tensor or its symbols,
+    whichever is larger (an unknown dtype code counts 0: it is rejected elsewhere)."""
+    return numel * max(_DTYPE_SIZES.get(int(dtype), 0), symbol_width)
+
+
 def expansion_limit(blob_len: int) -> int:
     """The most decoded bytes a blob of blob_len bytes may declare (FORMAT.md section 2)."""
     return EXPANSION_FREE + EXPANSION_RATIO * blob_len
@@ -194,7 +200,7 @@ def _pad_for_expansion(header: BlobHeader, payload: bytes) -> tuple[int, bytes]:
     """(flags, payload section): the coded payload, padded (flag bit 0) when the blob would
     otherwise decode to more than its expansion limit allows."""
     fixed = HEADER_SIZE + 8 * len(header.shape) + len(header.params)
-    decoded = header.numel * max(_DTYPE_SIZES.get(int(header.dtype), 0), header.symbol_width)
+    decoded = declared_bytes(header.numel, header.dtype, header.symbol_width)
     if decoded <= expansion_limit(fixed + len(payload)):
         return header.flags & ~FLAG_PADDED, payload
     need = -(-(decoded - EXPANSION_FREE) // EXPANSION_RATIO)  # smallest blob length allowed
@@ -267,8 +273,7 @@ def parse_blob(blob: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     declared = shape_end + values["params_len"] + values["payload_len"]
     if declared != len(view):
         raise FormatError(f"blob declares {declared} bytes but has {len(view)}", "TRUNCATED")
-    dtype_size = _DTYPE_SIZES.get(values["dtype"], 0)  # an unknown code is rejected below
-    decoded = max(numel * dtype_size, numel * values["symbol_width"])
+    decoded = declared_bytes(numel, values["dtype"], values["symbol_width"])  # an unknown dtype is rejected below
     if decoded > expansion_limit(len(view)):
         raise LimitError(
             f"a {len(view)}-byte blob declares {decoded} decoded bytes, above its expansion limit "
