@@ -29,9 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TARGETS = ("decode", "range", "fast")
+TARGETS = ("decode", "range", "rans", "fast")
 QUANTIZERS = ("raw", "scalar", "a2", "d4", "e8", "pq", "scalar_channel")
-CODERS = ("store", "brotli", "range")
+CODERS = ("store", "brotli", "range", "rans")
 
 
 def seed_blobs() -> dict[str, bytes]:
@@ -56,15 +56,16 @@ def seed_blobs() -> dict[str, bytes]:
     return blobs
 
 
-def range_seeds(blobs: dict[str, bytes]) -> dict[str, bytes]:
-    """Range target inputs: [width selector][numel u16][payload] for each range-coded blob."""
+def range_seeds(blobs: dict[str, bytes], coder: int = 2) -> dict[str, bytes]:
+    """Range (coder 2) or rans (coder 3) target inputs: [width selector][numel u16][payload]
+    for each blob of that coder."""
     from onnx_udc import quantizers
     from onnx_udc.format import parse_blob
 
     out = {}
     for name, blob in blobs.items():
         header, payload = parse_blob(blob)
-        if header.coder != 2:
+        if header.coder != coder:
             continue
         count = quantizers.by_id(header.quantizer).symbol_count(header)  # numel, or blocks (pq)
         if count > 65535:
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     blobs = seed_blobs()
     write_corpus(args.build / "corpus" / "decode", blobs)
     write_corpus(args.build / "corpus" / "range", range_seeds(blobs))
+    write_corpus(args.build / "corpus" / "rans", range_seeds(blobs, coder=3))
     write_corpus(args.build / "corpus" / "fast", fast_seeds())
     results = []
     for t in targets:

@@ -65,6 +65,7 @@ def cases():
     yield "f16_w2_range", (rng.standard_normal((5, 40)) * 0.05).astype(np.float16), "scalar", "range", ScalarConfig(0.02), 14
     yield "raw_int8_range", np.clip(np.rint(rng.standard_normal((12, 20)) * 9), -128, 127).astype(np.int8), "raw", "range", None, 0
     yield "raw_empty_range", np.zeros((3, 0), dtype=np.float16), "raw", "range", None, 0
+    yield from rans_cases(np.random.default_rng(20261204))
     yield from pq_cases(np.random.default_rng(20261205))
 
 
@@ -222,6 +223,22 @@ def with_padding(blob: bytes, pad: int) -> bytes:
     struct.pack_into("<Q", out, 32, len(payload) + pad + 4)
     struct.pack_into("<I", out, 12, crc32(out))
     return bytes(out)
+
+
+def rans_cases(rng):
+    """Coder 3, rans (FORMAT.md 5.3): every symbol width, raw and lattice symbols, an empty
+    tensor, and a tensor of 2^15+ symbols (8 lanes, several contexts, rows of other scales)."""
+    yield "f32_w1_rans", rng.standard_normal((9, 31)).astype(np.float32), "scalar", "rans", ScalarConfig(0.2), 31
+    yield "f32_w2_rans", rng.laplace(size=(4, 6, 25)).astype(np.float32), "scalar", "rans", ScalarConfig(0.01), 32
+    big = np.concatenate([rng.standard_normal(60), [3.0e7, -2.9e7, 1.7e7 + 1, -65536.5]]).astype(np.float32)
+    yield "f32_w4_rans", big, "scalar", "rans", ScalarConfig(3e-8), 33
+    yield "f16_w2_rans", (rng.standard_normal((5, 40)) * 0.05).astype(np.float16), "scalar", "rans", ScalarConfig(0.02), 34
+    yield "raw_int8_rans", np.clip(np.rint(rng.standard_normal((12, 20)) * 9), -128, 127).astype(np.int8), "raw", "rans", None, 0
+    yield "raw_empty_rans", np.zeros((3, 0), dtype=np.float16), "raw", "rans", None, 0
+    yield "d4_f32_w1_rans", rng.standard_normal((16, 64)).astype(np.float32), "d4", "rans", ScalarConfig(0.3), 35
+    scales = np.exp(rng.normal(0.0, 1.0, size=(160, 1)))
+    rows = (rng.standard_normal((160, 256)) * scales).astype(np.float32)
+    yield "f32_lanes8_rans", rows, "scalar", "rans", ScalarConfig(0.1), 36
 
 
 def padded_cases():

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from .base import REGISTRY, ByteCoder, Coder, by_id, by_name, names, register
 
-from . import brotli_coder, range_coder, store  # noqa: E402,F401,I001  (registration)
+from . import brotli_coder, range_coder, rans_coder, store  # noqa: E402,F401,I001  (registration)
 
 __all__ = ["REGISTRY", "ByteCoder", "Coder", "by_id", "by_name", "names", "register"]

@@ -146,6 +146,7 @@ class CoderId(enum.IntEnum):
     STORE = 0
     BROTLI = 1
     RANGE = 2
+    RANS = 3
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     NativeDecoder       udc_inspect / udc_decode_ex (threads, max_output_bytes) / udc_decode_units /
                         udc_decode_cuda
     NativeRange         udc_range_encode(_variant) / udc_range_decode (coder 2, FORMAT.md 5.2)
+    NativeRans          udc_rans_encode / udc_rans_decode (coder 3, FORMAT.md 5.3)
 
 This package knows nothing of ONNX graphs or onnxruntime sessions; the loaders that use
 it live in ``onnx_udc.load``.
@@ -356,3 +357,63 @@ class NativeRange:
 def native_range() -> NativeRange:
     """The range coder of the native library; RuntimeLibraryError when it is not built."""
     return NativeRange()
+
+
+# ---- coder 3, rans: the C++ encoder and decoder (FORMAT.md 5.3) --------------------------
+
+class NativeRans:
+    """ctypes binding of ``udc_rans_encode`` / ``udc_rans_decode`` (symbols <-> payload)."""
+
+    def __init__(self, path: str | None = None):
+        path, lib = _load_library(path)
+        if not hasattr(lib, "udc_rans_encode"):
+            raise RuntimeLibraryError(f"{path} predates the rans coder: rebuild it with `make runtime`")
+        u8p, u32p, u32 = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32
+        lib.udc_rans_encode.argtypes = [u32p, ctypes.c_uint64, u32, u32, u32, u32, u32, u8p, ctypes.c_size_t,
+                                        ctypes.POINTER(ctypes.c_size_t), ctypes.c_char_p, ctypes.c_size_t]
+        lib.udc_rans_encode.restype = ctypes.c_int
+        lib.udc_rans_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint64, u32, u32p, ctypes.c_char_p,
+                                        ctypes.c_size_t]
+        lib.udc_rans_decode.restype = ctypes.c_int
+        self._lib = lib
+        self.path = path
+
+    def encode(self, symbols: np.ndarray, width: int, *, lanes: int = 0, prob_bits: int = 0, contexts: int = 0,
+               shift: int = 0) -> bytes:
+        """symbols uint [numel] -> payload; a parameter of 0 is chosen by the encoder (the
+        ctypes call releases the GIL, so tensors encode in parallel threads)."""
+        sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
+        u32p = ctypes.POINTER(ctypes.c_uint32)
+        cap = 256 + sym.size * width + sym.size // 8  # above the usual size; retried once if not
+        for _ in range(2):
+            out = np.empty(cap, dtype=np.uint8)
+            out_len = ctypes.c_size_t(0)
+            err = ctypes.create_string_buffer(256)
+            status = self._lib.udc_rans_encode(sym.ctypes.data_as(u32p), sym.size, width, lanes, prob_bits, contexts,
+                                               shift, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), cap,
+                                               ctypes.byref(out_len), err, 256)
+            if status == STATUS_NAMES.index("BUFFER_SIZE"):
+                cap = out_len.value
+                continue
+            if status:
+                _raise_status(status, err.value.decode(errors="replace"))
+            return out[: out_len.value].tobytes()
+        raise RuntimeError("the rans encoder asked for a larger buffer twice")
+
+    def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
+        """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        out = np.empty(numel, dtype=np.uint32)  # [numel]
+        err = ctypes.create_string_buffer(256)
+        status = self._lib.udc_rans_decode(
+            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, numel, width,
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), err, 256)
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+        return out
+
+
+@functools.cache
+def native_rans() -> NativeRans:
+    """The rans coder of the native library; RuntimeLibraryError when it is not built."""
+    return NativeRans()

@@ -169,6 +169,22 @@ UDC_API int udc_range_encode_variant(const uint32_t* symbols, uint64_t numel, ui
 UDC_API int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width,
                              uint32_t* out, char* err, size_t err_len);
 
+/* ---- coder 3, rans (FORMAT.md section 5.3), on unsigned symbols -------------------------
+ * Static frequency tables per context, interleaved rANS lanes. lanes (1..32), prob_bits
+ * (8..15), contexts (1..16) and shift (1..8) are the payload's parameters; 0 lets the encoder
+ * choose each (the smallest payload it estimates). Buffer protocol as udc_range_encode:
+ * UDC_BUFFER_SIZE with the needed length in *out_len when out_cap is too small.
+ * UDC_INVALID_ARGUMENT for a symbol that does not fit the width, a bad width or a parameter
+ * out of range. */
+UDC_API int udc_rans_encode(const uint32_t* symbols, uint64_t numel, uint32_t symbol_width, uint32_t lanes,
+                            uint32_t prob_bits, uint32_t contexts, uint32_t shift, uint8_t* out, size_t out_cap,
+                            size_t* out_len, char* err, size_t err_len);
+
+/* Decodes a rans payload into exactly numel symbols out[numel]. UDC_CORRUPT_PAYLOAD on any
+ * inconsistency (FORMAT.md 5.3: it never reads past payload_len). */
+UDC_API int udc_rans_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width,
+                            uint32_t* out, char* err, size_t err_len);
+
 /* ---- the fast loader: a compressed model prepared for onnxruntime's own loader ----------
  * udc_fast_model_create decodes every blob of the main graph's decode nodes once (in
  * parallel: options->threads for all blobs together) and rewrites the model: each decode

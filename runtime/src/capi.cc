@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/coders/range.h"
+#include "core/coders/rans.h"
 #include "core/decode.h"
 #include "core/status.h"
 #include "capi_guard.h"
@@ -100,6 +101,14 @@ int udc_range_decode(const uint8_t* payload, size_t payload_len, uint64_t numel,
   return Guard(err, err_len, [&]() -> udc::Status {
     if (payload == nullptr && payload_len != 0) return udc::Status(udc::Code::kInvalidArgument, "payload is NULL");
     return udc::RangeDecode(payload, payload_len, numel, symbol_width, out);
+  });
+}
+
+int udc_rans_decode(const uint8_t* payload, size_t payload_len, uint64_t numel, uint32_t symbol_width, uint32_t* out,
+                    char* err, size_t err_len) {
+  return Guard(err, err_len, [&]() -> udc::Status {
+    if (payload == nullptr && payload_len != 0) return udc::Status(udc::Code::kInvalidArgument, "payload is NULL");
+    return udc::RansDecode(payload, payload_len, numel, symbol_width, out);
   });
 }
 

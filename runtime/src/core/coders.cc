@@ -8,6 +8,7 @@ namespace udc {
 const Coder& StoreCoder();   // coders/store.cc
 const Coder& BrotliCoder();  // coders/brotli.cc
 const Coder& RangeCoder();   // coders/range.cc
+const Coder& RansCoder();    // coders/rans.cc
 
 namespace {
 
@@ -20,6 +21,7 @@ constexpr Entry kCoders[] = {
     {0, &StoreCoder},
     {1, &BrotliCoder},
     {2, &RangeCoder},
+    {3, &RansCoder},
 };
 
 }  // namespace
