@@ -91,6 +91,12 @@ def cli() -> None:
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
 @click.option("--coder", type=click.Choice(coders.names()), default="brotli", show_default=True)
 @click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
+@click.option("--backend", type=click.Choice(["threads", "processes", "ray"]), default="threads", show_default=True,
+              help="where the fixed-step encode jobs run: local threads, local processes, or a Ray cluster "
+                   "(pip install onnx-udc[ray]); the same bytes for each")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="--backend ray: the cluster to use (ray.init's address: auto, ray://host:10001; default: a local "
+                   "instance)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar and no table")
 # ---- product quantization (--quantizer pq) options ----
 @click.option("--pq-k", type=int, default=256, show_default=True, help="pq: centroids per layer (lowered for small layers)")
@@ -112,8 +118,9 @@ def cli() -> None:
               help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
                    "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-             min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements, coder, threads, quiet,
-             pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4", pq_iterations=10, pq_refine=20, pq_rounds=1,
+             min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements, coder, threads,
+             backend="threads", ray_address=None, quiet=False, pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4",
+             pq_iterations=10, pq_refine=20, pq_rounds=1,
              pq_target="weights", refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
 
@@ -125,17 +132,29 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     --min-output-sqnr, --min-agreement, --min-cosine) replaces the default; --step-rel or
     --target-bpw gives the fixed-step mode (one step rule for all tensors, no check).
     """
-    from ..graph.modelio import load_model, save_model
+    from dataclasses import replace
+
+    from ..encoder import backends
+    from ..graph.modelio import load_deferred, load_model, save_model
     from ..pipeline import compress as run_pipeline
 
     _check_writable(output, model)
     if plan_out is not None:
         _check_writable(plan_out)
-    proto = load_model(model)
+    if ray_address is not None and backend != "ray":
+        raise ConfigError("--ray-address needs --backend ray")
+    backends.check(backend, ray_address)
+    proto = load_model(model, defer_external=True)  # external weights read one at a time when encoded
     spec, why = _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
                                min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed,
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
+    spec = replace(spec, config=replace(spec.config, backend=backend, backend_address=ray_address))
+    if spec.needs_calibration or spec.pq is not None:
+        if backend != "threads":
+            raise ConfigError(f"--backend {backend} runs fixed-step compression (--step-rel or --target-bpw); the "
+                              "calibrated planners encode on local threads")
+        load_deferred(proto)  # the calibrated planners run the whole model
     original_file = model.stat().st_size
     notes = _type_notes(proto, min_elements)  # before the pipeline rewrites proto in place
     if spec.needs_calibration and spec.calib is None:

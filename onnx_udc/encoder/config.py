@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import quantizers
+from . import backends
 from ..format.dither import derive_seed
 from ..graph.select import Action, Candidate
 from ..quantizers.base import StepConfig
@@ -57,6 +58,10 @@ class CompressConfig:
     quantizer_configs: name -> (quantizer, its config) for tensors coded by another
                   quantizer than ``quantizer`` (product quantization fits: fit.pq_model)
     keep:         a regular expression: weights whose name it matches (re.search) stay exact
+    backend:      where the fixed-settings encode jobs run (encoder.backends: "threads",
+                  "processes", "ray"); the bytes are the same for every backend
+    backend_address: ray: the cluster (ray.init's address: "auto", "ray://head:10001");
+                  None: the instance initialised in this process, else a local one
     """
 
     quantizer: str = "scalar"
@@ -68,6 +73,11 @@ class CompressConfig:
     steps: Mapping[str, float | None] | None = None
     quantizer_configs: Mapping[str, tuple[str, object]] | None = None
     keep: str | None = None
+    backend: str = "threads"
+    backend_address: str | None = None
+
+    def __post_init__(self) -> None:
+        backends.check(self.backend, self.backend_address)
 
     def kept_exact(self, name: str) -> bool:
         return self.keep is not None and re.search(self.keep, name) is not None

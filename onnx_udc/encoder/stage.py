@@ -7,6 +7,12 @@
     (encoder-side stages may replace a tensor's Quantized here: codeword tables)
     write(plan, encoded)              codec.pack per tensor (coder, once) -> blobs
         -> graph.replace_weights -> (model, CompressReport)
+    encode_and_pack(plan)             fixed settings: quantize + pack per tensor as one job
+        on the plan's backend (encoder.backends: threads, processes, ray), in plan order
+
+A tensor's values are read only when its job runs (PlannedTensor.array): a model loaded
+with its external data deferred (modelio.load_model(defer_external=True)) is read one
+tensor at a time through a memory map, never whole.
 """
 
 from __future__ import annotations
@@ -19,14 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from ..codec import EncodeResult, Quantized, dequantize, pack, quantize, quantized_sqnr, sqnr_db
-from ..errors import UdcError
+from ..codec import EncodeResult, Quantized
 from ..graph.layers import analyze
-from ..graph.modelio import proto_size
+from ..graph.modelio import proto_size, tensor_array
 from ..graph.rewrite import replace_weights
 from ..graph.select import Action, Candidate, Source, select_sources
+from . import backends
+from .backends import EncodeJob, encode_array, pack_named
 from .config import CompressConfig, TensorPlan
 
 
@@ -71,7 +77,8 @@ class PlannedTensor:
         return self.cand.name
 
     def array(self) -> np.ndarray:
-        return numpy_helper.to_array(self.source.tensor)
+        """The tensor's values (a deferred one read now, through a memory map)."""
+        return tensor_array(self.source.tensor)
 
 
 @dataclass
@@ -84,6 +91,8 @@ class Plan:
     coder: str
     original_bytes: int
     threads: int | None = None
+    backend: str = "threads"  # where encode_and_pack runs the jobs (encoder.backends)
+    backend_address: str | None = None
 
     def by_name(self) -> dict[str, PlannedTensor]:
         return {t.name: t for t in self.tensors}
@@ -117,9 +126,10 @@ def make_plan(model: onnx.ModelProto, config: CompressConfig, *, inplace: bool =
     for src, cand in pairs:
         if cand.action is Action.KEEP:
             continue
-        tensors.append(PlannedTensor(src, cand, config.tensor_plan(cand, numpy_helper.to_array(src.tensor))))
+        tensors.append(PlannedTensor(src, cand, config.tensor_plan(cand, tensor_array(src.tensor))))
     kept = [c for _, c in pairs if c.action is Action.KEEP]
-    return Plan(model, tensors, kept, config.coder, proto_size(model), config.threads)
+    return Plan(model, tensors, kept, config.coder, proto_size(model), config.threads, config.backend,
+                config.backend_address)
 
 
 def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Quantized | None = None,
@@ -127,18 +137,9 @@ def encode_one(planned: PlannedTensor, keep_decoded: bool = False, quantized: Qu
     """Quantize one tensor (unless ``quantized`` is given: a stage's result for this plan,
     with ``decoded`` its exact decode when the stage has it) and measure its exact decode;
     errors name the tensor."""
-    try:
-        array = planned.array()
-        plan = planned.plan
-        quantized = quantized if quantized is not None else quantize(array, plan.quantizer, plan.config, plan.seed)
-        if plan.exact:
-            return EncodedTensor(planned, quantized, math.inf, array if keep_decoded else None)
-        if decoded is None and not keep_decoded:  # the SQNR only: decoded a piece at a time
-            return EncodedTensor(planned, quantized, quantized_sqnr(array, quantized))
-        decoded = dequantize(quantized) if decoded is None else decoded
-        return EncodedTensor(planned, quantized, sqnr_db(array, decoded), decoded if keep_decoded else None)
-    except UdcError as exc:
-        raise type(exc)(f"{planned.name}: {exc}") from None
+    quantized, sqnr, decoded = encode_array(planned.name, planned.array(), planned.plan, keep_decoded=keep_decoded,
+                                            quantized=quantized, decoded=decoded)
+    return EncodedTensor(planned, quantized, sqnr, decoded)
 
 
 def quantize_plan(plan: Plan, *, keep_decoded: bool = False,
@@ -185,10 +186,7 @@ def write(plan: Plan, encoded: list[EncodedTensor],
 
 
 def _pack(enc: EncodedTensor, coder: str):
-    try:
-        return pack(enc.quantized, coder)
-    except UdcError as exc:
-        raise type(exc)(f"{enc.name}: {exc}") from None
+    return pack_named(enc.name, enc.quantized, coder)
 
 
 def compress_model(
@@ -208,21 +206,17 @@ def compress_model(
 
 def encode_and_pack(plan: Plan, *, progress: Callable[[int], object] | None = None
                     ) -> tuple[list[EncodedTensor], list[EncodeResult]]:
-    """Each planned tensor quantized and entropy-coded by one worker, its symbols dropped as
-    soon as it is coded: what stays in memory is the blobs (and the model), not every
-    tensor's symbols at once. ``EncodedTensor.quantized`` is None in the result."""
-
-    def one(t: PlannedTensor) -> tuple[EncodedTensor, EncodeResult]:
-        enc = encode_one(t)
-        result = _pack(enc, plan.coder)
-        enc.quantized = None  # type: ignore[assignment]  # coded: the symbols go
-        return enc, result
-
+    """Each planned tensor quantized and entropy-coded as one job on ``plan.backend``, its
+    symbols dropped as soon as it is coded, its values read only when the job is made:
+    what stays in memory is the blobs (and the model), not every tensor at once.
+    Results are taken in plan order: the same bytes for any backend and worker count.
+    ``EncodedTensor.quantized`` is None in the result."""
+    backend = backends.make(plan.backend, plan.backend_address)
+    jobs = ((lambda t=t: EncodeJob(t.name, t.array(), t.plan, plan.coder)) for t in plan.tensors)
     encoded, packed = [], []
-    with ThreadPoolExecutor(max_workers=plan.threads or os.cpu_count() or 1) as pool:
-        for enc, result in pool.map(one, plan.tensors):
-            encoded.append(enc)
-            packed.append(result)
-            if progress:
-                progress(enc.planned.cand.numel)
+    for planned, done in zip(plan.tensors, backend.run(jobs, plan.threads)):
+        encoded.append(EncodedTensor(planned, None, done.sqnr_db))  # type: ignore[arg-type]  # coded: no symbols
+        packed.append(done.result)
+        if progress:
+            progress(planned.cand.numel)
     return encoded, packed

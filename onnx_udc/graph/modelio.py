@@ -8,17 +8,26 @@ into place, and the folder is fsynced (the renames reach the disk). The staging 
 beside the output is removed on the way out whatever happens; one left by a killed
 process (SIGKILL, a crash, power loss) is removed by the next save to that folder
 (``clean_stale_staging``: the pid and host recorded in its name).
+
+Deferred external data (``load_model(defer_external=True)``): the large numeric
+initializers of the main graph are not read; each keeps a reference to its bytes in the
+external file (checked: inside the model's folder, long enough, exactly its dims x element
+size), ``tensor_array`` reads it through a memory map when asked, and ``save_model``,
+``proto_size`` and ``load_deferred`` treat it as the in-memory tensor it stands for: the
+same bytes are written as for a model loaded whole, a tensor at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import secrets
 import shutil
 import signal
 import socket
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +37,10 @@ import onnx
 from google.protobuf.message import DecodeError, EncodeError
 from onnx import numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
+from onnx.helper import tensor_dtype_to_np_dtype
 
 from ..errors import ModelError, OutputError
-from .validate import check_references, check_tensors, dense_bytes, tensors_with_place
+from .validate import check_references, dense_bytes, tensor_problem, tensors_with_place
 
 # Protobuf cannot serialize a message of 2 GiB or more; stay well below it.
 PROTO_LIMIT = (1 << 31) - (64 << 20)
@@ -38,10 +48,19 @@ EXTERNAL_THRESHOLD = 1024  # tensors of at least this many bytes go to the exter
 EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned: onnxruntime can map them)
 STAGING_TAG = ".udc-staging-"  # staging folder names: .<output name>.udc-staging-<pid>@<host>-<random>
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "localhost"
+DEFERRED_KEY = "onnx_udc.deferred"  # external_data key marking a deferred tensor (never written to a file)
+DEFER_MIN_BYTES = EXTERNAL_THRESHOLD  # smaller external tensors are read at load time
+STREAM_MIN_BYTES = 64 << 20  # models this large are serialised a tensor at a time
+# element types whose raw bytes are numpy's (little-endian) layout: deferred tensors are read as they lie
+_DEFERRABLE = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                         onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16, onnx.TensorProto.UINT16,
+                         onnx.TensorProto.INT32, onnx.TensorProto.UINT32, onnx.TensorProto.INT64,
+                         onnx.TensorProto.UINT64})
 _STAGING_NAME = re.compile(r"^\..+" + re.escape(STAGING_TAG) + r"(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9._]+))?-[a-z0-9_]+$")
 
 
-def load_model(path: str | os.PathLike, load_external_data: bool = True, check: bool = True) -> onnx.ModelProto:
+def load_model(path: str | os.PathLike, load_external_data: bool = True, check: bool = True,
+               defer_external: bool = False) -> onnx.ModelProto:
     """Read an ONNX model (and its external data), raising ModelError on any problem.
 
     External data must lie inside the model's folder and hold every byte its tensors
@@ -49,6 +68,11 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, check: 
     must match its dims x element size (graph.validate.check_tensors: initializers of
     every graph and tensor attributes such as Constant values) and every node input must
     be defined in its scope (check_references); this reads each tensor's bytes once more.
+
+    ``defer_external``: the main graph's numeric initializers of at least DEFER_MIN_BYTES
+    in external data whose length is exactly their dims x element size are not read (the
+    file must stay in place until the model is saved): ``tensor_array`` reads one through
+    a memory map, ``load_deferred`` reads them all.
     """
     path = Path(path)
     if not path.exists():
@@ -65,8 +89,11 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, check: 
         raise ModelError(f"{path}: not a valid ONNX model ({_first_line(exc)})") from None
     if not model.HasField("graph") or model.ir_version == 0:
         raise ModelError(f"{path}: not a valid ONNX model (no graph or IR version)")
+    _strip_markers(model)  # a file's own "deferred" keys would point anywhere: only ours count
     if load_external_data:
         _check_external(path, model)
+        if defer_external:
+            _defer(path, model)
         try:
             with warnings.catch_warnings():  # keys onnx does not know are ignored: harmless, not a stray message
                 warnings.filterwarnings("ignore", "Ignoring unknown external data key", UserWarning)
@@ -79,7 +106,10 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, check: 
             raise ModelError(f"{path}: bad external data ({_first_line(exc)})") from None
     if check:
         try:
-            check_tensors(model)
+            for tensor, place in tensors_with_place(model.graph):
+                problem = None if is_deferred(tensor) else tensor_problem(tensor)  # deferred: checked by _defer
+                if problem is not None:
+                    raise ModelError(f"{place}: {problem}")
             check_references(model)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
@@ -136,36 +166,262 @@ def _check_external(path: Path, model: onnx.ModelProto) -> None:
             raise ModelError(f"{what} is truncated: {location} holds {have:,} of its {need:,} bytes (from offset {offset:,})")
 
 
-def proto_size(model: onnx.ModelProto) -> int:
-    """The serialised size of ``model`` in bytes; for a model upb cannot size (2 GiB and more)
-    the sum over its parts (initializers, nodes, the rest), within a few bytes per tensor."""
+def _strip_markers(model: onnx.ModelProto) -> None:
+    for tensor, _ in tensors_with_place(model.graph):
+        if any(_text(e.key) == DEFERRED_KEY for e in tensor.external_data):
+            kept = [e for e in tensor.external_data if _text(e.key) != DEFERRED_KEY]
+            del tensor.external_data[:]
+            tensor.external_data.extend(kept)
+
+
+def _defer(path: Path, model: onnx.ModelProto) -> None:
+    """Mark the deferrable external initializers of the main graph (after _check_external):
+    data_location DEFAULT, as a loaded tensor has, and external_data naming the resolved
+    file, offset, length and DEFERRED_KEY. The others stay external, to be loaded."""
+    if sys.byteorder != "little":
+        return
+    base = path.parent.resolve()
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL or tensor.data_type not in _DEFERRABLE:
+            continue
+        info = {_text(e.key): _text(e.value) for e in tensor.external_data}
+        need = dense_bytes(tensor.data_type, tensor.dims)
+        if (tensor_problem(tensor) is not None or not info.get("length") or need is None or need < DEFER_MIN_BYTES
+                or int(info["length"]) != need):
+            continue  # loaded as usual: its problem, if any, is reported as for a loaded model
+        target = (base / info["location"]).resolve()
+        offset = int(info.get("offset", 0) or 0)
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        for key, value in (("location", str(target)), ("offset", str(offset)), ("length", str(need)),
+                           (DEFERRED_KEY, "1")):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+
+
+def is_deferred(tensor: onnx.TensorProto) -> bool:
+    """Whether ``tensor`` is a deferred one of load_model(defer_external=True)."""
+    return bool(tensor.external_data) and tensor.data_location != onnx.TensorProto.EXTERNAL and any(
+        e.key == DEFERRED_KEY for e in tensor.external_data)
+
+
+def _deferred_place(tensor: onnx.TensorProto) -> tuple[str, int, int]:
+    info = {e.key: e.value for e in tensor.external_data}
+    return info["location"], int(info["offset"]), int(info["length"])
+
+
+def _map(tensor: onnx.TensorProto) -> tuple[mmap.mmap | None, int, int]:
+    """(read-only map, offset of the tensor's bytes in it, their length) of a deferred tensor."""
+    location, offset, length = _deferred_place(tensor)
+    if length == 0:
+        return None, 0, 0
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
     try:
-        return model.ByteSize()
-    except (EncodeError, ValueError):
-        pass
+        with open(location, "rb") as f:
+            mapping = mmap.mmap(f.fileno(), offset - start + length, access=mmap.ACCESS_READ, offset=start)
+        return mapping, offset - start, length
+    except (OSError, ValueError) as exc:  # gone or truncated since the model was loaded
+        raise ModelError(f"external data of initializer {tensor.name!r}: cannot read {length:,} bytes at offset "
+                         f"{offset:,} of {location}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+@contextlib.contextmanager
+def _mapped(tensor: onnx.TensorProto) -> Iterator[memoryview]:
+    """The bytes of a deferred tensor, mapped read-only (unmapped on the way out)."""
+    mapping, at, length = _map(tensor)
+    if mapping is None:
+        yield memoryview(b"")
+        return
+    view = memoryview(mapping)[at:at + length]
+    try:
+        yield view
+    finally:
+        view.release()
+        mapping.close()
+
+
+def tensor_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """numpy_helper.to_array(tensor), and for a deferred tensor the same values read through
+    a memory map of its file (read-only; pages are read when touched, and the map goes
+    with the array)."""
+    if not is_deferred(tensor):
+        return numpy_helper.to_array(tensor)
+    dtype = tensor_dtype_to_np_dtype(tensor.data_type)
+    dims = tuple(int(d) for d in tensor.dims)
+    mapping, at, length = _map(tensor)
+    if mapping is None:
+        return np.zeros(dims, dtype)
+    return np.frombuffer(mapping, dtype, count=length // dtype.itemsize, offset=at).reshape(dims)
+
+
+def load_deferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Read every deferred tensor of ``model`` into memory (in place): the model a plain
+    load_model gives. Returns ``model``."""
+    for tensor in model.graph.initializer:
+        load_deferred_tensor(tensor)
+    return model
+
+
+def load_deferred_tensor(tensor: onnx.TensorProto) -> None:
+    """Read one deferred tensor into memory (in place); other tensors are left as they are."""
+    if is_deferred(tensor):
+        with _mapped(tensor) as data:
+            tensor.raw_data = bytes(data)
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def proto_size(model: onnx.ModelProto) -> int:
+    """The serialised size of ``model`` in bytes (deferred tensors counted as loaded); for a
+    model upb cannot size (2 GiB and more) the sum over its parts (initializers, nodes, the
+    rest), within a few bytes per tensor."""
     g = model.graph
-    total = sum(t.ByteSize() + 6 for t in g.initializer) + sum(n.ByteSize() + 4 for n in g.node)
+    deferred = [t for t in g.initializer if is_deferred(t)]
+    if not deferred:
+        try:
+            return model.ByteSize()
+        except (EncodeError, ValueError):
+            pass
+        sizes = [t.ByteSize() for t in g.initializer]
+    else:
+        try:  # the exact size: each deferred initializer's field grows by its bytes
+            sizes = [_loaded_size(t) for t in g.initializer]
+            graph = g.ByteSize() + sum(_field(n) - _field(t.ByteSize()) for t, n in zip(g.initializer, sizes))
+            total = model.ByteSize() + _field(graph) - _field(g.ByteSize())
+            if total < 1 << 31:
+                return total
+        except (EncodeError, ValueError):
+            sizes = [_loaded_size(t) for t in g.initializer]
+    total = sum(n + 6 for n in sizes) + sum(n.ByteSize() + 4 for n in g.node)
     for part in (g.input, g.output, g.value_info, g.sparse_initializer):
         total += sum(p.ByteSize() + 4 for p in part)
     total += sum(o.ByteSize() + 4 for o in model.opset_import) + sum(f.ByteSize() + 4 for f in model.functions)
     return total + 64
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(size: int) -> int:
+    """Bytes of a length-delimited field of a one-byte tag holding ``size`` bytes."""
+    return 1 + len(_varint(size)) + size
+
+
+def _split(message, number: int):
+    """Two new messages of ``message``'s type: its set fields numbered below ``number``, and
+    those above (protobuf writes fields in number order, so the two serialisations with the
+    field ``number`` between them are the message's serialisation)."""
+    low, high = type(message)(), type(message)()
+    for field, value in message.ListFields():
+        if field.number == number:
+            continue
+        dst = low if field.number < number else high
+        if field.is_repeated:
+            getattr(dst, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+    return low, high
+
+
+def _shell(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    """A deferred tensor as it is loaded, without its raw_data (external_data cleared)."""
+    shell = onnx.TensorProto()
+    shell.CopyFrom(tensor)
+    del shell.external_data[:]
+    return shell
+
+
+_RAW_DATA = 9  # TensorProto.raw_data
+_INITIALIZER = 5  # GraphProto.initializer
+_GRAPH = 7  # ModelProto.graph
+
+
+def _loaded_size(tensor: onnx.TensorProto) -> int:
+    """Serialised bytes of ``tensor`` as loaded (a deferred one with its raw_data)."""
+    if not is_deferred(tensor):
+        return tensor.ByteSize()
+    length = _deferred_place(tensor)[2]
+    return _shell(tensor).ByteSize() + _field(length)
+
+
+def _write_tensor(f, tensor: onnx.TensorProto) -> None:
+    """One initializer as loaded, written to ``f`` (a deferred one straight from its map)."""
+    if not is_deferred(tensor):
+        f.write(tensor.SerializeToString())
+        return
+    low, high = _split(_shell(tensor), _RAW_DATA)
+    f.write(low.SerializeToString())
+    with _mapped(tensor) as data:
+        f.write(bytes([_RAW_DATA << 3 | 2]) + _varint(len(data)))
+        f.write(data)
+    f.write(high.SerializeToString())
+
+
+def _write_streamed(model: onnx.ModelProto, path: Path) -> bool:
+    """``model`` serialised into ``path`` a tensor at a time (deferred ones from their maps):
+    the bytes of SerializeToString of the loaded model, never a second copy of it in memory.
+    False (nothing written) for a model whose parts do not add up to its size (fields this
+    protobuf does not know), which must be serialised whole."""
+    g = model.graph
+    low_m, high_m = _split(model, _GRAPH)
+    low_g, high_g = _split(g, _INITIALIZER)
+    here = [t.ByteSize() for t in g.initializer]
+    if (low_g.ByteSize() + sum(map(_field, here)) + high_g.ByteSize() != g.ByteSize()
+            or low_m.ByteSize() + _field(g.ByteSize()) + high_m.ByteSize() != model.ByteSize()):
+        return False
+    sizes = [_loaded_size(t) for t in g.initializer]
+    graph = low_g.ByteSize() + sum(map(_field, sizes)) + high_g.ByteSize()
+    with open(path, "wb") as f:
+        f.write(low_m.SerializeToString())
+        f.write(bytes([_GRAPH << 3 | 2]) + _varint(graph))
+        f.write(low_g.SerializeToString())
+        for tensor, size in zip(g.initializer, sizes):
+            f.write(bytes([_INITIALIZER << 3 | 2]) + _varint(size))
+            _write_tensor(f, tensor)
+        f.write(high_g.SerializeToString())
+        f.write(high_m.SerializeToString())
+        f.flush()
+        os.fsync(f.fileno())
+    return True
+
+
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write atomically: files in a staging folder beside the target, fsynced, renamed into
     place. Models too large for one protobuf keep their big tensors in ``<name>.data``
-    (``model`` itself is not modified)."""
+    (``model`` itself is not modified); models of STREAM_MIN_BYTES and more, or with
+    deferred tensors, are serialised a tensor at a time (the same bytes)."""
     path = Path(path)
     data_name = path.name + ".data"
     with staging_folder(path) as staging:
-        if proto_size(model) > PROTO_LIMIT:
+        size = proto_size(model)
+        if size > PROTO_LIMIT:
             shell = _write_external(model, staging / data_name, data_name)
             _write_synced(staging / path.name, shell.SerializeToString())
             os.replace(staging / data_name, path.parent / data_name)
-        else:
-            _write_synced(staging / path.name, model.SerializeToString())
+        elif not ((size >= STREAM_MIN_BYTES or any(is_deferred(t) for t in model.graph.initializer))
+                  and _write_streamed(model, staging / path.name)):
+            _write_synced(staging / path.name, _loaded(model).SerializeToString())
         os.replace(staging / path.name, path)
         _sync_folder(path.parent)
+
+
+def _loaded(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model``, or a copy with its deferred tensors read (a model that cannot be streamed)."""
+    if not any(is_deferred(t) for t in model.graph.initializer):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return load_deferred(copy)
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:
@@ -252,19 +508,26 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
         for tensor in model.graph.initializer:
             if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
                 graph.initializer.add().CopyFrom(tensor)
+                if is_deferred(tensor):
+                    load_deferred_tensor(graph.initializer[-1])
                 continue
-            data = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
             offset = f.tell()
             pad = -offset % EXTERNAL_ALIGN
             if pad:
                 f.write(b"\0" * pad)
                 offset += pad
-            f.write(data)
+            with contextlib.ExitStack() as stack:
+                if is_deferred(tensor):
+                    data = stack.enter_context(_mapped(tensor))
+                else:
+                    data = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
+                f.write(data)
+                length = len(data)
             out = graph.initializer.add()
             out.name, out.data_type, out.doc_string = tensor.name, tensor.data_type, tensor.doc_string
             out.dims.extend(tensor.dims)
             out.data_location = onnx.TensorProto.EXTERNAL
-            for key, val in (("location", location), ("offset", str(offset)), ("length", str(len(data)))):
+            for key, val in (("location", location), ("offset", str(offset)), ("length", str(length))):
                 entry = out.external_data.add()
                 entry.key, entry.value = key, val
             del data
@@ -287,6 +550,8 @@ def _copy_fields(src, dst, skip: str) -> None:
 
 
 def _payload_bytes(tensor: onnx.TensorProto) -> int:
+    if is_deferred(tensor):
+        return _deferred_place(tensor)[2]
     if tensor.HasField("raw_data"):
         return len(tensor.raw_data)
     numel = int(np.prod(tensor.dims)) if tensor.dims else 1
