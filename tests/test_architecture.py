@@ -22,7 +22,7 @@ PACKAGE = ROOT / "onnx_udc"
 
 # bottom-up; a unit is a sub-package or a top-level module of onnx_udc
 LAYERS = ["errors", "registry", "format", "native", "quantizers", "coders", "codec", "graph", "encoder", "fit",
-          "pipeline", "load", "cli"]
+          "finetune", "pipeline", "load", "cli"]
 # third-party imports allowed anywhere (pyproject's dependencies, and protobuf through onnx)
 CORE = {"numpy", "onnx", "onnxruntime", "onnx_graphsurgeon", "brotli", "click", "rich", "google"}
 # optional extras: only inside a function, so the core install never needs them
