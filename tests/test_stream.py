@@ -164,3 +164,20 @@ def test_compress_from_external_data_in_bounded_memory(tmp_path):
                        "--threads", "2"])
     assert peak < 0.5 * weights / 2**20 + 700, f"peak RSS {peak:.0f} MiB for {weights / 2**20:.0f} MiB of weights"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < weights / 2**20  # the test itself never held it
+
+
+def test_unknown_fields_are_serialised_whole(tmp_path, monkeypatch):
+    """A model or graph field this protobuf does not know cannot be split: sized and written whole."""
+    monkeypatch.setattr(modelio, "STREAM_MIN_BYTES", 0)
+    model = modelzoo.cnn()
+    model.graph.MergeFromString(b"\xf8\x07\x01")  # field 127, varint 1
+    assert not modelio._write_streamed(model, tmp_path / "s.onnx")
+    assert proto_size(model) == model.ByteSize()
+    save_model(model, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").read_bytes() == model.SerializeToString()
+
+
+def test_proto_size_sums_parts_exactly(tmp_path):
+    for build in (modelzoo.cnn, modelzoo.mlp, modelzoo.qdq, _model):
+        model = build()
+        assert proto_size(model) == model.ByteSize()

@@ -272,31 +272,53 @@ def load_deferred_tensor(tensor: onnx.TensorProto) -> None:
 
 
 def proto_size(model: onnx.ModelProto) -> int:
-    """The serialised size of ``model`` in bytes (deferred tensors counted as loaded); for a
-    model upb cannot size (2 GiB and more) the sum over its parts (initializers, nodes, the
-    rest), within a few bytes per tensor."""
+    """The serialised size of ``model`` in bytes (deferred tensors counted as loaded), summed
+    over its parts: upb sizes a message by serialising it (a transient buffer of up to twice
+    the model), and refuses to at 2 GiB. A model whose own or graph's fields this protobuf
+    does not know is sized whole (or, at 2 GiB and more, estimated within a few bytes per
+    tensor)."""
+    parts = _parts(model)
+    if parts is not None:
+        try:
+            return _parted_size(model, parts)[0]
+        except (EncodeError, ValueError):  # one part of 2 GiB or more (nodes, functions)
+            pass
     g = model.graph
-    deferred = [t for t in g.initializer if is_deferred(t)]
-    if not deferred:
+    if not any(is_deferred(t) for t in g.initializer):
         try:
             return model.ByteSize()
         except (EncodeError, ValueError):
             pass
-        sizes = [t.ByteSize() for t in g.initializer]
-    else:
-        try:  # the exact size: each deferred initializer's field grows by its bytes
-            sizes = [_loaded_size(t) for t in g.initializer]
-            graph = g.ByteSize() + sum(_field(n) - _field(t.ByteSize()) for t, n in zip(g.initializer, sizes))
-            total = model.ByteSize() + _field(graph) - _field(g.ByteSize())
-            if total < 1 << 31:
-                return total
-        except (EncodeError, ValueError):
-            sizes = [_loaded_size(t) for t in g.initializer]
-    total = sum(n + 6 for n in sizes) + sum(n.ByteSize() + 4 for n in g.node)
+    total = sum(_loaded_size(t) + 6 for t in g.initializer) + sum(n.ByteSize() + 4 for n in g.node)
     for part in (g.input, g.output, g.value_info, g.sparse_initializer):
         total += sum(p.ByteSize() + 4 for p in part)
     total += sum(o.ByteSize() + 4 for o in model.opset_import) + sum(f.ByteSize() + 4 for f in model.functions)
     return total + 64
+
+
+def _parts(model: onnx.ModelProto):
+    """(model fields before / after its graph, graph fields before / after its initializers)
+    as four small messages, or None when the model or its graph holds unknown fields (which
+    the split would lose) or has no graph."""
+    if not model.HasField("graph") or _unknown(model) or _unknown(model.graph):
+        return None
+    return (*_split(model, _GRAPH), *_split(model.graph, _INITIALIZER))
+
+
+def _unknown(message) -> bool:
+    try:
+        from google.protobuf import unknown_fields
+    except ImportError:  # an older protobuf: say yes, the model is then sized whole
+        return True
+    return len(unknown_fields.UnknownFieldSet(message)) > 0
+
+
+def _parted_size(model: onnx.ModelProto, parts) -> tuple[int, int, list[int]]:
+    """(model bytes, graph bytes, each initializer's bytes) from the parts, no whole serialisation."""
+    low_m, high_m, low_g, high_g = parts
+    sizes = [_loaded_size(t) for t in model.graph.initializer]
+    graph = low_g.ByteSize() + sum(map(_field, sizes)) + high_g.ByteSize()
+    return low_m.ByteSize() + _field(graph) + high_m.ByteSize(), graph, sizes
 
 
 def _varint(n: int) -> bytes:
@@ -370,22 +392,17 @@ def _write_tensor(f, tensor: onnx.TensorProto) -> None:
 def _write_streamed(model: onnx.ModelProto, path: Path) -> bool:
     """``model`` serialised into ``path`` a tensor at a time (deferred ones from their maps):
     the bytes of SerializeToString of the loaded model, never a second copy of it in memory.
-    False (nothing written) for a model whose parts do not add up to its size (fields this
-    protobuf does not know), which must be serialised whole."""
-    g = model.graph
-    low_m, high_m = _split(model, _GRAPH)
-    low_g, high_g = _split(g, _INITIALIZER)
-    here = [t.ByteSize() for t in g.initializer]
-    if (low_g.ByteSize() + sum(map(_field, here)) + high_g.ByteSize() != g.ByteSize()
-            or low_m.ByteSize() + _field(g.ByteSize()) + high_m.ByteSize() != model.ByteSize()):
+    False (nothing written) for a model that must be serialised whole (unknown fields)."""
+    parts = _parts(model)
+    if parts is None:
         return False
-    sizes = [_loaded_size(t) for t in g.initializer]
-    graph = low_g.ByteSize() + sum(map(_field, sizes)) + high_g.ByteSize()
+    low_m, high_m, low_g, high_g = parts
+    _, graph, sizes = _parted_size(model, parts)
     with open(path, "wb") as f:
         f.write(low_m.SerializeToString())
         f.write(bytes([_GRAPH << 3 | 2]) + _varint(graph))
         f.write(low_g.SerializeToString())
-        for tensor, size in zip(g.initializer, sizes):
+        for tensor, size in zip(model.graph.initializer, sizes):
             f.write(bytes([_INITIALIZER << 3 | 2]) + _varint(size))
             _write_tensor(f, tensor)
         f.write(high_g.SerializeToString())
