@@ -187,10 +187,10 @@ def test_distillation_lowers_the_held_out_loss_and_writes_a_model(torch):
     from onnx_udc.graph.rewrite import blob_bytes, decode_nodes
     from onnx_udc.quantizers.base import StepConfig
 
-    model = modelzoo.cnn()
+    model = modelzoo.cnn(channels=8)
     compressed, _ = compress_model(model, CompressConfig(scalar=StepConfig(step_rel=0.6), min_elements=256))
-    calib, held = _calib(model, 192, 0), _calib(model, 64, 1)
-    result = distill(model, compressed, calib, held, steps=40, lr=3e-3, batch=32)
+    calib, held = _calib(model, 128, 0), _calib(model, 64, 1)
+    result = distill(model, compressed, calib, held, steps=25, lr=3e-3, batch=32)
     report = result.report
     assert report.loss == "kl" and report.kept, report.describe()
     assert report.holdout_after < report.holdout_before

@@ -92,7 +92,6 @@ def main(argv=None) -> int:
         print(f"distillation failed: {exc}", file=sys.stderr)
         return exc.exit_code
     seconds = time.perf_counter() - clock
-    print(result.report.describe())
     print(f"wall time {seconds:.1f} s; model {proto_size(compressed)} -> {proto_size(result.model)} bytes")
     if result.quantized:
         print(_check_decoders(result))

@@ -283,22 +283,20 @@ def distill(
     before, agree_before = evaluate()
     say(f"held-out {kind} loss before: {before:.5g}" + (f", agreement {agree_before:.4f}" if agree_before is not None
                                                        else ""))
-    groups = [{"params": [p], "lr": lr * scale} for tr in trainables for p, scale in tr.parameters()]
+    leaves = [(p, lr * scale) for tr in trainables for p, scale in tr.parameters()]
     best, best_agree, best_step, best_state = before, agree_before, 0, None
     trace = []
-    if groups and steps:
-        opt = t.optim.Adam(groups)
-        base = [g["lr"] for g in opt.param_groups]
+    if leaves and steps:
+        opt = _Adam(leaves)
         every = eval_every or max(1, steps // 10)
         running = None
         for step in range(1, steps + 1):
-            for g, lr0 in zip(opt.param_groups, base):
-                g["lr"] = lr0 * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
             feeds, ref = fit.minibatch(rng, batch)
             value = loss_fn(bridge.run(feeds, weights()), ref)
-            opt.zero_grad(set_to_none=True)
+            for p, _ in leaves:
+                p.grad = None
             value.backward()
-            opt.step()
+            opt.step(0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps)))  # cosine decay
             loss_value = float(value.detach())
             running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
             if step % every == 0 or step == steps:
@@ -331,6 +329,29 @@ def distill_encoded(original_model: onnx.ModelProto, encoded: list, calib_feeds,
     tensors' Quantized (and SQNR) replaced out, plus the report."""
     result = distill(original_model, list(encoded), calib_feeds, holdout_feeds, **options)
     return result.encoded, result.report
+
+
+class _Adam:
+    """Adam (Kingma & Ba) on a few leaves, each with its own learning rate: torch.optim.Adam's
+    update without its import (which loads torch._dynamo: seconds per process)."""
+
+    def __init__(self, leaves, betas=(0.9, 0.999), eps=1e-8):
+        self.leaves, self.betas, self.eps, self.t = leaves, betas, eps, 0
+        self.m = [p.detach().clone().zero_() for p, _ in leaves]
+        self.v = [p.detach().clone().zero_() for p, _ in leaves]
+
+    def step(self, factor: float = 1.0) -> None:
+        t = require_torch()
+        self.t += 1
+        b1, b2 = self.betas
+        with t.no_grad():
+            for (p, lr), m, v in zip(self.leaves, self.m, self.v):
+                if p.grad is None:
+                    continue
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+                p.addcdiv_(m, denom, value=-lr * factor / (1 - b1 ** self.t))
 
 
 def _const(array: np.ndarray):
