@@ -84,8 +84,14 @@ def cli() -> None:
                    "a quarter is held out for the final fidelity check. 'synthetic': inputs made from the model's "
                    "input specification (a last resort: a stricter margin, flagged in the report)")
 @click.option("--calib-samples", type=int, default=None,
-              help="calibration samples read, a quarter held out for the final check (default: 256, fewer for a "
-                   "slow model: one model pass within ~5 s, never below 64)")
+              help="calibration samples read, a quarter held out for the final check (default, from the model and "
+                   "data only, never from timing: 192 to fit, fewer for a model above 195 M multiply-accumulates a "
+                   "sample (a pass over them within 5e10, never below 48), and a quarter held out, grown for an "
+                   "agreement target to the samples that can confirm it (299 for 0.99) when the data has them)")
+@click.option("--small-calib", "small_calib", type=click.Choice(["margin", "error", "accept"]), default="margin",
+              show_default=True,
+              help="held-out samples too few to confirm an agreement target at 95% confidence: plan with half the "
+                   "allowed deficit (margin), stop with the samples needed (error), or only warn (accept)")
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
@@ -118,7 +124,7 @@ def cli() -> None:
               help="--refine-codewords data: fit toward the original layer outputs, or the layer's own weights "
                    "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
-             min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements, coder, threads,
+             min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed, min_elements, coder, threads,
              backend="threads", ray_address=None, quiet=False, pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4",
              pq_iterations=10, pq_refine=20, pq_rounds=1,
              pq_target="weights", refine_codewords="none", codeword_target="output"):
@@ -146,7 +152,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     backends.check(backend, ray_address)
     proto = load_model(model, defer_external=True)  # external weights read one at a time when encoded
     spec, why = _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
-                               min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed,
+                               min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed,
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
     spec = replace(spec, config=replace(spec.config, backend=backend, backend_address=ray_address))
@@ -232,7 +238,7 @@ def _type_notes(proto, min_elements: int) -> list[str]:
 
 
 def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
-                   min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, plan_out, seed, min_elements,
+                   min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed, min_elements,
                    coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds, pq_target, refine_codewords,
                    codeword_target):
     """The compress options as a pipeline spec (every option check happens here), and why
@@ -285,7 +291,8 @@ def _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_
                               "uses made-up inputs (a last resort); --step-rel 0.05 compresses with fixed steps and no "
                               "fidelity check")
 
-    common = dict(calib=calib, calib_samples=calib_samples, allow_miss=allow_miss, outputs=selected)
+    common = dict(calib=calib, calib_samples=calib_samples, small_holdout=small_calib, allow_miss=allow_miss,
+                  outputs=selected)
     methods = None
     if quantizer == "auto":
         quantizer = "scalar"

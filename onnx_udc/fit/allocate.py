@@ -41,6 +41,7 @@ from ..graph.select import Action
 from ..quantizers.base import StepConfig
 from . import fidelity
 from .calib import CalibrationSet, batch_rows, calibration_set, first_samples, spread
+from .cost import macs_per_sample
 from .probe import WeightProbe
 
 # switch_methods compares quantizers by coded size; with brotli it codes at this quality
@@ -66,7 +67,7 @@ RATE_SAMPLE = 1 << 17  # weights per tensor used to tabulate the rate
 PROBE_SNR_DB = 30.0  # noise power injected to measure a sensitivity, relative to the tensor's
 BLOB_OVERHEAD = 120  # bytes per compressed tensor besides its payload: header, names, node
 MAX_MEASUREMENTS = 10
-SENSITIVITY_BUDGET = 90.0  # seconds of model runs for the sensitivities, when the calibration set allows
+SENSITIVITY_MACS = 1.5e12  # multiply-accumulates of the sensitivity probing (~90 s on 2 cores at 18 GMAC/s)
 SIZE_TARGETS = ("ratio", "size")
 FEEDBACK_COARSER = 7  # grid steps (quarter octaves) coarser than the first predicted choice fitted with feedback
 
@@ -333,15 +334,14 @@ def allocate(
     memo = reuse if reuse is not None else {}
     memo_key = (metric_obj.name, config.quantizer, config.seed, tuple(names))
     sens_batches = first_samples(calib_set.batches, sensitivity_samples, whole)
-    # Probing runs the model once per tensor: keep that within SENSITIVITY_BUDGET seconds
-    # by probing on fewer samples (not fewer than 4) for slow models.
-    while len(sens_batches) > 0 and ("sens", memo_key) not in memo:
-        start = time.perf_counter()
-        probe.run(sens_batches)
-        if ((time.perf_counter() - start) * len(names) <= SENSITIVITY_BUDGET or _samples(sens_batches) <= 4
-                or (whole and len(sens_batches) <= 1)):
-            break
-        sens_batches = _halve(sens_batches, whole)
+    # Probing runs the model once per tensor: keep that within SENSITIVITY_MACS multiply-
+    # accumulates by probing on fewer samples (not fewer than 4) for costly models; counted
+    # from the graph (fit.cost), never timed, so that the same command probes the same samples.
+    if sens_batches and ("sens", memo_key) not in memo:
+        macs = macs_per_sample(model, sens_batches[0])
+        while (_samples(sens_batches) * macs * len(names) > SENSITIVITY_MACS and _samples(sens_batches) > 4
+               and not (whole and len(sens_batches) <= 1)):
+            sens_batches = _halve(sens_batches, whole)
     seconds["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

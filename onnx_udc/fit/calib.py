@@ -76,9 +76,12 @@ HOLDOUT_FRACTION = 0.25  # of the calibration samples, never used to fit: the fi
 
 
 def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
-                  model: onnx.ModelProto | None = None) -> tuple[CalibrationSet, CalibrationSet]:
+                  model: onnx.ModelProto | None = None, held: int | None = None) -> tuple[CalibrationSet, CalibrationSet]:
     """(fit, held-out): every k-th sample (k = 1 / ``fraction``; at least one) is held out, so
-    the file's order cannot bias the check.
+    the file's order cannot bias the check. ``held``: that many samples held out instead
+    (the default calibration's count, pipeline.compress.default_calibration), the fit
+    samples spread evenly over the set and the rest held out (whole feeds: that many
+    samples' worth of feeds, spread).
 
     Everything fitted (sensitivities, the allocation's search, PQ, codeword tables) sees the
     fit part only; the fidelity a compression reports is measured on the held-out part.
@@ -91,6 +94,10 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
             raise ConfigError("whole feeds (a fixed batch size, or steps of a stateful model): at least 2 are "
                           f"needed (one to fit, one held out), got {calib.samples} sample(s) in {nb} feed(s)")
         held_at = {i for i in range(nb) if i % every == every - 1} or {nb - 1}
+        if held is not None:
+            rows = calib.samples / nb
+            keep = nb - min(nb - 1, max(1, math.ceil(held / max(rows, 1e-9))))
+            held_at = set(range(nb)) - set(_spread_fit(nb, keep).tolist())
         held = [b for i, b in enumerate(calib.batches) if i in held_at]
         kept = [b for i, b in enumerate(calib.batches) if i not in held_at]
         return (CalibrationSet(kept, calib.synthetic, calib.source, calib.whole_feeds),
@@ -99,10 +106,30 @@ def split_holdout(calib: CalibrationSet, fraction: float = HOLDOUT_FRACTION,
     if n < 2:
         raise ConfigError(f"at least 2 calibration samples are needed (one to fit, one held out), got {n}")
     held_idx = np.arange(every - 1, n, every) if n >= every else np.array([n - 1])
+    if held is not None:
+        held_idx = np.setdiff1d(np.arange(n), _spread_fit(n, n - min(n - 1, max(1, held))))
     fit_idx = np.setdiff1d(np.arange(n), held_idx)
     fit = CalibrationSet(_rebatch(calib.batches, fit_idx), calib.synthetic, calib.source)
     holdout = CalibrationSet(_rebatch(calib.batches, held_idx), calib.synthetic, calib.source)
     return fit, holdout
+
+
+def _spread_fit(n: int, k: int) -> np.ndarray:
+    """``k`` distinct indices of [0, n) spread evenly (k <= n): the fit part of a split whose
+    held-out part is the rest."""
+    return np.floor(np.arange(k) * (n / max(k, 1))).astype(np.int64)
+
+
+def cut(calib: CalibrationSet, samples: int) -> CalibrationSet:
+    """``samples`` samples of ``calib`` spread evenly over it (whole feeds: whole batches)."""
+    if samples >= calib.samples:
+        return calib
+    if calib.whole_feeds:
+        nb = len(calib.batches)
+        keep = spread(nb, max(1, round(nb * samples / calib.samples)))
+        return CalibrationSet([calib.batches[i] for i in keep], calib.synthetic, calib.source, True)
+    index = _spread_fit(calib.samples, samples)
+    return CalibrationSet(_rebatch(calib.batches, index), calib.synthetic, calib.source)
 
 
 def _rebatch(batches: list[Feeds], index: np.ndarray) -> list[Feeds]:

@@ -18,7 +18,7 @@ import onnx
 
 from ..graph.rewrite import decompress_model
 from .calib import CalibrationSet
-from .fidelity import Metric, Outputs
+from .fidelity import Metric, Outputs, samples_to_confirm
 from .probe import WeightProbe
 
 
@@ -83,8 +83,11 @@ class Verification:
         if bound is None or not self.passed or bound >= self.target:
             return None
         need = samples_to_confirm(self.target)
-        return (f"{self.samples} held-out samples confirm the agreement only down to {bound:.3f} (95% confidence); "
-                f"about {need} held-out samples (--calib-samples {4 * need}) would confirm {self.target:g}")
+        head = f"{self.samples} held-out samples confirm the agreement only down to {bound:.3f} (95% confidence)"
+        if self.samples >= need:  # enough to confirm, had every one agreed
+            return f"{head}: {self.samples - self._count()} of them disagree"
+        return (f"{head}; about {need} held-out samples (the default holds them out from a set of {need + 192} or "
+                f"more) would confirm {self.target:g}")
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "target": self.target, "value": self.value, "samples": self.samples,
@@ -121,13 +124,6 @@ def _binom_cdf(k: int, n: int, p: float) -> float:
     lp, lq, ln = math.log(p), math.log1p(-p), math.lgamma(n + 1)
     return min(1.0, sum(math.exp(ln - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
                         for i in range(0, k + 1)))
-
-
-def samples_to_confirm(target: float, confidence: float = 0.95) -> int:
-    """Held-out samples that, all agreeing, put the lower bound at ``target``: target^n = 1 - confidence."""
-    import math
-
-    return int(math.ceil(math.log(1.0 - confidence) / math.log(max(target, 1e-12)))) if target < 1 else 10**9
 
 
 def reference_outputs(original: onnx.ModelProto, holdout: CalibrationSet, threads: int | None = None,

@@ -86,7 +86,8 @@ class CompressSpec:
     config: CompressConfig = field(default_factory=CompressConfig)
     target: object = None
     calib: object = None
-    calib_samples: int | None = None  # None: up to AUTO_SAMPLES, fewer (>= MIN_AUTO_SAMPLES) for slow models
+    calib_samples: int | None = None  # None: default_calibration (from the model's MACs and the target, never timed)
+    small_holdout: str = "margin"  # held-out samples too few to confirm the target: one of SMALL_HOLDOUT
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
     methods: tuple[str, ...] | None = None  # quantizers a target's allocation chooses among, per tensor (+ "pq")
@@ -112,6 +113,8 @@ class CompressSpec:
                 raise ConfigError(f"methods must be quantizers with a step or one of {FITTED_METHODS}, not {name}")
         if self.methods and set(FITTED_METHODS) & set(self.methods) and (self.target is None or self.target.is_size):
             raise ConfigError("fitted methods (product quantization, error feedback) need a fidelity target")
+        if self.small_holdout not in SMALL_HOLDOUT:
+            raise ConfigError(f"small_holdout must be one of {SMALL_HOLDOUT}, got {self.small_holdout!r}")
         if self.calib_samples is not None and self.calib_samples < 1:
             raise ConfigError("calib_samples must be at least 1")
 
@@ -170,11 +173,13 @@ def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress, inplace
     if not spec.needs_calibration:
         compressed, report = compress_model(model, spec.config, progress=progress, inplace=inplace)
         return CompressResult(compressed, report)
-    calib = calibration_set(model, spec.calib, spec.calib_samples or AUTO_SAMPLES)
-    if spec.calib_samples is None:
-        calib = _within_pass_budget(model, calib, spec.config.threads, say)
+    held = None
+    if spec.calib_samples is not None:
+        calib = calibration_set(model, spec.calib, spec.calib_samples)
+    else:
+        calib, held = default_calibration(model, spec, say)
     try:
-        return _compress_calibrated(model, spec, calib, say)
+        return _compress_calibrated(model, spec, calib, say, held)
     except ModelError as exc:
         if calib.synthetic and "onnxruntime" in str(exc):
             raise ModelError(f"{exc} (on inputs synthesized from the model's input specification: pass real inputs "
@@ -182,7 +187,8 @@ def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress, inplace
         raise
 
 
-def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say) -> CompressResult:
+def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say, held: int | None = None
+                         ) -> CompressResult:
     from ..fit.calib import split_holdout
 
     if not spec.checks_fidelity:
@@ -192,12 +198,13 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     from ..fit import check, fidelity
 
     metric = fidelity.get(spec.target.kind)
-    fit_set, holdout = split_holdout(calib, spec.holdout, model)
-    outputs = list(spec.outputs) if spec.outputs else None
-    reference = check.reference_outputs(model, holdout, spec.config.threads, outputs)
+    fit_set, holdout = split_holdout(calib, spec.holdout, model, held=held)
     goal = spec.target.value
     internal = goal
-    if calib.synthetic:  # synthesized inputs say little about real ones: a conservative margin
+    small = _small_holdout(spec, metric, calib, holdout, say)
+    outputs = list(spec.outputs) if spec.outputs else None
+    reference = check.reference_outputs(model, holdout, spec.config.threads, outputs)
+    if calib.synthetic or small:  # inputs that cannot vouch for the target: a conservative margin
         internal = metric.from_deficit(metric.deficit(goal) * SYNTHETIC_MARGIN)
     result = None
     check_seconds = 0.0
@@ -235,7 +242,9 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
         result.seconds["pq candidates"] = fitted.fitted.seconds
     if fitted is not None and fitted.feedback_seconds:
         result.seconds["feedback candidates"] = fitted.feedback_seconds
-    if result.verification.caveat():
+    if small:
+        result.warnings.append(small)
+    elif result.verification.caveat():
         result.warnings.append(result.verification.caveat())
     if not result.verification.passed:
         line = (f"fidelity target missed: {result.verification.describe()} after {result.verification.attempts} "
@@ -246,35 +255,77 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say)
     return result
 
 
-AUTO_SAMPLES = 256  # calibration samples read by default (a quarter held out for the check)
+AUTO_SAMPLES = 256  # calibration samples of the default set of a cheap model (a quarter held out)
 MIN_AUTO_SAMPLES = 64  # ... never fewer by default
-PASS_BUDGET = 5.0  # seconds one pass of the model over the calibration samples may take by default
+PASS_MACS = 5e10  # multiply-accumulates one pass over the default set may cost (~3 s on 2 cores at 18 GMAC/s)
+CHECK_MACS = 3e11  # ... and one pass over the held-out samples grown to confirm an agreement target
+SMALL_HOLDOUT = ("margin", "error", "accept")  # what a held-out set too small to confirm the target does
 
 
-def _within_pass_budget(model: onnx.ModelProto, calib, threads, say):
-    """The default calibration set: the allocation runs the model over it about a dozen
-    times, so for a slow model fewer samples (spread over the set, never below
-    MIN_AUTO_SAMPLES) keep one pass within PASS_BUDGET seconds. --calib-samples N overrides."""
-    from ..fit.calib import CalibrationSet, batch_rows, spread
-    from ..fit.probe import WeightProbe
+def default_samples(macs: float) -> int:
+    """The default calibration sample count of a model costing ``macs`` multiply-accumulates
+    per sample (fit.cost.macs_per_sample): AUTO_SAMPLES, fewer (never below MIN_AUTO_SAMPLES)
+    where one pass over them would cost more than PASS_MACS. A function of the model and the
+    inputs' shapes only: the same command reads the same samples on any machine."""
+    return int(min(AUTO_SAMPLES, max(MIN_AUTO_SAMPLES, PASS_MACS // max(macs, 1.0))))
 
-    n = calib.samples
-    if n <= MIN_AUTO_SAMPLES or not calib.batches:
-        return calib
-    probe = WeightProbe(model, [], threads=threads)
-    first = calib.batches[:1]
-    probe.run(first)  # warm-up: the first run allocates
-    start = time.perf_counter()
-    probe.run(first)
-    per_sample = (time.perf_counter() - start) / max(1, batch_rows(first[0]))
-    want = max(MIN_AUTO_SAMPLES, int(PASS_BUDGET / max(per_sample, 1e-9)))
-    if want >= n:
-        return calib
-    keep = spread(len(calib.batches), round(len(calib.batches) * want / n))  # batches spread over the set
-    cut = CalibrationSet([calib.batches[i] for i in keep], calib.synthetic, calib.source, calib.whole_feeds)
-    say(f"calibration: {cut.samples} of {n} samples (one model pass over all would take {per_sample * n:.0f} s; "
-        f"--calib-samples {n} uses all)")
-    return cut
+
+def default_calibration(model: onnx.ModelProto, spec: CompressSpec, say):
+    """(calibration set, held-out samples or None for the plain quarter) when --calib-samples
+    is not given. The fit part is the default count's three quarters (default_samples); for a
+    target counted on the held-out samples (agreement) the held-out part grows from a quarter
+    to the samples that can confirm it (Metric.samples_to_confirm: 299 for 0.99), when the
+    data has them and a pass over them costs at most CHECK_MACS. Deterministic: no timing."""
+    from ..fit import fidelity
+    from ..fit.calib import calibration_set, cut
+    from ..fit.cost import macs_per_sample
+
+    need = 0
+    if spec.checks_fidelity and spec.calib is not None:
+        need = fidelity.get(spec.target.kind).samples_to_confirm(spec.target.value) or 0
+    fit_max = AUTO_SAMPLES - AUTO_SAMPLES // 4
+    calib = calibration_set(model, spec.calib, fit_max + max(AUTO_SAMPLES // 4, need))
+    if not calib.batches or calib.synthetic:
+        need = 0
+    if not calib.batches:
+        return calib, None
+    macs = macs_per_sample(model, calib.batches[0])
+    n = default_samples(macs)
+    fit_n = n - n // 4
+    held_want = max(n // 4, min(need, int(CHECK_MACS // macs)))
+    available = calib.samples
+    total = min(available, fit_n + held_want)
+    if total < available:
+        calib = cut(calib, total)
+        total = calib.samples
+    held = max(total // 4, total - fit_n)
+    if total < available and n < AUTO_SAMPLES:
+        say(f"calibration: {total} of {available} samples read ({macs / 1e6:,.0f} M multiply-accumulates a sample; "
+            f"--calib-samples N reads N)")
+    if held == total // 4:
+        return calib, None  # the plain split: every 4th sample
+    say(f"calibration: {total - held} samples to fit, {held} held out for the final check")
+    return calib, held
+
+
+def _small_holdout(spec: CompressSpec, metric, calib, holdout, say) -> str | None:
+    """The policy for held-out samples too few to confirm the target (Metric.samples_to_confirm,
+    real inputs only): None when they suffice; else ``spec.small_holdout`` says what happens:
+    "margin" (default) plans with half the allowed deficit, as for synthesized inputs, and
+    returns the warning; "error" raises ConfigError naming the samples needed; "accept"
+    warns only (the verification's caveat)."""
+    need = metric.samples_to_confirm(spec.target.value)
+    if calib.synthetic or need is None or holdout.samples >= need or spec.small_holdout == "accept":
+        return None
+    line = (f"{holdout.samples} held-out samples cannot confirm {metric.name} >= {metric.format(spec.target.value)} "
+            f"at 95% confidence: {need} are needed (calibration data of {calib.samples - holdout.samples + need} or "
+            f"more samples; without --calib-samples the default holds them out)")
+    if spec.small_holdout == "error":
+        raise ConfigError(line + "; --small-calib margin plans with a safety margin instead, --small-calib accept "
+                          "only warns")
+    line += "; planned with a safety margin (half the allowed deficit; --small-calib accept: none)"
+    say(line)
+    return line
 
 
 SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs, relative to the target's
@@ -343,6 +394,77 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
             break  # smaller codebooks only lose more
     best.seconds["whole-model pq"] = time.perf_counter() - clock
     return best
+
+
+AUTO_TABLES = False  # the default's tables stage (_auto_tables); False: the plan as the allocation chose it
+TABLES_LOOSEN_MAX = 2.0  # the coarser plan's allowed deficit, at most this many times the target's
+
+
+def _auto_tables(model: onnx.ModelProto, spec: CompressSpec, target, calib, say, candidates, reuse,
+                 result: CompressResult) -> CompressResult:
+    """Codeword tables (fit.tables, toward the original layer outputs) as a measured stage of
+    the default: fitted on the allocation's plan, they lower its output noise on the fit
+    samples by a factor g (their gain); the allocation is then run again at a target allowing
+    1/g times the deficit (at most TABLES_LOOSEN_MAX), the tables fitted on that coarser plan,
+    and it replaces the plan when it meets ``target`` on the fit samples and is smaller. Run
+    where --quantizer auto's fitted methods are (real calibration inputs, a fidelity target,
+    no --tables / --pq) and the allocation's plan was kept (not whole-model pq); the held-out
+    check judges whichever is kept."""
+    alloc = result.allocation
+    if (not AUTO_TABLES or spec.tables is not None or candidates is None or alloc is None or result.pq is not None
+            or alloc.encoded is None or target is None or target.is_size):
+        return result
+    from ..fit import check, fidelity
+    from ..fit.allocate import allocate
+    from ..fit.tables import compress_refined
+
+    clock = time.perf_counter()
+    metric = fidelity.get(target.kind)
+    outputs = list(spec.outputs) if spec.outputs else None
+    reference = candidates.reference(outputs)
+    threads = spec.config.threads
+    d_plan = metric.distortion(reference, _outputs(result.model, calib, threads, outputs))
+    tabled, _report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded, target="output")
+    d_tabled = metric.distortion(reference, _outputs(tabled, calib, threads, outputs))
+    gain = d_tabled / d_plan if d_plan > 0 else 1.0
+    size = proto_size(result.model)
+    best = result
+    line = f"tables stage: output noise x{gain:.2f} on the plan"
+    if tables.layers and gain < 0.95:
+        loose = metric.from_deficit(metric.deficit(target.value) * min(1.0 / gain, TABLES_LOOSEN_MAX))
+        coarse = allocate(model, replace(target, value=loose), calib, spec.config, samples=max(1, calib.samples),
+                          log=None, realize_model=False,
+                          alternatives=[m for m in spec.methods or () if m != spec.config.quantizer
+                                        and m not in FITTED_METHODS],
+                          outputs=outputs, candidates=candidates, reuse=reuse)
+        compressed, report, coarse_tables = compress_refined(model, coarse.config, calib, encoded=coarse.encoded,
+                                                             target="output")
+        got = _outputs(compressed, calib, threads, outputs)
+        value, counted = metric.smooth(reference, got), metric.measure(reference, got)
+        ok = check.Verification(metric.name, target.value, value, calib.samples, calib.synthetic,
+                                counted=counted).passed
+        line += (f"; a plan for {metric.format(loose)} with tables: {proto_size(compressed):,} B, {metric.name} "
+                 f"{metric.format(value)} on the fit samples ({'ok' if ok else 'below target'}; plan: {size:,} B)")
+        if ok and proto_size(compressed) < size:
+            coarse.model, coarse.report, coarse.model_bytes = compressed, report, proto_size(compressed)
+            best = CompressResult(compressed, report, allocation=coarse, tables=coarse_tables, calibration=calib,
+                                  warnings=list(coarse_tables.warnings), seconds=dict(result.seconds))
+            line += ": kept"
+        else:
+            line += ": the plan kept"
+    else:
+        line += ": the plan kept"
+    say(line)
+    best.seconds["tables stage"] = best.seconds.get("tables stage", 0.0) + time.perf_counter() - clock
+    return best
+
+
+def _outputs(compressed: onnx.ModelProto, calib, threads, outputs):
+    """``compressed``'s outputs on ``calib``, its weights decoded exactly (graph.decompress_model)."""
+    from ..fit.probe import WeightProbe
+    from ..graph.rewrite import decompress_model
+
+    return WeightProbe(decompress_model(compressed), [], threads=threads, outputs=outputs).run(calib.batches)
 
 
 def _pq_bytes(model: onnx.ModelProto, planned, config: PQConfig) -> float:
@@ -487,7 +609,8 @@ def _plan_and_encode(model: onnx.ModelProto, spec: CompressSpec, target, calib, 
                          reuse=reuse)
         if spec.tables is None:
             result = CompressResult(alloc.model, alloc.report, allocation=alloc, calibration=calib)
-            return _whole_model_pq(model, spec, target, calib, say, candidates, result)
+            result = _whole_model_pq(model, spec, target, calib, say, candidates, result)
+            return _auto_tables(model, spec, target, calib, say, candidates, reuse, result)
         compressed, report, tables = compress_refined(model, alloc.config, calib, encoded=alloc.encoded,
                                                       target=spec.tables.target,
                                                       progress=lambda name: say(f"tables: {name}"))
