@@ -15,7 +15,8 @@ from onnx_udc.errors import ConfigError
 from onnx_udc.graph.modelio import save_model
 from onnx_udc.quantizers.scalar import ScalarConfig
 
-FIXED = CompressConfig(scalar=ScalarConfig(step_rel=0.05), min_elements=64)  # four weights of 64 to 18k elements
+# four weights of 64 to 18k elements
+FIXED = CompressConfig(scalar=ScalarConfig(step_rel=0.05), coder="brotli", min_elements=64)
 
 
 def _bytes(model, config, tmp_path, name) -> bytes:

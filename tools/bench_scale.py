@@ -9,8 +9,8 @@ with its weights in ``m.onnx.data``, then runs under ``/usr/bin/time -v``:
     onnx-udc compress m.onnx -o out.onnx --step-rel 0.05 -q
     onnx-udc decompress out.onnx -o dense.onnx
 
-and prints one markdown table row per command (peak RSS, wall time) plus the sha256 of the
-outputs (byte identity across code versions). ``--append FILE`` appends the rows to FILE.
+and prints one markdown table row per command (peak RSS, wall and CPU time, output size)
+plus the sha256 of the outputs (byte identity across code versions). ``--append FILE`` appends the rows to FILE.
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def external_mlp(path: Path, dim: int, layers: int) -> int:
     return layers * dim * dim * 4
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of one command under /usr/bin/time -v."""
+def timed(argv: list[str]) -> tuple[float, float, float]:
+    """(peak RSS in MiB, wall seconds, CPU seconds: user + system) of one command under
+    /usr/bin/time -v."""
     done = subprocess.run(["/usr/bin/time", "-v", *argv], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -80,7 +81,8 @@ def timed(argv: list[str]) -> tuple[float, float]:
     seconds = 0.0
     for part in wall.split(":"):
         seconds = 60 * seconds + float(part)
-    return rss, seconds
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr)[1]) for kind in ("User", "System"))
+    return rss, seconds, cpu
 
 
 def sha(path: Path) -> str:
@@ -115,12 +117,12 @@ def main() -> None:
                 ("decompress", [*cli, "decompress", str(work / "out.onnx"), "-o", str(work / "dense.onnx")],
                  work / "dense.onnx")]
         for what, argv, out in runs:
-            rss, wall = timed(argv)
+            rss, wall, cpu = timed(argv)
             files = sorted(work.glob(out.name + "*"))
             size = sum(p.stat().st_size for p in files)
             digest = ", ".join(f"{p.name} {sha(p)}" for p in files)
             rows.append(f"| {args.label} | {what} | {weights / 2**20:,.0f} MiB | {rss:,.0f} MiB | {wall:.1f} s "
-                        f"| {size / 2**20:,.1f} MiB | {digest} |")
+                        f"| {cpu:.1f} s | {size / 2**20:,.1f} MiB | {digest} |")
     text = "\n".join(rows)
     print(text)
     if args.append:

@@ -160,14 +160,16 @@ def pack_all(plan: Plan, encoded: list[EncodedTensor]) -> list[EncodeResult]:
         return list(pool.map(lambda e: _pack(e, plan.coder), encoded))
 
 
-def write(plan: Plan, encoded: list[EncodedTensor],
-          packed: list[EncodeResult] | None = None) -> tuple[onnx.ModelProto, CompressReport]:
-    """Swap the blobs into ``plan.model`` (coded here unless ``packed`` gives them), report."""
+def write(plan: Plan, encoded: list[EncodedTensor], packed: list[EncodeResult] | None = None, *,
+          release: bool = False) -> tuple[onnx.ModelProto, CompressReport]:
+    """Swap the blobs into ``plan.model`` (coded here unless ``packed`` gives them), report.
+    ``release``: each entry of ``packed`` is set to None once its blob is in the model (the
+    blobs are then in memory once, not twice)."""
     packed = pack_all(plan, encoded) if packed is None else packed
     reports: list[TensorReport] = []
     kept_late: list[Candidate] = []
     swaps = []
-    for enc, result in zip(encoded, packed):
+    for i, (enc, result) in enumerate(zip(encoded, packed)):
         cand = enc.planned.cand
         dtype = result.header.dtype
         if enc.action is Action.LOSSLESS and len(result.blob) >= cand.numel * dtype.numpy.itemsize:
@@ -178,8 +180,17 @@ def write(plan: Plan, encoded: list[EncodedTensor],
             original_bytes=cand.numel * dtype.numpy.itemsize, blob_bytes=len(result.blob),
             entropy_bits=result.entropy_bits, step=result.header.step, sqnr_db=enc.sqnr_db,
         ))
-        swaps.append((enc.planned.source, result.blob, dtype))
-    replace_weights(plan.model, swaps)
+        swaps.append((i, enc.planned.source, dtype))
+
+    def blobs():
+        for i, source, dtype in swaps:
+            blob = packed[i].blob
+            if release:
+                packed[i] = None  # type: ignore[call-overload]
+            yield source, blob, dtype
+            del blob
+
+    replace_weights(plan.model, blobs())
     report = CompressReport(tensors=reports, kept=plan.kept + kept_late, original_model_bytes=plan.original_bytes,
                             compressed_model_bytes=proto_size(plan.model))
     return plan.model, report
@@ -201,7 +212,7 @@ def compress_model(
     the number of weights done after each tensor."""
     plan = make_plan(model, config or CompressConfig(), inplace=inplace)
     encoded, packed = encode_and_pack(plan, progress=progress)
-    return write(plan, encoded, packed)
+    return write(plan, encoded, packed, release=True)
 
 
 def encode_and_pack(plan: Plan, *, progress: Callable[[int], object] | None = None
