@@ -56,6 +56,7 @@ def test_distill_without_torch_raises_the_typed_error_with_the_pip_hint():
         "    distill(None, {}, [])\n"
         "except MissingTorchError as exc:\n"
         "    assert isinstance(exc, onnx_udc.UdcError) and PIP_HINT in str(exc), str(exc)\n"
+        "    assert exc.skipped.startswith('distillation skipped: distillation needs torch')\n"
         "    print('typed:', exc)\n"
         "else:\n"
         "    raise SystemExit('no error')\n")

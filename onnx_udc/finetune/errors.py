@@ -17,6 +17,11 @@ class DistillError(UdcError):
 
     exit_code = 2
 
+    @property
+    def skipped(self) -> str:
+        """The line a caller prints when it goes on without distillation."""
+        return f"distillation skipped: {self}"
+
 
 class MissingTorchError(DistillError, ImportError):
     """The optional dependency torch is missing."""
@@ -31,11 +36,6 @@ class UnsupportedOpError(DistillError):
     def __init__(self, op_type: str, detail: str = ""):
         self.op_type = op_type
         super().__init__(f"op {op_type} not supported" + (f" ({detail})" if detail else ""))
-
-    @property
-    def skipped(self) -> str:
-        """The line a caller prints when it goes on without distillation."""
-        return f"distillation skipped: {self}"
 
 
 def require_torch():
