@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 QUANTIZERS = ("raw", "scalar", "a2", "d4", "e8", "pq", "scalar_channel")
-CODERS = ("store", "brotli", "range")
+CODERS = ("store", "brotli", "range", "rans")
 PATHS = ("native", "reference", "ort", "cli")
 
 

@@ -48,7 +48,8 @@ class CompressConfig:
     """Everything a fixed-settings compression needs to know.
 
     quantizer:    registered lossy quantizer for float weights ("scalar")
-    coder:        registered lossless coder ("brotli", "store", "range")
+    coder:        registered lossless coder ("rans", "brotli", "range", "store") or "auto"
+                  (codec.auto_coders: rans, and brotli too for wide lossless tensors)
     scalar:       step rule of step-based quantizers (StepConfig: step_rel or target_bpw)
     seed:         model seed; each tensor's dither seed derives from it and its name
     min_elements: initializers with fewer elements stay dense
@@ -65,7 +66,7 @@ class CompressConfig:
     """
 
     quantizer: str = "scalar"
-    coder: str = "brotli"
+    coder: str = "auto"
     scalar: ScalarConfig = field(default_factory=ScalarConfig)
     seed: int = 0
     min_elements: int = 1024

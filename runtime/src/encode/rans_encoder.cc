@@ -87,6 +87,21 @@ unsigned Normalize(const uint64_t* h, uint32_t m, uint32_t* f) {
   return count;
 }
 
+// log2(v) for v >= 1 from frexp and the atanh series, no libm log: glibc's log2/log gained
+// new symbol versions in 2.29, above the wheel's manylinux_2_28; and plain arithmetic gives
+// the same estimate (hence the same payload) on every platform.
+double Log2(double v) {
+  int e = 0;
+  const double m = std::frexp(v, &e);  // v = m * 2^e, m in [0.5, 1)
+  const double z = (m - 1.0) / (m + 1.0), z2 = z * z;
+  double term = z, sum = 0.0;
+  for (int k = 1; k < 40; k += 2) {  // |z| <= 1/3: 20 terms are far below double precision
+    sum += term / k;
+    term *= z2;
+  }
+  return e + 2.0 * sum / 0.69314718055994530942;
+}
+
 // Estimated bytes of one table plus its words' bits (in bits, returned separately).
 double RowCost(const uint64_t* h, unsigned prob_bits, double* table_bytes) {
   uint32_t f[kMaxTokens];
@@ -95,7 +110,7 @@ double RowCost(const uint64_t* h, unsigned prob_bits, double* table_bytes) {
   double bits = 0;
   for (unsigned t = 0; t < count; ++t) {
     bytes += VarintSize(f[t]);
-    if (h[t]) bits += static_cast<double>(h[t]) * (prob_bits - std::log2(static_cast<double>(f[t])));
+    if (h[t]) bits += static_cast<double>(h[t]) * (prob_bits - Log2(static_cast<double>(f[t])));
   }
   *table_bytes = bytes;
   return bits;

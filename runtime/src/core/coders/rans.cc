@@ -15,6 +15,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/coders.h"
@@ -133,6 +134,9 @@ class BitReader {
     return v;
   }
   bool Overran() const { return pos_ > 8 * len_; }
+  uint64_t& pos() { return pos_; }
+  const uint8_t* data() const { return copy_.data(); }
+  uint64_t len() const { return len_; }
   // Every byte used and the padding bits of the last one zero.
   bool EndsCanonically() const {
     if (Overran() || (pos_ + 7) / 8 != len_) return false;
@@ -147,6 +151,66 @@ class BitReader {
 
 inline uint32_t Le32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+}
+
+// What one symbol needs, copied into the bulk loop's own frame (no aliasing with the output).
+struct Tables {
+  const uint32_t* entry;
+  const uint8_t* token;
+  const uint32_t* base;
+  const uint8_t* nextra;
+  const uint8_t* extra;  // the zero-padded extra-bit copy
+  unsigned bits;
+  uint32_t mask;
+  unsigned shift;
+  unsigned contexts;
+};
+
+// One symbol of one lane in a full round (words and extra bits known to be there): no
+// branch on the data.
+template <bool kContexts, class Sink>
+inline void Step(uint32_t& x, uint32_t& a, const uint8_t*& w, uint64_t& bp, const Tables& t, uint64_t i,
+                 Sink& sink) {
+  const uint32_t c = kContexts ? rans::Context(a, t.shift, t.contexts) : 0;
+  const size_t idx = (static_cast<size_t>(c) << t.bits) | (x & t.mask);
+  const uint32_t e = t.entry[idx];
+  const unsigned tok = t.token[idx];
+  const uint32_t v = (e & 0xFFFFu) * (x >> t.bits) + (e >> 16);
+  const bool need = v < rans::kStateLow;
+  const uint32_t word = uint32_t{w[0]} | (uint32_t{w[1]} << 8);
+  x = need ? (v << 16) | word : v;
+  w += need ? 2 : 0;
+  const unsigned n = t.nextra[tok];
+  uint64_t chunk;
+  std::memcpy(&chunk, t.extra + (bp >> 3), 8);
+  const uint32_t ex = static_cast<uint32_t>((chunk >> (bp & 7)) & ((uint64_t{1} << n) - 1));
+  bp += n;
+  const uint32_t sym = t.base[tok] + ex;
+  if (kContexts) a = rans::UpdateContext(a, t.shift, sym);
+  sink(i, sym);
+}
+
+// Rounds r .. r_end - 1 while every lane has a symbol and the round's words and extra bits
+// are there, with the lanes' states in locals indexed by constants only (registers).
+// Returns the first round not decoded.
+template <unsigned K, bool kContexts, class Sink, size_t... J>
+uint64_t Bulk(uint32_t* x_io, uint32_t* a_io, const uint8_t*& w_io, const uint8_t* end, BitReader& extra,
+              const Tables& tables, uint64_t seg, uint64_t r, uint64_t r_end, Sink sink, std::index_sequence<J...>) {
+  uint32_t x[K] = {x_io[J]...};
+  uint32_t a[K] = {a_io[J]...};
+  const Tables t = tables;
+  const uint8_t* w = w_io;
+  uint64_t bp = extra.pos();
+  const uint64_t extra_len = extra.len();
+  for (; r < r_end; ++r) {
+    if (end - w < static_cast<ptrdiff_t>(2 * K) || (bp >> 3) > extra_len) break;
+    (Step<kContexts>(x[J], a[J], w, bp, t, seg * J + r, sink), ...);
+  }
+  ((x_io[J] = x[J]), ...);
+  ((a_io[J] = a[J]), ...);
+  w_io = w;
+  extra.pos() = bp;
+  return r;
 }
 
 // kLanes: the lane count as a compile-time constant (0: s.lanes at run time), so the
@@ -193,6 +257,11 @@ Status Run(const Stream& s, uint64_t numel, Sink&& sink) {
   unsigned active = lanes;
   const ptrdiff_t round_bytes = 2 * static_cast<ptrdiff_t>(lanes);
   uint64_t r = 0;
+  if constexpr (kLanes > 0) {
+    const Tables tables{entry, token, base, nextra, extra.data(), bits, mask, shift, contexts};
+    r = Bulk<kLanes, kContexts>(x, a, w, end, extra, tables, seg, 0, length[kLanes - 1], sink,
+                                std::make_index_sequence<kLanes>{});
+  }
   for (; r < seg; ++r) {
     while (active > 0 && length[active - 1] <= r) --active;
     if (!extra.Inside()) return Corrupt("extra-bit stream ends early");
@@ -263,16 +332,16 @@ class Rans final : public Coder {
     Status st;
     switch (symbol_width) {  // planar bytes (FORMAT.md section 3): byte k of symbol i at k*numel + i
       case 1:
-        st = DecodeStream(payload, payload_len, numel, 1, [&](uint64_t i, uint32_t v) { out[i] = static_cast<uint8_t>(v); });
+        st = DecodeStream(payload, payload_len, numel, 1, [out](uint64_t i, uint32_t v) { out[i] = static_cast<uint8_t>(v); });
         break;
       case 2:
-        st = DecodeStream(payload, payload_len, numel, 2, [&](uint64_t i, uint32_t v) {
+        st = DecodeStream(payload, payload_len, numel, 2, [out, numel](uint64_t i, uint32_t v) {
           out[i] = static_cast<uint8_t>(v);
           out[numel + i] = static_cast<uint8_t>(v >> 8);
         });
         break;
       default:
-        st = DecodeStream(payload, payload_len, numel, symbol_width, [&](uint64_t i, uint32_t v) {
+        st = DecodeStream(payload, payload_len, numel, symbol_width, [out, numel](uint64_t i, uint32_t v) {
           for (unsigned k = 0; k < 4; ++k) out[k * numel + i] = static_cast<uint8_t>(v >> (8 * k));
         });
         break;
@@ -288,7 +357,7 @@ class Rans final : public Coder {
 Status RansDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
                   uint32_t* out) {
   if (numel != 0 && out == nullptr) return Status(Code::kInvalidArgument, "out is NULL");
-  return DecodeStream(payload, payload_len, numel, symbol_width, [&](uint64_t i, uint32_t s) { out[i] = s; });
+  return DecodeStream(payload, payload_len, numel, symbol_width, [out](uint64_t i, uint32_t s) { out[i] = s; });
 }
 
 const Coder& RansCoder() {
