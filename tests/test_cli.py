@@ -42,7 +42,7 @@ def test_compress_inspect_decompress(cnn_file, tmp_path, capsys):
     assert code == 0 and out.exists()
     assert "conv2.w" in stdout and "file:" in stdout
     code, stdout, _ = run(["inspect", out], capsys)
-    assert code == 0 and "scalar+brotli" in stdout
+    assert code == 0 and "scalar+rans" in stdout
     dense = tmp_path / "dense.onnx"
     code, _, _ = run(["decompress", out, "-o", dense], capsys)
     assert code == 0

@@ -74,7 +74,7 @@ def test_scalar_error_is_within_half_a_step(w, step_rel, seed):
 
 @settings(max_examples=30, deadline=None)
 @given(st.sampled_from([np.int8, np.uint8, np.int32, np.float32, np.float16]),
-       hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9), st.sampled_from(["brotli", "store"]))
+       hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9), st.sampled_from(["brotli", "store", "rans"]))
 def test_raw_is_lossless(dtype, shape, coder):
     rng = np.random.default_rng(0)
     w = rng.integers(0, 255, size=shape).astype(dtype) if np.dtype(dtype).kind != "f" else rng.standard_normal(shape).astype(dtype)

@@ -82,7 +82,7 @@ def _random_blob(data) -> bytes:
         config = LatticeConfig(step_rel=step_rel, refine=refine)  # scalar reads step_rel and refine
     else:
         config = LatticeConfig(step_rel=step_rel, refine=refine, axis_order=order)
-    coder = data.draw(st.sampled_from(["store", "brotli"]), label="coder")
+    coder = data.draw(st.sampled_from(["store", "brotli", "rans"]), label="coder")
     return encode_tensor(w, kind, coder, config, seed=data.draw(st.integers(0, 2**64 - 1), label="seed")).blob
 
 

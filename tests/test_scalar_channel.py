@@ -247,7 +247,7 @@ def test_python_and_native_decoders_agree(native, data):
     if not np.any(w):
         return
     config = ChannelConfig(step_rel=data.draw(st.sampled_from([1e-6, 0.003, 0.3, 3.0]), label="step_rel"), axis=axis)
-    coder = data.draw(st.sampled_from(["store", "brotli", "range"]), label="coder")
+    coder = data.draw(st.sampled_from(["store", "brotli", "range", "rans"]), label="coder")
     seed = data.draw(st.integers(0, 2**64 - 1), label="seed")
     blob = encode_tensor(w, "scalar_channel", coder, config, seed=seed).blob
     expected = decode_blob(blob)

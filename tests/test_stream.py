@@ -21,7 +21,7 @@ from onnx_udc.graph.modelio import (DEFERRED_KEY, is_deferred, load_deferred, lo
                                     tensor_array)
 from onnx_udc.quantizers.scalar import ScalarConfig
 
-FIXED = CompressConfig(scalar=ScalarConfig(step_rel=0.05), coder="brotli")  # the CLI default
+FIXED = CompressConfig(scalar=ScalarConfig(step_rel=0.05))  # the CLI default (coder auto)
 
 
 def _model():
@@ -93,7 +93,7 @@ def test_cli_compress_from_external_data_matches_a_whole_load(tmp_path):
     from onnx_udc.cli import main
 
     ext = _external(tmp_path)
-    argv = ["compress", str(ext), "-o", str(tmp_path / "cli.onnx"), "--step-rel", "0.05", "--coder", "brotli", "-q"]
+    argv = ["compress", str(ext), "-o", str(tmp_path / "cli.onnx"), "--step-rel", "0.05", "-q"]
     assert main(argv) == 0
     save_model(compress_model(load_model(ext), FIXED)[0], tmp_path / "api.onnx")
     assert (tmp_path / "cli.onnx").read_bytes() == (tmp_path / "api.onnx").read_bytes()

@@ -95,7 +95,8 @@ def cli() -> None:
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
-@click.option("--coder", type=click.Choice(coders.names()), default="brotli", show_default=True)
+@click.option("--coder", type=click.Choice(["auto", *coders.names()]), default="auto", show_default=True,
+              help="lossless coder (auto: rans, and brotli too for lossless 2- and 4-byte tensors)")
 @click.option("--threads", type=int, default=None, help="parallel encoders (default: all cores)")
 @click.option("--backend", type=click.Choice(["threads", "processes", "ray"]), default="threads", show_default=True,
               help="where the fixed-step encode jobs run: local threads, local processes, or a Ray cluster "
