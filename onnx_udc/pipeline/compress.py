@@ -396,7 +396,7 @@ def _whole_model_pq(model: onnx.ModelProto, spec: CompressSpec, target, calib, s
     return best
 
 
-AUTO_TABLES = False  # the default's tables stage (_auto_tables); False: the plan as the allocation chose it
+AUTO_TABLES = False  # the tables stage (_auto_tables): off, it did not pay (docs/research/tables_in_auto.md)
 TABLES_LOOSEN_MAX = 2.0  # the coarser plan's allowed deficit, at most this many times the target's
 
 
