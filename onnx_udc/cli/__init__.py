@@ -92,6 +92,10 @@ def cli() -> None:
               show_default=True,
               help="held-out samples too few to confirm an agreement target at 95% confidence: plan with half the "
                    "allowed deficit (margin), stop with the samples needed (error), or only warn (accept)")
+@click.option("--distill", "distill", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="end-to-end distillation of what the decoder reads (centroids, codeword tables, steps) toward the "
+                   "original outputs on the fit samples, before the held-out check; auto: when torch is installed "
+                   "(pip install 'onnx-udc[finetune]')")
 @click.option("--plan-out", type=click.Path(path_type=Path), default=None, help="write the chosen allocation as JSON")
 @click.option("--seed", type=int, default=0, show_default=True, help="dither seed of the model")
 @click.option("--min-elements", type=int, default=1024, show_default=True, help="smaller initializers stay dense")
@@ -126,7 +130,7 @@ def cli() -> None:
                    "(safer with few calibration rows per input width, e.g. short sentences)")
 def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement, min_cosine,
              min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed, min_elements, coder, threads,
-             backend="threads", ray_address=None, quiet=False, pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4",
+             backend="threads", ray_address=None, quiet=False, distill="auto", pq_k=256, pq_block="conv3x3=9,conv1x1=4,conv=8,matmul=4",
              pq_iterations=10, pq_refine=20, pq_rounds=1,
              pq_target="weights", refine_codewords="none", codeword_target="output"):
     """Replace every large weight of MODEL by a compressed decode node.
@@ -156,7 +160,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
                                min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed,
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
                                pq_target, refine_codewords, codeword_target)
-    spec = replace(spec, config=replace(spec.config, backend=backend, backend_address=ray_address))
+    spec = replace(spec, config=replace(spec.config, backend=backend, backend_address=ray_address), distill=distill)
     if spec.needs_calibration or spec.pq is not None:
         if backend != "threads":
             raise ConfigError(f"--backend {backend} runs fixed-step compression (--step-rel or --target-bpw); the "

@@ -88,6 +88,7 @@ class CompressSpec:
     calib: object = None
     calib_samples: int | None = None  # None: default_calibration (from the model's MACs and the target, never timed)
     small_holdout: str = "margin"  # held-out samples too few to confirm the target: one of SMALL_HOLDOUT
+    distill: str = "auto"  # end-to-end distillation of what the decoder reads (onnx_udc.finetune): DISTILL_MODES
     pq: PQSpec | None = None
     tables: TablesSpec | None = None
     methods: tuple[str, ...] | None = None  # quantizers a target's allocation chooses among, per tensor (+ "pq")
@@ -113,6 +114,8 @@ class CompressSpec:
                 raise ConfigError(f"methods must be quantizers with a step or one of {FITTED_METHODS}, not {name}")
         if self.methods and set(FITTED_METHODS) & set(self.methods) and (self.target is None or self.target.is_size):
             raise ConfigError("fitted methods (product quantization, error feedback) need a fidelity target")
+        if self.distill not in DISTILL_MODES:
+            raise ConfigError(f"distill must be one of {DISTILL_MODES}, got {self.distill!r}")
         if self.small_holdout not in SMALL_HOLDOUT:
             raise ConfigError(f"small_holdout must be one of {SMALL_HOLDOUT}, got {self.small_holdout!r}")
         if self.calib_samples is not None and self.calib_samples < 1:
@@ -138,6 +141,7 @@ class CompressResult:
     warnings: list[str] = field(default_factory=list)
     verification: object = None  # fit.check.Verification: the fidelity on the held-out samples
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+    distill: object = None  # finetune.DistillReport, when distillation ran
 
 
 def compress(
@@ -215,6 +219,7 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say,
     for attempt in range(1, spec.attempts + 1):
         target = replace(spec.target, value=internal)
         result = _plan_and_encode(model, spec, target, fit_set, say, candidates, reuse)
+        result = _distilled(model, spec, result, fit_set, say)
         for key, sec in {**(result.allocation.seconds if result.allocation else {}), **result.seconds}.items():
             stages[key] = stages.get(key, 0.0) + sec
         clock = time.perf_counter()
@@ -252,6 +257,40 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say,
         if not spec.allow_miss:
             raise FidelityError(line, result.verification)
         result.warnings.append(line + " (written anyway: allow_miss)")
+    return result
+
+
+DISTILL_MODES = ("auto", "on", "off")  # auto: when torch is installed (pip install 'onnx-udc[finetune]')
+DISTILL_STEPS = 200  # Adam steps (batch 32): docs/results/distill.md's setting
+
+
+def _distilled(model: onnx.ModelProto, spec: CompressSpec, result: CompressResult, fit_set, say) -> CompressResult:
+    """End-to-end distillation of what the decoder reads (pq centroids, codeword tables,
+    steps: onnx_udc.finetune) toward the original model's outputs on the fit samples, indices
+    frozen, before the held-out check. It splits the fit samples itself and keeps the new
+    blobs only when its own held-out part improves; the pipeline's held-out samples stay
+    unseen. "auto" runs it when torch is installed; an op its bridge lacks is a warning."""
+    if spec.distill == "off":
+        return result
+    from ..finetune import DistillError, MissingTorchError, distill
+
+    try:
+        done = distill(model, result.model, fit_set, None, steps=DISTILL_STEPS, batch=32,
+                       threads=spec.config.threads)
+    except MissingTorchError as exc:
+        if spec.distill == "on":
+            raise ConfigError(str(exc)) from None
+        return result
+    except DistillError as exc:
+        result.warnings.append(exc.skipped)
+        say(exc.skipped)
+        return result
+    say(done.report.describe())
+    result.distill = done.report
+    result.seconds["distillation"] = done.report.seconds
+    if done.report.kept and done.model is not None:
+        result.model = done.model
+        result.report.compressed_model_bytes = proto_size(done.model)
     return result
 
 
