@@ -3,6 +3,7 @@ when torch is installed, and says clearly what happens when it is not."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import numpy as np
@@ -33,8 +34,38 @@ def test_without_torch_auto_skips_and_on_names_the_extra(monkeypatch):
         compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds(), distill="on"))
 
 
-def test_with_torch_the_default_distills_before_the_held_out_check():
-    pytest.importorskip("torch")
+def _first_check_misses(monkeypatch):
+    """check.measure as it is, except that the first held-out check reports 100 dB less."""
+    from onnx_udc.fit import check
+
+    real, calls = check.measure, []
+
+    def measure(*args, **kwargs):
+        value, counted = real(*args, **kwargs)
+        calls.append(value)
+        return (value - 100.0, counted) if len(calls) == 1 else (value, counted)
+
+    monkeypatch.setattr(check, "measure", measure)
+    return calls
+
+
+def test_a_held_out_miss_is_first_retried_with_distillation(monkeypatch):
+    pipeline = importlib.import_module("onnx_udc.pipeline.compress")
+    tried = []
+    real = pipeline._distilled
+    monkeypatch.setattr(pipeline, "_distilled", lambda *a, **k: (tried.append(1), real(*a, **k))[1])
+    _first_check_misses(monkeypatch)
     result = compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds()))
-    assert result.distill is not None and "distillation" in result.seconds
-    assert result.verification.passed
+    assert tried and result.verification.passed
+
+
+def test_with_torch_a_miss_is_distilled(monkeypatch):
+    pytest.importorskip("torch")
+    _first_check_misses(monkeypatch)
+    result = compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds()))
+    assert "distillation" in result.seconds and result.verification.passed
+
+
+def test_a_passing_model_is_not_distilled():
+    result = compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds()))
+    assert result.distill is None and result.verification.passed
