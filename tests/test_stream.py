@@ -3,7 +3,6 @@ with defer_external) give the bytes of a model loaded whole, for the loader, pro
 save_model, compress_model and the CLI; a slow test bounds the peak memory."""
 
 import os
-import resource
 import subprocess
 import sys
 
@@ -164,7 +163,6 @@ def test_compress_from_external_data_in_bounded_memory(tmp_path):
     peak = _rss_child([*cli, "compress", str(src), "-o", str(tmp_path / "out.onnx"), "--step-rel", "0.05", "-q",
                        "--threads", "2"])
     assert peak < 0.5 * weights / 2**20 + 700, f"peak RSS {peak:.0f} MiB for {weights / 2**20:.0f} MiB of weights"
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < weights / 2**20  # the test itself never held it
 
 
 def test_unknown_fields_are_serialised_whole(tmp_path, monkeypatch):
