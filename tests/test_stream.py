@@ -152,8 +152,9 @@ def _rss_child(argv) -> float:
 
 @pytest.mark.slow
 def test_compress_from_external_data_in_bounded_memory(tmp_path):
-    """A 256 MiB external-data model (4 x 64 MiB weights) compresses within about two
-    tensors' working set plus a fixed overhead, not the ~3x the model a whole load costs."""
+    """A 256 MiB external-data model (4 x 64 MiB weights) compresses within its size plus a
+    fixed overhead (614 MiB measured, docs/results/scale.md), not the ~3x the model a whole
+    load cost (3,161 MiB for 1 GiB)."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
     from bench_scale import external_mlp
 
@@ -162,7 +163,7 @@ def test_compress_from_external_data_in_bounded_memory(tmp_path):
     cli = [sys.executable, "-m", "onnx_udc.cli"]
     peak = _rss_child([*cli, "compress", str(src), "-o", str(tmp_path / "out.onnx"), "--step-rel", "0.05", "-q",
                        "--threads", "2"])
-    assert peak < 0.5 * weights / 2**20 + 700, f"peak RSS {peak:.0f} MiB for {weights / 2**20:.0f} MiB of weights"
+    assert peak < weights / 2**20 + 460, f"peak RSS {peak:.0f} MiB for {weights / 2**20:.0f} MiB of weights"
 
 
 def test_unknown_fields_are_serialised_whole(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Peak memory and wall time of `onnx-udc compress` and `decompress` on a large model whose
 weights live in external data (docs/results/scale.md).
 
-    python tools/bench_scale.py [--dim 4096 --layers 16] [--workdir DIR] [--label after]
+    python tools/bench_scale.py [--dim 4096 --layers 16] [--coder C] [--workdir DIR] [--label after]
 
 Builds an MLP of ``layers`` dim x dim float32 weights (the default: 16 x 64 MB = 1 GiB) saved
 with its weights in ``m.onnx.data``, then runs under ``/usr/bin/time -v``:
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None, help="where the models go (default: a temporary folder)")
     parser.add_argument("--label", default="this checkout")
+    parser.add_argument("--coder", default=None, help="--coder of the compress command (default: the CLI's default)")
     parser.add_argument("--append", type=Path, default=None, help="append the table rows to this file")
     parser.add_argument("--checkout", type=Path, default=None,
                         help="run the onnx_udc package of this folder (e.g. `git archive <commit> onnx_udc | tar -x "
@@ -112,8 +113,9 @@ def main() -> None:
         src = work / "m.onnx"
         weights = external_mlp(src, args.dim, args.layers)
         rows = []
-        runs = [("compress", [*cli, "compress", str(src), "-o", str(work / "out.onnx"), "--step-rel", "0.05", "-q"],
-                 work / "out.onnx"),
+        coder = ["--coder", args.coder] if args.coder else []
+        runs = [("compress", [*cli, "compress", str(src), "-o", str(work / "out.onnx"), "--step-rel", "0.05", "-q",
+                              *coder], work / "out.onnx"),
                 ("decompress", [*cli, "decompress", str(work / "out.onnx"), "-o", str(work / "dense.onnx")],
                  work / "dense.onnx")]
         for what, argv, out in runs:
