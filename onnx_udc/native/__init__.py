@@ -286,6 +286,38 @@ def native_decoder() -> NativeDecoder:
     return NativeDecoder()
 
 
+# ---- the coders' entry points (range, rans): one buffer protocol, one decode call ------------
+
+def _encoded(call, cap: int, name: str) -> bytes:
+    """The payload of an encoder entry point ``call(out, out_cap, &out_len, err)`` (the
+    buffer protocol of onnx_udc.h: UDC_BUFFER_SIZE with the needed length; retried once)."""
+    for _ in range(2):
+        out = np.empty(cap, dtype=np.uint8)
+        out_len = ctypes.c_size_t(0)
+        err = ctypes.create_string_buffer(256)
+        status = call(out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), cap, ctypes.byref(out_len), err)
+        if status == STATUS_NAMES.index("BUFFER_SIZE"):
+            cap = out_len.value
+            continue
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+        return out[: out_len.value].tobytes()
+    raise RuntimeError(f"the {name} encoder asked for a larger buffer twice")
+
+
+def _decoded(fn, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
+    """payload -> symbols uint32 [numel] through a decoder entry point (udc_range_decode,
+    udc_rans_decode); FormatError(CORRUPT_PAYLOAD) on a bad payload."""
+    buf = np.frombuffer(payload, dtype=np.uint8)
+    out = np.empty(numel, dtype=np.uint32)  # [numel]
+    err = ctypes.create_string_buffer(256)
+    status = fn(buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, numel, width,
+                out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), err, 256)
+    if status:
+        _raise_status(status, err.value.decode(errors="replace"))
+    return out
+
+
 # ---- coder 2, range: the C++ encoder and decoder (FORMAT.md 5.2) -------------------------
 
 class NativeRange:
@@ -318,39 +350,21 @@ class NativeRange:
         if sym.size and int(symbols.max()) >= (1 << (8 * width)):
             raise OverflowError(f"symbol {int(symbols.max())} does not fit {width} byte(s)")
         u32p = ctypes.POINTER(ctypes.c_uint32)
-        cap = 64 + sym.size * width + sym.size // 4  # above the usual size; retried once if not
-        for _ in range(2):
-            out = np.empty(cap, dtype=np.uint8)
-            out_len = ctypes.c_size_t(0)
-            err = ctypes.create_string_buffer(256)
-            out_p = out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        if self._variant is None and variant != 1:
+            raise RuntimeLibraryError(f"{self.path} predates range variant {variant}: rebuild it with `make runtime`")
+
+        def call(out_p, cap, out_len, err):
             if self._variant is not None:
-                status = self._variant(sym.ctypes.data_as(u32p), sym.size, width, period, variant, out_p, cap,
-                                       ctypes.byref(out_len), err, 256)
-            elif variant == 1:
-                status = self._lib.udc_range_encode(sym.ctypes.data_as(u32p), sym.size, width, period, out_p, cap,
-                                                    ctypes.byref(out_len), err, 256)
-            else:
-                raise RuntimeLibraryError(f"{self.path} predates range variant {variant}: rebuild it with `make runtime`")
-            if status == STATUS_NAMES.index("BUFFER_SIZE"):
-                cap = out_len.value
-                continue
-            if status:
-                _raise_status(status, err.value.decode(errors="replace"))
-            return out[: out_len.value].tobytes()
-        raise RuntimeError("the range encoder asked for a larger buffer twice")
+                return self._variant(sym.ctypes.data_as(u32p), sym.size, width, period, variant, out_p, cap, out_len,
+                                     err, 256)
+            return self._lib.udc_range_encode(sym.ctypes.data_as(u32p), sym.size, width, period, out_p, cap, out_len,
+                                              err, 256)
+
+        return _encoded(call, 64 + sym.size * width + sym.size // 4, "range")  # above the usual size
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""
-        buf = np.frombuffer(payload, dtype=np.uint8)
-        out = np.empty(numel, dtype=np.uint32)  # [numel]
-        err = ctypes.create_string_buffer(256)
-        status = self._lib.udc_range_decode(
-            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, numel, width,
-            out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), err, 256)
-        if status:
-            _raise_status(status, err.value.decode(errors="replace"))
-        return out
+        return _decoded(self._lib.udc_range_decode, payload, numel, width)
 
 
 @functools.cache
@@ -384,33 +398,16 @@ class NativeRans:
         ctypes call releases the GIL, so tensors encode in parallel threads)."""
         sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
         u32p = ctypes.POINTER(ctypes.c_uint32)
-        cap = 256 + sym.size * width + sym.size // 8  # above the usual size; retried once if not
-        for _ in range(2):
-            out = np.empty(cap, dtype=np.uint8)
-            out_len = ctypes.c_size_t(0)
-            err = ctypes.create_string_buffer(256)
-            status = self._lib.udc_rans_encode(sym.ctypes.data_as(u32p), sym.size, width, lanes, prob_bits, contexts,
-                                               shift, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), cap,
-                                               ctypes.byref(out_len), err, 256)
-            if status == STATUS_NAMES.index("BUFFER_SIZE"):
-                cap = out_len.value
-                continue
-            if status:
-                _raise_status(status, err.value.decode(errors="replace"))
-            return out[: out_len.value].tobytes()
-        raise RuntimeError("the rans encoder asked for a larger buffer twice")
+
+        def call(out_p, cap, out_len, err):
+            return self._lib.udc_rans_encode(sym.ctypes.data_as(u32p), sym.size, width, lanes, prob_bits, contexts,
+                                             shift, out_p, cap, out_len, err, 256)
+
+        return _encoded(call, 256 + sym.size * width + sym.size // 8, "rans")  # above the usual size
 
     def decode(self, payload: bytes | memoryview, numel: int, width: int) -> np.ndarray:
         """payload -> symbols uint32 [numel]; FormatError(CORRUPT_PAYLOAD) on a bad payload."""
-        buf = np.frombuffer(payload, dtype=np.uint8)
-        out = np.empty(numel, dtype=np.uint32)  # [numel]
-        err = ctypes.create_string_buffer(256)
-        status = self._lib.udc_rans_decode(
-            buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, numel, width,
-            out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), err, 256)
-        if status:
-            _raise_status(status, err.value.decode(errors="replace"))
-        return out
+        return _decoded(self._lib.udc_rans_decode, payload, numel, width)
 
 
 @functools.cache
