@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/coders.h"
+#include "core/coders/planar.h"
 #include "core/coders/rans_model.h"
 
 namespace udc {
@@ -322,33 +323,9 @@ class Rans final : public Coder {
 
   Status Decode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
                 ByteBuffer* scratch, const uint8_t** symbols) const override {
-    const uint64_t expected = numel * symbol_width;
-    if (expected > SIZE_MAX) {
-      return Status(Code::kLimitExceeded, "symbol stream of " + std::to_string(expected) +
-                                              " bytes does not fit this platform's address space");
-    }
-    scratch->reset(new uint8_t[expected ? expected : 1]);
-    uint8_t* out = scratch->get();
-    Status st;
-    switch (symbol_width) {  // planar bytes (FORMAT.md section 3): byte k of symbol i at k*numel + i
-      case 1:
-        st = DecodeStream(payload, payload_len, numel, 1, [out](uint64_t i, uint32_t v) { out[i] = static_cast<uint8_t>(v); });
-        break;
-      case 2:
-        st = DecodeStream(payload, payload_len, numel, 2, [out, numel](uint64_t i, uint32_t v) {
-          out[i] = static_cast<uint8_t>(v);
-          out[numel + i] = static_cast<uint8_t>(v >> 8);
-        });
-        break;
-      default:
-        st = DecodeStream(payload, payload_len, numel, symbol_width, [out, numel](uint64_t i, uint32_t v) {
-          for (unsigned k = 0; k < 4; ++k) out[k * numel + i] = static_cast<uint8_t>(v >> (8 * k));
-        });
-        break;
-    }
-    if (!st.ok()) return st;
-    *symbols = out;
-    return Status::Ok();
+    return DecodePlanar(numel, symbol_width, scratch, symbols, [&](auto sink) {
+      return DecodeStream(payload, payload_len, numel, symbol_width, sink);
+    });
   }
 };
 
