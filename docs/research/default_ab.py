@@ -36,7 +36,8 @@ from onnx_udc.pipeline import CompressSpec, compress  # noqa: E402
 pipeline = importlib.import_module("onnx_udc.pipeline.compress")  # the module, not the function
 
 
-def run(setup: str, tables: bool) -> str:
+def run(setup: str, tables: bool, distill: str = "auto", label: str = "") -> str:
+    """One default compression (codeword-table stage on/off, CompressSpec.distill), scored."""
     pipeline.AUTO_TABLES = tables
     proto = onnx.load(model_path())
     images, labels = load_test_data()
@@ -51,7 +52,7 @@ def run(setup: str, tables: bool) -> str:
     said: list[str] = []
     start = time.time()
     res = compress(proto, CompressSpec(config=CompressConfig(seed=0), target=target, calib=calib,
-                                       methods=pipeline.auto_methods(target)), log=said.append)
+                                       methods=pipeline.auto_methods(target), distill=distill), log=said.append)
     seconds = time.time() - start
     reference = ort.InferenceSession(proto.SerializeToString())
     session = InferenceSession(res.model)
@@ -64,8 +65,8 @@ def run(setup: str, tables: bool) -> str:
         agree += int((a == b).sum())
         right += int((b == y).sum())
         right0 += int((a == y).sum())
-    kept = [m for m in said if m.startswith("tables stage")]
-    return (f"{setup} tables {'on' if tables else 'off'}: ratio {proto.ByteSize() / res.model.ByteSize():.2f}x "
+    kept = [m for m in said if m.startswith("tables stage" if not label else "distillation")]
+    return (f"{setup} {label or ('tables ' + ('on' if tables else 'off'))}: ratio {proto.ByteSize() / res.model.ByteSize():.2f}x "
             f"({res.model.ByteSize():,} B), test agreement {agree / n_eval:.4f}, accuracy {right / n_eval:.4f} "
             f"(original {right0 / n_eval:.4f}) on {n_eval} images, held-out {res.verification.describe()}, "
             f"{seconds:.0f} s{'; ' + kept[-1] if kept else ''}")
