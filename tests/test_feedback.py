@@ -226,3 +226,60 @@ def test_fitted_methods_left_out_when_a_stricter_target_does_not_move_the_held_o
     err = capsys.readouterr().err
     assert code == 0, err
     assert "fitted methods are left out" in err and out.exists()
+
+
+def _two_layer_model(seed: int = 0) -> onnx.ModelProto:
+    """x [N, 96] -> MatMul W1 [96, 64] -> MatMul W2 [64, 16] -> y [N, 16]."""
+    rng = np.random.default_rng(seed)
+    inits = [nh.from_array((rng.standard_normal((96, 64)) * 0.1).astype(np.float32), "W1"),
+             nh.from_array((rng.standard_normal((64, 16)) * 0.1).astype(np.float32), "W2")]
+    graph = h.make_graph([h.make_node("MatMul", ["x", "W1"], ["a"], name="mm1"),
+                          h.make_node("MatMul", ["a", "W2"], ["y"], name="mm2")], "two",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", 96])],
+                         [h.make_tensor_value_info("y", T.FLOAT, ["N", 16])], inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_feedback_budget_counts_predicted_work_not_the_clock(monkeypatch):
+    """The budget is work predicted from the shapes (fit.cost.feedback_work): a clock that
+    jumps 1000 s per reading changes nothing, and a budget below the largest layer's work
+    skips that layer (not tried) while the smaller one after it is still fitted."""
+    import time
+
+    from onnx_udc.fit import candidates as cmod
+
+    model = _two_layer_model()
+    arrays = {i.name: nh.to_array(i) for i in model.graph.initializer}
+    config = CompressConfig()
+    calib = CalibrationSet(_batches(), False, "test")
+
+    def run(budget):
+        grams = LayerGrams(model, calib, config)
+        reqs = {n: Request(3.0, (0.3 * float(np.sqrt(np.mean(a.astype(np.float64) ** 2))),))
+                for n, a in arrays.items()}
+        out = feedback_candidates(arrays, reqs, grams, config, budget=budget)
+        works = {n: cmod._feedback_work(arrays[n], grams.consumers[n], reqs[n].steps) for n in arrays}
+        return out, works
+
+    normal, works = run(60.0)
+    assert set(normal) == {"W1", "W2"} and not normal.skipped
+    assert works["W1"] > works["W2"] > 0
+    assert normal.work == pytest.approx(works["W1"] + works["W2"])
+
+    clock = [0.0]
+
+    def slow():
+        clock[0] += 1000.0
+        return clock[0]
+
+    monkeypatch.setattr(time, "perf_counter", slow)
+    jumped, _ = run(60.0)
+    assert set(jumped) == set(normal) and jumped.work == normal.work
+    for n in normal:
+        assert [c.decoded.tobytes() for c in jumped[n]] == [c.decoded.tobytes() for c in normal[n]]
+
+    small, _ = run(0.5 * (works["W1"] + works["W2"]))  # W1 alone is more than half of both
+    assert small.skipped == ["W1"] and set(small) == {"W2"}
+    assert small.work == pytest.approx(works["W2"])

@@ -28,9 +28,12 @@ the allocation asks for (fit.allocate: around its first predicted choice):
     --order-0 entropy of the symbols (as the step columns' rate_curve)--> bits;  P_eff
     --> Candidate(method "scalar" / "scalar_channel", step, symbols kept compact, decoded lazily)
 
-The Grams are measured once per layer (LayerGrams) for both. Fitting stops at ``budget``
-seconds (largest layers first, so the budget goes where the bytes are); the layers left
-out keep the step quantizers only.
+The Grams are measured once per layer (LayerGrams) for both. Fitting is bounded by a
+``budget`` of work units (fit.cost.feedback_work / pq_work: predicted from each layer's
+shape, about a second of the reference machine each, never read from a clock, so the same
+inputs give the same candidates on any machine): the largest layers first, so the budget
+goes where the bytes are; a layer whose predicted work no longer fits keeps the step
+quantizers only, and smaller ones after it may still fit.
 """
 
 from __future__ import annotations
@@ -56,15 +59,16 @@ from . import feedback
 from . import pq as pq_fit
 from .activations import ActivationProbe, find_consumers
 from .calib import CalibrationSet
+from .cost import feedback_work, pq_work
 
 PQ_KS = (16, 64, 256)  # codebook sizes tried per layer (lowered for small layers: pq_fit.choose_k)
 PQ_REFINE = 10  # conjugate-gradient iterations of the centroid fine-tuning
 EM_BLOCKS = 1 << 14  # blocks the EM of one candidate sees at most (then every block is assigned once)
 EM_ITERATIONS = 8
-PQ_BUDGET = 60.0  # seconds of fitting, when the layers allow
+PQ_BUDGET = 60.0  # work units (fit.cost.pq_work) of fitting over one call
 LAYERS_PER_PASS = 8  # layers whose activations one calibration pass collects (bounds memory)
 GRAM_ROWS = 2048  # activation rows sampled per calibration batch and layer for its Gram
-FEEDBACK_BUDGET = 60.0  # seconds of error feedback, when the layers allow
+FEEDBACK_BUDGET = 60.0  # work units (fit.cost.feedback_work) of error feedback over one call
 CHANNEL_SPREAD = 4.0  # max / min channel RMS above which feedback also tries per-channel steps
 # Rate term of rate-distortion-optimised feedback twins (squared steps per bit); 0: none.
 # Off: on the bundled ResNet-20 the planner chose the twins (lam 0.05 / 0.1) for 17-18 of
@@ -118,9 +122,15 @@ def effective_power(w: np.ndarray, w_hat: np.ndarray, fit_order: tuple[int, ...]
 
 
 class Candidates(dict):
-    """name -> [Candidate], with the seconds the fitting took."""
+    """name -> [Candidate], with the seconds the fitting took and the work units it was
+    charged (fit.cost: predicted from the shapes; what the budgets count)."""
 
     seconds: float = 0.0
+    work: float = 0.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: list[str] = []  # left out by the work budget (not fitted, not tried)
 
 
 def shrunk_gram(gram: np.ndarray, rows: int) -> np.ndarray:
@@ -215,29 +225,59 @@ def feedback_candidates(
     log: Callable[[str], object] | None = None,
 ) -> Candidates:
     """name -> its error-fed scalar candidates at the requested steps (module docstring),
-    for the weights (``arrays``: float [*shape]) a Conv / MatMul / Gemm reads directly."""
+    for the weights (``arrays``: float [*shape]) a Conv / MatMul / Gemm reads directly,
+    within ``budget`` work units (fit.cost.feedback_work; Candidates.work: what was spent)."""
     say = log or (lambda _msg: None)
     names = [n for n in requests if n in arrays and n in grams.consumers and requests[n].steps]
-    names.sort(key=lambda n: -arrays[n].size)  # the budget goes where the bytes are
+    names.sort(key=lambda n: (-arrays[n].size, n))  # the budget goes where the bytes are
     start = time.perf_counter()
     out = Candidates()
-    skipped = 0
-    for i, name in enumerate(names):
-        if time.perf_counter() - start > budget:
-            skipped = len(names) - i
-            break
+    for name in names:
+        work = _feedback_work(arrays[name], grams.consumers[name], requests[name].steps)
+        if out.work + work > budget:
+            out.skipped.append(name)
+            continue
         found = grams.get([name])
         if name not in found:
             continue
+        out.work += work
         try:
             out[name] = _feedback_tensor(name, arrays[name], found[name], requests[name].steps, config)
         except ConfigError:  # a Gram that does not fit the weight's layout, or overflowing indices
             continue
     out.seconds = time.perf_counter() - start
     fitted = sum(len(v) for v in out.values())
-    say(f"error feedback: {fitted} candidates for {len(out)} layers in {out.seconds:.1f} s"
-        + (f" ({skipped} layers left to plain rounding: budget of {budget:.0f} s spent)" if skipped else ""))
+    say(f"error feedback: {fitted} candidates for {len(out)} layers in {out.seconds:.1f} s ({out.work:.1f} work units)"
+        + (f" ({len(out.skipped)} layers left to plain rounding: budget of {budget:.0f} work units)"
+           if out.skipped else ""))
     return out
+
+
+def _feedback_work(w: np.ndarray, consumer, steps: tuple[float, ...]) -> float:
+    """The predicted work (fit.cost.feedback_work) of _feedback_tensor on ``w`` at ``steps``
+    (``consumer``: its activations.find_consumers entry; a conv's group count is its last attr)."""
+    order = axis_order(consumer.role, w.shape)
+    kdim = run_length(w.shape, order)
+    rows = max(1, w.size // max(1, kdim))
+    groups = int(consumer.attrs[-1]) if consumer.role == "conv" and consumer.attrs else 1
+    variants = 1 + (_channel_rel(w, order) is not None)
+    return feedback_work(rows, kdim, groups, len(steps) * variants * (2 if RDO_LAMBDA > 0 else 1))
+
+
+def _channel_rel(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray | None:
+    """Per-channel step factors [O] (channel RMS over the tensor's, at least MIN_REL) when the
+    channels' RMS spread by CHANNEL_SPREAD or more, else None (and for vectors)."""
+    if len(w.shape) < 2:
+        return None
+    wf = np.asarray(w, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(wf * wf)))
+    if not (rms > 0 and np.isfinite(rms)):
+        return None
+    c_rms = channel_rms(w, order[0])  # [O]
+    live = c_rms[c_rms > 0]
+    if live.size and float(live.max()) >= CHANNEL_SPREAD * float(live.min()):
+        return np.maximum(c_rms / rms, MIN_REL)
+    return None
 
 
 def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[float, ...],
@@ -259,12 +299,7 @@ def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[fl
         return []
     prepared = feedback.prepare(gram)  # the column order and inverse factor: one per layer
     cols = feedback.columns(wt, dt, prepared[0])  # the weights and dither in that order: one per layer
-    rel = None
-    if len(w.shape) >= 2:
-        c_rms = channel_rms(w, order[0])  # [O]
-        live = c_rms[c_rms > 0]
-        if live.size and float(live.max()) >= CHANNEL_SPREAD * float(live.min()):
-            rel = np.maximum(c_rms / rms, MIN_REL)
+    rel = _channel_rel(w, order)
     back = np.argsort(order)
 
     def candidates(method: str, label: str, step: float, row_steps: np.ndarray, cfg: object,
@@ -334,25 +369,29 @@ def pq_candidates(
     if not layers:
         return Candidates()
     arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in dict(layers)}
-    layers.sort(key=lambda nr: -arrays[nr[0]].size)  # the budget goes where the bytes are
+    layers.sort(key=lambda nr: (-arrays[nr[0]].size, nr[0]))  # the budget goes where the bytes are
     start = time.perf_counter()
     out = Candidates()
-    skipped = 0
-    for s in range(0, len(layers), LAYERS_PER_PASS):
-        if time.perf_counter() - start > budget:
-            skipped = len(layers) - s
-            break
-        group = layers[s : s + LAYERS_PER_PASS]
+    # the layers the budget admits, largest first (fit.cost.pq_work, predicted before fitting)
+    chosen = []
+    for name, role in layers:
+        work = pq_work(arrays[name].size, ks)
+        if out.work + work > budget:
+            out.skipped.append(name)
+            continue
+        out.work += work
+        chosen.append((name, role))
+    for s in range(0, len(chosen), LAYERS_PER_PASS):
+        group = chosen[s : s + LAYERS_PER_PASS]
         stats = grams.get([n for n, _ in group])
         for name, role in group:
-            if name not in stats or time.perf_counter() - start > budget:
-                skipped += name in stats
-                continue
-            out[name] = _fit_layer(name, arrays[name], stats[name], ks, config)
+            if name in stats:
+                out[name] = _fit_layer(name, arrays[name], stats[name], ks, config)
     out.seconds = time.perf_counter() - start
     fitted = sum(len(v) for v in out.values())
-    say(f"product quantization: {fitted} candidates for {len(out)} layers in {time.perf_counter() - start:.1f} s"
-        + (f" ({skipped} layers left to the step quantizers: fitting budget of {budget:.0f} s spent)" if skipped else ""))
+    say(f"product quantization: {fitted} candidates for {len(out)} layers in {out.seconds:.1f} s ({out.work:.1f} work units)"
+        + (f" ({len(out.skipped)} layers left to the step quantizers: budget of {budget:.0f} work units)"
+           if out.skipped else ""))
     return out
 
 

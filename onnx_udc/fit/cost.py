@@ -97,3 +97,35 @@ def _inferred_shapes(model: onnx.ModelProto, batch: dict[str, np.ndarray]) -> di
         if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
             out[v.name] = tuple(int(d.dim_value) for d in dims)
     return out
+
+
+# ---- fitting work: the budgets of the fitted candidates (fit.candidates) ----------------
+# Error feedback and product quantization fitting are bounded by a budget of *work*,
+# predicted from the layer's shape before it is fitted, never by a clock: the same command
+# on the same model and data tries the same candidates on any machine, loaded or not. One
+# work unit is about one second of one core of the reference machine (a 2-core Xeon, numpy
+# with one BLAS thread); the constants were fitted there on real layer shapes (fmnist and
+# depthwise convolutions, MiniLM-like 384 x 1536 MatMuls; within 2x of the measured time).
+FEEDBACK_COLUMN = 3.5e-5  # per column and pass: the loop's numpy calls on one column
+FEEDBACK_MAC = 5e-10  # per multiply-add of a pass's updates
+FEEDBACK_FACTOR = 4e-10  # per gc * K^3 of the Cholesky factor of the inverse Gram
+PQ_PRODUCT = 2e-8  # per weight x centroid of one codebook size (EM on a sample, assignment, fine-tuning)
+LAYER_OVERHEAD = 1e-3  # per layer fitted
+
+
+def feedback_work(rows: int, cols: int, groups: int, passes: int, block: int = 128) -> float:
+    """Work units of error feedback on one layer of rows x cols weights (fit.feedback,
+    W [O, K], Gram [gc, K, K]): the inverse factor once, then ``passes`` index passes (one
+    per step and variant tried), each K columns of eager updates within blocks of
+    ``block`` columns and one product per block for the rest."""
+    o, k, gc = float(rows), float(cols), float(max(1, groups))
+    factor = FEEDBACK_FACTOR * gc * k ** 3 + LAYER_OVERHEAD
+    one_pass = FEEDBACK_COLUMN * k + FEEDBACK_MAC * o * k * (min(k, float(block)) + k / 2.0)
+    return factor + max(0, passes) * one_pass
+
+
+def pq_work(numel: int, ks) -> float:
+    """Work units of fitting one layer of ``numel`` weights at each codebook size in ``ks``
+    (fit.candidates._fit_layer: EM on a sample of blocks, every block assigned, centroid
+    fine-tuning)."""
+    return PQ_PRODUCT * float(numel) * float(sum(ks)) + LAYER_OVERHEAD

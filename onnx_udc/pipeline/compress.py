@@ -30,7 +30,7 @@ from ..quantizers.pq import PQConfig
 TABLE_TARGETS = ("output", "weights")
 FITTED_METHODS = ("pq", "feedback")  # methods a target's allocation may choose that are fitted (fit.candidates)
 PQ_MAX_BITS = 3.0  # tensors above this rate at the first predicted lambda get no pq candidates
-FEEDBACK_BUDGET = 90.0  # seconds of error feedback over every attempt of one compression
+FEEDBACK_BUDGET = 90.0  # work units (fit.cost.feedback_work, ~1 s each) of error feedback over every attempt
 PQ_TARGETS = ("weights", "output")
 
 
@@ -568,6 +568,7 @@ class _Fitted:
         self.fitted = Candidates()  # name -> pq candidates
         self.fed: dict[tuple[str, float], list] = {}  # (name, step) -> feedback candidates
         self.feedback_seconds = 0.0
+        self.feedback_work = 0.0  # work units spent (fit.cost): what FEEDBACK_BUDGET counts
         self.whole_fits: dict = {}
         self._reference = None
         self._arrays: dict | None = None
@@ -608,11 +609,12 @@ class _Fitted:
 
             self._arrays = {i.name: numpy_helper.to_array(i) for i in self.model.graph.initializer
                             if i.name in self.grams.consumers}
-        left = max(0.0, FEEDBACK_BUDGET - self.feedback_seconds)
+        left = max(0.0, FEEDBACK_BUDGET - self.feedback_work)
         more = feedback_candidates(self._arrays, todo, self.grams, self.spec.config, budget=left, log=self.say)
         self.feedback_seconds += more.seconds
+        self.feedback_work += more.work
         for n, r in todo.items():
-            if n not in more and more.seconds >= left:
+            if n in more.skipped:
                 continue  # left out by the budget: not marked as tried
             for step in r.steps:
                 self.fed[(n, float(step))] = [c for c in more.get(n, ()) if c.step == float(np.float32(step))]
