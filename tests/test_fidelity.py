@@ -57,3 +57,31 @@ def test_non_finite_outputs_count_as_huge_noise():
     ref = logits()
     bad = [[np.full_like(ref[0][0], np.nan)]]
     assert fidelity.get("sqnr").measure(ref, bad) < -100
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_agreement_on_probabilities_uses_the_log_margin_noise():
+    """Softmax outputs: the expected agreement comes from the noise of each sample's top-2
+    log-probability margin (fidelity.log_margin_agreement), close to the count on many
+    samples, never above the count, and it sees noise a count of a few samples misses."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((4000, 4)) * 2.0
+    ref = [[_softmax(z)]]
+    m = fidelity.get("agreement")
+    for noise in (0.05, 0.2, 0.5):
+        out = [[_softmax(z + rng.standard_normal(z.shape) * noise)]]
+        counted = m.measure(ref, out)
+        smooth = m.smooth(ref, out)
+        assert smooth <= counted
+        assert fidelity.log_margin_agreement(ref, out) == pytest.approx(counted, abs=0.02)
+    # 12 samples at a noise that flips 2.6% of 4000 such samples:
+    # all 12 agree, the log-margin model still expects the flips
+    few = [[_softmax(z[12:24])]]
+    out = [[_softmax(z[12:24] + np.random.default_rng(9).standard_normal((12, 4)) * 0.1)]]
+    assert m.measure(few, out) == 1.0
+    assert m.smooth(few, out) < 0.97
+    assert m.smooth(ref, ref) == 1.0

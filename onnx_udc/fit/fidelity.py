@@ -250,9 +250,11 @@ class Agreement(Metric):
         model assumes logits (i.i.d. noise on every class score); for probabilities (rows in
         [0, 1] summing to 1, a softmax inside the model) the noise concentrates on the top
         classes and the model is far too hopeful (magika: 0.9996 expected, 0.94 real), so
-        there the count itself is returned."""
+        there the margin model is applied to the log-probabilities instead, with the noise
+        of each sample's own top-2 margin measured (log_margin_agreement), and never above
+        the count."""
         if _probabilities(reference):
-            return self.measure(reference, outputs)
+            return min(self.measure(reference, outputs), log_margin_agreement(reference, outputs))
         return self.predict(self.distortion(reference, outputs), reference)
 
     def predict(self, d: float, reference: Outputs) -> float:
@@ -274,6 +276,38 @@ class Agreement(Metric):
             else:
                 hi = mid
         return 10.0**lo
+
+
+def log_margin_agreement(reference: Outputs, outputs: Outputs) -> float:
+    """Top-1 agreement expected for probability outputs: per sample the reference's margin
+    m = log p1 - log p2 between its two most likely classes and the change delta of that
+    same margin in ``outputs``; delta ~ N(0, sigma^2) with sigma the RMS of delta over the
+    samples whose margin is at most the median (those that can flip; saturated samples'
+    tiny probabilities have noisy logarithms that say nothing about a flip), and a sample
+    keeps its class with probability Phi(m / sigma).
+
+        reference, outputs: per batch, first output [..., C] probabilities -> float in [0, 1]
+
+    On PP-LCNet's 0/180 classifier (48 calibration / 58 evaluation text crops): 0.979
+    expected on the calibration crops, 0.966 counted on the evaluation crops, where
+    counting the calibration crops said 1.0."""
+    rows = [np.asarray(b[0], np.float64) for b in reference]
+    c = rows[0].shape[-1] if rows and rows[0].ndim else 0
+    if c < 2:
+        return 1.0
+    r = np.log(np.clip(np.concatenate([x.reshape(-1, c) for x in rows]), 1e-30, None))  # [S, C]
+    o = np.log(np.clip(np.concatenate([np.asarray(b[0], np.float64).reshape(-1, c) for b in outputs]), 1e-30, None))
+    o = np.nan_to_num(o, nan=-69.0)
+    top = np.argsort(r, axis=1)
+    rows_i = np.arange(r.shape[0])
+    i1, i2 = top[:, -1], top[:, -2]
+    margin = r[rows_i, i1] - r[rows_i, i2]  # [S] >= 0
+    delta = (o[rows_i, i1] - o[rows_i, i2]) - margin  # [S]
+    near = margin <= np.median(margin)
+    sigma = math.sqrt(float(np.mean(delta[near] ** 2)))
+    if sigma <= 0:
+        return 1.0
+    return float(np.mean(1.0 - 0.5 * _erfc(margin / (sigma * math.sqrt(2.0)))))
 
 
 def _probabilities(reference: Outputs) -> bool:
