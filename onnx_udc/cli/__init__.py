@@ -9,6 +9,7 @@ exception so that the staging folder of a write in progress is removed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -146,7 +147,8 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     from dataclasses import replace
 
     from ..encoder import backends
-    from ..graph.modelio import load_deferred, load_model, save_model
+    from ..graph.modelio import (PROTO_LIMIT, SPILL_MIN_BYTES, deferred_bytes, load_deferred, load_model, proto_size,
+                                 save_model, spill_file, stored_bytes)
     from ..pipeline import compress as run_pipeline
 
     _check_writable(output, model)
@@ -156,6 +158,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         raise ConfigError("--ray-address needs --backend ray")
     backends.check(backend, ray_address)
     proto = load_model(model, defer_external=True)  # external weights read one at a time when encoded
+    original_file = stored_bytes(model, proto)
     spec, why = _compress_spec(proto, quantizer, step_rel, target_bpw, target_ratio, target_size, min_sqnr, min_agreement,
                                min_cosine, min_output_sqnr, allow_miss, keep, outputs, calib, calib_samples, small_calib, plan_out, seed,
                                min_elements, coder, threads, pq_k, pq_block, pq_iterations, pq_refine, pq_rounds,
@@ -166,35 +169,17 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
             raise ConfigError(f"--backend {backend} runs fixed-step compression (--step-rel or --target-bpw); the "
                               "calibrated planners encode on local threads")
         load_deferred(proto)  # the calibrated planners run the whole model
-    original_file = model.stat().st_size
     notes = _type_notes(proto, min_elements)  # before the pipeline rewrites proto in place
-    if spec.needs_calibration and spec.calib is None:
-        click.echo("onnx-udc: warning: calibration runs on inputs synthesized from the model's input specification, "
-                   "which exercise it like noise does (a stricter margin is used); the fidelity reported is measured "
-                   "on them, not on real data. Real in-domain inputs (--calib) are strongly preferred.", err=True)
-    err = _console(stderr=True)
-    log = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
-    if quiet or spec.needs_calibration or spec.pq is not None:
-        if not quiet and err.is_terminal:  # a live line saying which stage runs
-            with err.status("calibrating") as status:
-                result = run_pipeline(proto, spec, log=lambda msg: (status.update(msg), log(msg)), inplace=True)
-        else:
-            result = run_pipeline(proto, spec, log=log, inplace=True)
-    else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from ..graph.select import Action, select
-
-        total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
-        with Progress(
-            TextColumn("compressing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-            console=_console(stderr=True), transient=True,
-        ) as bar:
-            task = bar.add_task("compress", total=max(total, 1))
-            result = run_pipeline(proto, spec, progress=lambda n: bar.advance(task, n), inplace=True)
-    for warning in result.warnings:
-        click.echo(f"onnx-udc: warning: {warning}", err=True)
-    save_model(result.model, output)
+    # a large model from external data: each blob written as it is coded, the output with external data
+    stream = not (spec.needs_calibration or spec.pq is not None) and deferred_bytes(proto) >= SPILL_MIN_BYTES
+    with contextlib.ExitStack() as stack:
+        spill = stack.enter_context(spill_file(output)) if stream else None
+        result = _run_compress(proto, spec, quiet, run_pipeline, min_elements, spill)
+        for warning in result.warnings:
+            click.echo(f"onnx-udc: warning: {warning}", err=True)
+        external = stream or proto_size(result.model) > PROTO_LIMIT
+        save_model(result.model, output, external=external)
+    compressed_file = output.stat().st_size + ((output.parent / (output.name + ".data")).stat().st_size if external else 0)
     for note in notes:
         click.echo(f"onnx-udc: note: {note}", err=True)
     if plan_out is not None and result.allocation is not None:
@@ -219,7 +204,7 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
         _print_tables(result.tables)
     if result.allocation is not None:
         _print_allocation(result.allocation)
-    _print_report(result.report, original_file, output.stat().st_size)
+    _print_report(result.report, original_file, compressed_file)
     if result.verification is not None:
         v = result.verification
         if why:
@@ -231,6 +216,36 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
     if result.seconds.get("total"):
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items() if k != "total" and v >= 0.05)
         _console().print(f"time: {result.seconds['total']:.1f} s" + (f" ({stages})" if stages else ""))
+
+
+def _run_compress(proto, spec, quiet, run_pipeline, min_elements, spill):
+    """The pipeline with the console's status line or progress bar."""
+    if spec.needs_calibration and spec.calib is None:
+        click.echo("onnx-udc: warning: calibration runs on inputs synthesized from the model's input specification, "
+                   "which exercise it like noise does (a stricter margin is used); the fidelity reported is measured "
+                   "on them, not on real data. Real in-domain inputs (--calib) are strongly preferred.", err=True)
+    err = _console(stderr=True)
+    log = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
+    if quiet or spec.needs_calibration or spec.pq is not None:
+        if not quiet and err.is_terminal:  # a live line saying which stage runs
+            with err.status("calibrating") as status:
+                result = run_pipeline(proto, spec, log=lambda msg: (status.update(msg), log(msg)), inplace=True,
+                                      spill=spill)
+        else:
+            result = run_pipeline(proto, spec, log=log, inplace=True, spill=spill)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ..graph.select import Action, select
+
+        total = sum(c.numel for c in select(proto, min_elements) if c.action is not Action.KEEP)
+        with Progress(
+            TextColumn("compressing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+            console=_console(stderr=True), transient=True,
+        ) as bar:
+            task = bar.add_task("compress", total=max(total, 1))
+            result = run_pipeline(proto, spec, progress=lambda n: bar.advance(task, n), inplace=True, spill=spill)
+    return result
 
 
 def _type_notes(proto, min_elements: int) -> list[str]:
@@ -417,17 +432,18 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
               help="reference decoder or the C++ library (identical bytes)")
 def decompress(model, output, decoder):
     """Turn a compressed MODEL back into a plain ONNX model."""
-    from ..graph.modelio import load_model, save_model
+    from ..graph.modelio import load_model, save_model, spill_file
     from ..graph.rewrite import decompress_model
 
     _check_writable(output, model)
-    proto = load_model(model)
+    proto = load_model(model, defer_external=True)  # blobs in external data read from maps
     kwargs = {}
     if decoder == "native":
         from ..native import native_decoder
 
         kwargs["decoder"] = native_decoder().decode
-    save_model(decompress_model(proto, inplace=True, **kwargs), output)
+    with spill_file(output) as spill:  # each dense tensor written as it is decoded, copied into the output
+        save_model(decompress_model(proto, inplace=True, spill=spill, **kwargs), output)
 
 
 @cli.command()
@@ -438,9 +454,10 @@ def inspect(model, show_all):
     from rich.table import Table
 
     from ..graph.inspect import inspect_model
-    from ..graph.modelio import load_model
+    from ..graph.modelio import load_model, stored_bytes
 
-    rows = inspect_model(load_model(model))
+    proto = load_model(model, defer_external=True)  # blobs and weights in external data: mapped when read
+    rows = inspect_model(proto)
     table = Table(title=str(model), title_justify="left")
     for col in ("tensor", "shape", "dtype", "storage", "bytes", "bits/w", "step"):
         table.add_column(col, justify="left" if col in ("tensor", "shape", "dtype", "storage") else "right", overflow="fold")
@@ -453,7 +470,9 @@ def inspect(model, show_all):
     table.add_row(f"[b]{len(rows)} tensors[/b]" + ("" if len(shown) == len(rows) else f" ({len(rows) - len(shown)} small hidden)"),
                   "", "", "", f"{total_bytes:,}", f"{8 * total_bytes / max(total_w, 1):.2f}", "")
     _console().print(table)
-    _console().print(f"file size: {model.stat().st_size:,} bytes")
+    stored = stored_bytes(model, proto)
+    _console().print(f"file size: {model.stat().st_size:,} bytes"
+                     + (f" ({stored:,} with its external data)" if stored != model.stat().st_size else ""))
 
 
 @cli.command()
@@ -468,14 +487,14 @@ def verify(original, compressed, inputs, load_path):
     import numpy as np
 
     from ..load.session import InferenceSession
-    from ..load.verify import compare_sessions, load_feeds, random_feeds
+    from ..load.verify import compare_files, load_feeds, random_feeds
 
-    ref = InferenceSession(original, fast=True)
-    out = InferenceSession(compressed, fast=(load_path == "fast"))
-    feeds = load_feeds(inputs, ref) if inputs else random_feeds(ref)
     from rich.table import Table
 
-    results = compare_sessions(ref, out, feeds)
+    # one onnxruntime session at a time: the original's outputs, then the compressed model's
+    results, feeds = compare_files(original, compressed,
+                                   (lambda ref: load_feeds(inputs, ref)) if inputs else random_feeds,
+                                   fast=(load_path == "fast"), session=InferenceSession)
     samples = next((int(v.shape[0]) for v in feeds.values() if np.ndim(v) >= 1), 1)
     where = (f"inputs: {inputs} ({samples} samples)" if inputs else
              f"inputs: {samples} RANDOM samples from the input specification (pass --inputs for real data)")

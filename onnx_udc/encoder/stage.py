@@ -12,7 +12,9 @@
 
 A tensor's values are read only when its job runs (PlannedTensor.array): a model loaded
 with its external data deferred (modelio.load_model(defer_external=True)) is read one
-tensor at a time through a memory map, never whole.
+tensor at a time through a memory map, never whole. With a ``spill`` (modelio.spill_file)
+each blob is written to it as soon as it is coded and the model holds a deferred tensor
+reading it back: the blobs are not held in memory either.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
 
 from ..codec import EncodeResult, Quantized
 from ..graph.layers import analyze
-from ..graph.modelio import proto_size, tensor_array
+from ..graph.modelio import Spill, proto_size, tensor_array
 from ..graph.rewrite import replace_weights
 from ..graph.select import Action, Candidate, Source, select_sources
 from . import backends
@@ -172,12 +174,12 @@ def write(plan: Plan, encoded: list[EncodedTensor], packed: list[EncodeResult] |
     for i, (enc, result) in enumerate(zip(encoded, packed)):
         cand = enc.planned.cand
         dtype = result.header.dtype
-        if enc.action is Action.LOSSLESS and len(result.blob) >= cand.numel * dtype.numpy.itemsize:
+        if _incompressible(enc, result):
             kept_late.append(Candidate(cand.name, cand.elem_type, cand.shape, Action.KEEP, "incompressible", cand.kind))
             continue
         reports.append(TensorReport(
             name=cand.name, shape=cand.shape, dtype=dtype.name, action=enc.action,
-            original_bytes=cand.numel * dtype.numpy.itemsize, blob_bytes=len(result.blob),
+            original_bytes=cand.numel * dtype.numpy.itemsize, blob_bytes=_blob_len(result.blob),
             entropy_bits=result.entropy_bits, step=result.header.step, sqnr_db=enc.sqnr_db,
         ))
         swaps.append((i, enc.planned.source, dtype))
@@ -196,6 +198,17 @@ def write(plan: Plan, encoded: list[EncodedTensor], packed: list[EncodeResult] |
     return plan.model, report
 
 
+def _blob_len(blob: bytes | onnx.TensorProto) -> int:
+    """Bytes of a blob, in memory or spilled (a deferred uint8 tensor)."""
+    return int(blob.dims[0]) if isinstance(blob, onnx.TensorProto) else len(blob)
+
+
+def _incompressible(enc: EncodedTensor, result: EncodeResult) -> bool:
+    """A lossless blob no smaller than the tensor's own bytes: the tensor stays dense."""
+    itemsize = result.header.dtype.numpy.itemsize
+    return enc.action is Action.LOSSLESS and _blob_len(result.blob) >= enc.planned.cand.numel * itemsize
+
+
 def _pack(enc: EncodedTensor, coder: str):
     return pack_named(enc.name, enc.quantized, coder)
 
@@ -206,28 +219,38 @@ def compress_model(
     *,
     inplace: bool = False,
     progress: Callable[[int], object] | None = None,
+    spill: Spill | None = None,
 ) -> tuple[onnx.ModelProto, CompressReport]:
     """Fixed settings: plan every selected weight from ``config``, encode each once, swap
     it for a decode node; return the model and a report. ``progress(n)`` is called with
-    the number of weights done after each tensor."""
+    the number of weights done after each tensor. ``spill``: each blob is written there
+    as it is coded (the model then reads it from there until it is saved, inside the
+    spill's block); the same model bytes are saved."""
     plan = make_plan(model, config or CompressConfig(), inplace=inplace)
-    encoded, packed = encode_and_pack(plan, progress=progress)
+    encoded, packed = encode_and_pack(plan, progress=progress, spill=spill)
     return write(plan, encoded, packed, release=True)
 
 
-def encode_and_pack(plan: Plan, *, progress: Callable[[int], object] | None = None
+def encode_and_pack(plan: Plan, *, progress: Callable[[int], object] | None = None, spill: Spill | None = None
                     ) -> tuple[list[EncodedTensor], list[EncodeResult]]:
     """Each planned tensor quantized and entropy-coded as one job on ``plan.backend``, its
     symbols dropped as soon as it is coded, its values read only when the job is made:
-    what stays in memory is the blobs (and the model), not every tensor at once.
+    what stays in memory is the blobs (and the model), not every tensor at once; with a
+    ``spill``, not the blobs either (each result's blob is then a deferred uint8 tensor).
     Results are taken in plan order: the same bytes for any backend and worker count.
     ``EncodedTensor.quantized`` is None in the result."""
     backend = backends.make(plan.backend, plan.backend_address)
     jobs = ((lambda t=t: EncodeJob(t.name, t.array(), t.plan, plan.coder)) for t in plan.tensors)
     encoded, packed = [], []
     for planned, done in zip(plan.tensors, backend.run(jobs, plan.threads)):
-        encoded.append(EncodedTensor(planned, None, done.sqnr_db))  # type: ignore[arg-type]  # coded: no symbols
-        packed.append(done.result)
+        enc = EncodedTensor(planned, None, done.sqnr_db)  # type: ignore[arg-type]  # coded: no symbols
+        result = done.result
+        if spill is not None and not _incompressible(enc, result):
+            blob = spill.put(planned.name, result.blob, onnx.TensorProto.UINT8, [len(result.blob)])
+            result = replace(result, blob=blob)
+        del done
+        encoded.append(enc)
+        packed.append(result)
         if progress:
             progress(planned.cand.numel)
     return encoded, packed

@@ -51,6 +51,7 @@ _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "localhost"
 DEFERRED_KEY = "onnx_udc.deferred"  # external_data key marking a deferred tensor (never written to a file)
 DEFER_MIN_BYTES = EXTERNAL_THRESHOLD  # smaller external tensors are read at load time
 STREAM_MIN_BYTES = 64 << 20  # models this large are serialised a tensor at a time
+SPILL_MIN_BYTES = 512 << 20  # deferred weights from which a command's output is written as produced, with external data
 # element types whose raw bytes are numpy's (little-endian) layout: deferred tensors are read as they lie
 _DEFERRABLE = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
                          onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16, onnx.TensorProto.UINT16,
@@ -254,6 +255,30 @@ def tensor_array(tensor: onnx.TensorProto) -> np.ndarray:
     return np.frombuffer(mapping, dtype, count=length // dtype.itemsize, offset=at).reshape(dims)
 
 
+def deferred_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the deferred tensors of ``model`` (what a load of it did not read)."""
+    return sum(_deferred_place(t)[2] for t in model.graph.initializer if is_deferred(t))
+
+
+def stored_bytes(path: str | os.PathLike, model: onnx.ModelProto) -> int:
+    """Bytes of the model file ``path`` plus the external data files ``model`` (loaded from
+    it) reads, each counted once."""
+    path = Path(path)
+    files = set()
+    for tensor, _ in tensors_with_place(model.graph):
+        if is_deferred(tensor):
+            files.add(Path(_deferred_place(tensor)[0]))
+        elif tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = {_text(e.key): _text(e.value) for e in tensor.external_data}.get("location")
+            if location:
+                files.add((path.parent / location).resolve())
+    total = path.stat().st_size
+    for file in files:
+        with contextlib.suppress(OSError):
+            total += file.stat().st_size
+    return total
+
+
 def load_deferred(model: onnx.ModelProto) -> onnx.ModelProto:
     """Read every deferred tensor of ``model`` into memory (in place): the model a plain
     load_model gives. Returns ``model``."""
@@ -412,16 +437,17 @@ def _write_streamed(model: onnx.ModelProto, path: Path) -> bool:
     return True
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+def save_model(model: onnx.ModelProto, path: str | os.PathLike, external: bool | None = None) -> None:
     """Write atomically: files in a staging folder beside the target, fsynced, renamed into
-    place. Models too large for one protobuf keep their big tensors in ``<name>.data``
-    (``model`` itself is not modified); models of STREAM_MIN_BYTES and more, or with
-    deferred tensors, are serialised a tensor at a time (the same bytes)."""
+    place. Models too large for one protobuf (or any model, with ``external=True``) keep
+    their tensors of EXTERNAL_THRESHOLD bytes and more in ``<name>.data``, written a tensor
+    at a time (``model`` itself is not modified); models of STREAM_MIN_BYTES and more, or
+    with deferred tensors, are serialised a tensor at a time (the same bytes)."""
     path = Path(path)
     data_name = path.name + ".data"
     with staging_folder(path) as staging:
         size = proto_size(model)
-        if size > PROTO_LIMIT:
+        if external or (external is None and size > PROTO_LIMIT):
             shell = _write_external(model, staging / data_name, data_name)
             _write_synced(staging / path.name, shell.SerializeToString())
             os.replace(staging / data_name, path.parent / data_name)
@@ -439,6 +465,55 @@ def _loaded(model: onnx.ModelProto) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     return load_deferred(copy)
+
+
+class Spill:
+    """A scratch file for tensors produced one at a time (the blobs of a compress, the dense
+    weights of a decompress): each is written as it comes and stands in the model as a
+    deferred tensor, so nothing of it stays in memory and ``save_model`` copies it into the
+    output a tensor at a time. Made by ``spill_file``; offsets are page aligned."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.bytes = 0  # payload bytes written
+        self._file = open(path, "wb", buffering=0)
+        self._end = 0
+
+    def put(self, name: str, data, data_type: int, dims) -> onnx.TensorProto:
+        """Write ``data`` (a buffer: bytes, a numpy array, a memoryview) and return the
+        deferred tensor ``name`` of ``data_type`` and ``dims`` that reads it back."""
+        view = memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).cast("B")
+        start = self._end + (-self._end % EXTERNAL_ALIGN)
+        self._file.seek(start)
+        while view:  # a raw file may write less than asked
+            done = self._file.write(view)
+            view = view[done:]
+        self._end = self._file.tell()
+        length = self._end - start
+        self.bytes += length
+        tensor = onnx.TensorProto(name=name, data_type=data_type, dims=[int(d) for d in dims])
+        for key, value in (("location", str(self.path)), ("offset", str(start)), ("length", str(length)),
+                           (DEFERRED_KEY, "1")):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        return tensor
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@contextlib.contextmanager
+def spill_file(path: str | os.PathLike) -> Iterator[Spill]:
+    """A Spill in a staging folder beside ``path`` (the output it is for: the same file
+    system), removed with its folder on the way out, whatever happens; save the model that
+    reads it inside the block."""
+    path = Path(path)
+    with staging_folder(path) as staging:
+        spill = Spill(staging / "spill.bin")
+        try:
+            yield spill
+        finally:
+            spill.close()
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:
@@ -541,7 +616,9 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
                 f.write(data)
                 length = len(data)
             out = graph.initializer.add()
-            out.name, out.data_type, out.doc_string = tensor.name, tensor.data_type, tensor.doc_string
+            out.name, out.data_type = tensor.name, tensor.data_type
+            if tensor.HasField("doc_string"):
+                out.doc_string = tensor.doc_string
             out.dims.extend(tensor.dims)
             out.data_location = onnx.TensorProto.EXTERNAL
             for key, val in (("location", location), ("offset", str(offset)), ("length", str(length))):

@@ -24,6 +24,7 @@ from ..codec import decode_blob
 from ..errors import ModelError, UdcError
 from ..format import BLOB_SUFFIX, DECODE_OP_TYPES, DOMAIN, DOMAIN_VERSION, DType
 from .layers import iter_graphs, iter_nodes
+from .modelio import Spill, is_deferred, tensor_array
 from .select import Source
 
 
@@ -45,8 +46,9 @@ def _all_names(model: onnx.ModelProto) -> set[str]:
     return names
 
 
-def replace_weights(model: onnx.ModelProto, swaps: Iterable[tuple[Source, bytes, DType]]) -> None:
-    """Swap each (source, blob, dtype) of ``model`` (in place) for a decode node.
+def replace_weights(model: onnx.ModelProto, swaps: Iterable[tuple[Source, bytes | TensorProto, DType]]) -> None:
+    """Swap each (source, blob, dtype) of ``model`` (in place) for a decode node. A blob is
+    its bytes, or a uint8 tensor holding them (a deferred one of modelio.Spill).
 
     An initializer W of the main graph becomes a blob initializer plus a decode node at
     the head of the graph; a main-graph Constant node becomes a decode node in place; a
@@ -62,7 +64,13 @@ def replace_weights(model: onnx.ModelProto, swaps: Iterable[tuple[Source, bytes,
         any_swap = True
         name = src.name
         shape = [int(d) for d in src.tensor.dims]
-        blob = numpy_helper.from_array(np.frombuffer(blob_data, dtype=np.uint8), _unique_name(name + BLOB_SUFFIX, taken))
+        blob_name = _unique_name(name + BLOB_SUFFIX, taken)
+        if isinstance(blob_data, TensorProto):  # a blob already written elsewhere (modelio.Spill): its stand-in
+            blob = TensorProto()
+            blob.CopyFrom(blob_data)
+            blob.name = blob_name
+        else:
+            blob = numpy_helper.from_array(np.frombuffer(blob_data, dtype=np.uint8), blob_name)
         decode = helper.make_node(dtype.op_type, [blob.name], [name], domain=DOMAIN,
                                   name=(src.node.name if src.node is not None and src.node.name else
                                         _unique_name(f"udc_decode/{name}", taken)))
@@ -125,9 +133,12 @@ def remove_decode_nodes(graph: onnx.ModelProto | onnx.GraphProto, outputs: set[s
     graph.node.extend(keep)
 
 
-def blob_bytes(init: onnx.TensorProto) -> bytes:
+def blob_bytes(init: onnx.TensorProto) -> bytes | memoryview:
+    """A blob initializer's bytes (a deferred one mapped read-only, read when touched)."""
     if init.data_type != TensorProto.UINT8:
         raise ModelError(f"blob {init.name} is not uint8")
+    if is_deferred(init):
+        return memoryview(tensor_array(init)).cast("B")
     return init.raw_data if init.HasField("raw_data") else bytes(numpy_helper.to_array(init).tobytes())
 
 
@@ -160,6 +171,7 @@ def decompress_model(
     *,
     inplace: bool = False,
     decoder: Callable[[bytes], np.ndarray] = decode_blob,
+    spill: Spill | None = None,
 ) -> onnx.ModelProto:
     """Turn every decode node back into dense data: a plain ONNX model.
 
@@ -167,6 +179,11 @@ def decompress_model(
     the decode node becomes a Constant node (where compress found it). A blob initializer
     that something else reads too (another node, a graph output, a second decode node)
     stays, and the dense tensor is added beside it.
+
+    ``spill`` (modelio.spill_file): each dense initializer of the main graph is written
+    there as soon as it is decoded, and the model holds a deferred tensor reading it back:
+    one dense tensor in memory at a time; ``save_model`` writes the same bytes. Blobs of a
+    model loaded with deferred external data are read through memory maps.
     """
     if not inplace:
         copy = onnx.ModelProto()
@@ -180,7 +197,12 @@ def decompress_model(
         position = {init.name: i for i, init in enumerate(graph.initializer)}
         for node, init in decode_nodes(graph):
             name = node.output[0]
-            dense = numpy_helper.from_array(decode_node(node, init, decoder), name)
+            array = decode_node(node, init, decoder)
+            if main and spill is not None:
+                dense = spill.put(name, array, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+            else:
+                dense = numpy_helper.from_array(array, name)
+            del array
             shared = readers[init.name] > 1  # read by more than its decode node: the blob stays
             if main:
                 if shared:

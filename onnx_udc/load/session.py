@@ -6,7 +6,13 @@
 * fast (``InferenceSession``): decode every blob once with the C decoder before the
   session is built and hand the dense tensors to onnxruntime as external initializers.
   The model onnxruntime sees is the original one, so inference is exactly as fast
-  (constant folding and weight pre-packing included).
+  (constant folding and weight pre-packing included). Each blob is decoded straight into
+  the numpy array whose memory the OrtValue shares (no copy), blobs in external data are
+  read through memory maps, and decoding uses at most the session's intra-op thread
+  count (all CPUs when it is 0, onnxruntime's own default).
+
+A model file given by its path that has no decode nodes (the original of ``verify``) is
+handed to onnxruntime as it is: onnxruntime reads its weights, not this package.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from onnx import TensorProto
 
 from ..errors import FormatError, ModelError
 from ..format import DType
-from ..graph.modelio import PROTO_LIMIT, load_model, proto_size, save_model
+from ..graph.modelio import PROTO_LIMIT, _loaded, is_deferred, load_model, proto_size, save_model, tensor_array
 from ..graph.rewrite import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
 from ..native import STATUS_NAMES, NativeDecoder, library_path, native_decoder
 
@@ -55,19 +61,22 @@ def decode_parallelism(blobs: int, cpus: int | None = None) -> tuple[int, int]:
     return workers, max(1, cpus // workers)
 
 
-def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None, threads: int = 0
+                 ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """Decode every blob; return the model without decode nodes and the dense tensors.
 
     Edits ``model`` in place: each decode node is removed and its blob initializer is
-    replaced by a placeholder that onnxruntime fills from the returned arrays.
+    replaced by a placeholder that onnxruntime fills from the returned arrays. Blobs of a
+    model loaded with deferred external data are read through memory maps. ``threads``:
+    at most this many decode threads in all (0: every CPU).
     """
     decoder = decoder or native_decoder()
     found = decode_nodes(model)
     dense: dict[str, np.ndarray] = {}
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
     # ctypes releases the GIL, so blobs decode in parallel (brotli itself is serial). No
-    # oversubscription: workers x threads per blob <= cpu count.
-    workers, threads = decode_parallelism(len(found))
+    # oversubscription: workers x threads per blob <= threads (or the cpu count).
+    workers, threads = decode_parallelism(len(found), threads or None)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         arrays = list(pool.map(lambda pair: decode_node(*pair, lambda blob: decoder.decode(blob, threads=threads)),
                                found))
@@ -97,10 +106,18 @@ class InferenceSession(ort.InferenceSession):
         fast: bool = True,
         **kwargs,
     ):
-        model = _as_model(path_or_model)
         options = sess_options or ort.SessionOptions()
+        model = _as_model(path_or_model)
+        if not isinstance(path_or_model, (bytes, bytearray, onnx.ModelProto)) and not has_decode_nodes(model):
+            fast = False  # a plain model file: onnxruntime reads it (and its external data) itself
+            source = os.fspath(path_or_model)
+        elif not fast and not isinstance(path_or_model, (bytes, bytearray, onnx.ModelProto)):
+            source = os.fspath(path_or_model)  # the portable path runs the file as it is
+        else:
+            source = None
         if fast:
-            model, dense = prepare_fast(model)
+            model, dense = prepare_fast(model, threads=options.intra_op_num_threads)
+            dense.update(_deferred_arrays(model))  # weights kept dense, not read at load: handed over the same way
             names = list(dense)
             values = [ort.OrtValue.ortvalue_from_numpy(dense[n]) for n in names]
             if names:
@@ -110,16 +127,16 @@ class InferenceSession(ort.InferenceSession):
             # onnxruntime reads these buffers in place: keep them alive with the session.
             self._udc_dense = dense
             self._udc_values = values
-        else:
+        elif source is None or has_decode_nodes(model):
             options.register_custom_ops_library(library_path())
-        source: bytes | str
-        if proto_size(model) < PROTO_LIMIT:
-            source = model.SerializeToString()
-        else:  # 2 GiB and more is no protobuf: through a file with external data, kept with the session
+        if source is None and proto_size(model) < PROTO_LIMIT:
+            source = _loaded(model).SerializeToString()
+        elif source is None:  # 2 GiB and more is no protobuf: through a file with external data, kept with the session
             self._udc_folder = tempfile.TemporaryDirectory(prefix="udc-session-")
             path = Path(self._udc_folder.name) / "model.onnx"
             save_model(model, path)
             source = os.fspath(path)
+        del model
         try:
             super().__init__(
                 source, sess_options=options, providers=providers or ["CPUExecutionProvider"],
@@ -127,6 +144,17 @@ class InferenceSession(ort.InferenceSession):
             )
         except Exception as exc:  # onnxruntime raises its own Exception subclasses
             raise _session_error(str(exc)) from None
+
+
+def _deferred_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The deferred initializers of ``model`` (modelio.load_model(defer_external=True)),
+    each read into an array and replaced in place by a placeholder naming it."""
+    arrays = {}
+    for i, tensor in enumerate(model.graph.initializer):
+        if is_deferred(tensor):
+            arrays[tensor.name] = np.array(tensor_array(tensor))  # a private copy: the file may change later
+            model.graph.initializer[i].CopyFrom(_placeholder(tensor.name, arrays[tensor.name]))
+    return arrays
 
 
 def _session_error(message: str) -> Exception:
@@ -153,5 +181,5 @@ def _as_model(path_or_model) -> onnx.ModelProto:
         except Exception:
             raise ModelError("bytes are not a valid ONNX model") from None
         return model
-    return load_model(path_or_model)
+    return load_model(path_or_model, defer_external=True)  # external weights and blobs read from maps when used
 

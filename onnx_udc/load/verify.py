@@ -83,12 +83,42 @@ def compare_sessions(
     original: ort.InferenceSession, compressed: ort.InferenceSession, feeds: dict[str, np.ndarray]
 ) -> list[OutputComparison]:
     names = [o.name for o in original.get_outputs()]
+    ref = run_outputs(original, feeds, names)
+    out = run_outputs(compressed, feeds, names)
+    return [compare(n, r, o) for n, r, o in zip(names, ref, out)]
+
+
+def run_outputs(session: ort.InferenceSession, feeds: dict[str, np.ndarray], names: list[str] | None = None
+                ) -> list[np.ndarray]:
+    """``session``'s outputs (``names``, default all) on ``feeds``; ModelError naming the node
+    where onnxruntime fails."""
+    names = names or [o.name for o in session.get_outputs()]
     try:
-        ref = original.run(names, feeds)
-        out = compressed.run(names, feeds)
+        return session.run(names, feeds)
     except Exception as exc:  # onnxruntime's own exception types: one line naming the node
         from ..fit.probe import ort_failure
 
         raise ModelError(f"onnxruntime failed on the verification inputs: {ort_failure(exc)} (check --inputs: one "
                          "array per model input, with the shapes and types the model declares)") from None
-    return [compare(n, r, o) for n, r, o in zip(names, ref, out)]
+
+
+def compare_files(original, compressed, feeds_for, *, fast: bool = False, session=None
+                  ) -> tuple[list[OutputComparison], dict[str, np.ndarray]]:
+    """Outputs of the model files ``original`` and ``compressed`` on the same feeds, one
+    session at a time (the original's is closed before the compressed one is made: the
+    peak memory is the larger of the two, not their sum). ``feeds_for(session)`` makes the
+    feeds from the original's session; ``session`` is the session class
+    (load.session.InferenceSession); ``fast``: the compressed model through the fast
+    loader instead of the custom op. Returns the comparisons and the feeds."""
+    import gc
+
+    ref_session = session(original, fast=True)
+    feeds = feeds_for(ref_session)
+    names = [o.name for o in ref_session.get_outputs()]
+    ref = run_outputs(ref_session, feeds, names)
+    del ref_session
+    gc.collect()
+    out_session = session(compressed, fast=fast)
+    out = run_outputs(out_session, feeds, names)
+    del out_session
+    return [compare(n, r, o) for n, r, o in zip(names, ref, out)], feeds

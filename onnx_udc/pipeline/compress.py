@@ -151,6 +151,7 @@ def compress(
     log: Callable[[str], object] | None = None,
     progress: Callable[[int], object] | None = None,
     inplace: bool = False,
+    spill=None,
 ) -> CompressResult:
     """Plan every weight of ``model`` as ``spec`` says, encode each once; the model is not
     changed unless ``inplace`` (fixed settings then edit it instead of a copy: one model in
@@ -160,22 +161,24 @@ def compress(
     saw (fit.calib.split_holdout), with the exactly decoded weights (fit.check). A miss is
     retried with a stricter internal target (rate allocation, ``spec.attempts`` times);
     a model that still misses raises FidelityError unless ``spec.allow_miss``.
+    ``spill`` (modelio.spill_file): fixed settings write each blob there as it is coded.
     """
     spec = spec or CompressSpec()
     say = log or (lambda _msg: None)
     start = time.perf_counter()
-    result = _compress(model, spec, say, progress, inplace)
+    result = _compress(model, spec, say, progress, inplace, spill)
     if result.allocation is not None and not result.seconds:
         result.seconds = dict(result.allocation.seconds)
     result.seconds["total"] = time.perf_counter() - start
     return result
 
 
-def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress, inplace: bool = False) -> CompressResult:
+def _compress(model: onnx.ModelProto, spec: CompressSpec, say, progress, inplace: bool = False,
+              spill=None) -> CompressResult:
     from ..fit.calib import calibration_set
 
     if not spec.needs_calibration:
-        compressed, report = compress_model(model, spec.config, progress=progress, inplace=inplace)
+        compressed, report = compress_model(model, spec.config, progress=progress, inplace=inplace, spill=spill)
         return CompressResult(compressed, report)
     held = None
     if spec.calib_samples is not None:
