@@ -19,7 +19,9 @@
 #include "core/dither.h"
 #include "core/format.h"
 #include "core/half.h"
+#include "core/simd.h"
 #include "encode/range_encoder.h"
+#include "encode/rans_encoder.h"
 #include "onnx_udc.h"
 
 namespace {
@@ -1065,6 +1067,117 @@ void TestScalarChannel() {
   CHECK(DecodeCode(MakeBlob(e), 0) == udc::Code::kOk);
 }
 
+// ---- the SIMD levels (core/simd.h) against the scalar path --------------------------------
+
+// Deterministic test data (SplitMix64 of a counter).
+struct TestRng {
+  uint64_t state;
+  uint64_t Next() { return udc::SplitMix64At(state++, 0); }
+  uint32_t Below(uint32_t n) { return static_cast<uint32_t>(Next() % n); }
+};
+
+// Zigzag symbols of a width: mostly small (Gaussian-like), some at the top of the width.
+std::vector<uint32_t> TestSymbols(TestRng& rng, uint64_t n, unsigned width) {
+  std::vector<uint32_t> v(n);
+  const uint64_t top = width == 4 ? 0xFFFFFFFFull : (uint64_t{1} << (8 * width)) - 1;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t r = rng.Below(100);
+    uint64_t s = r < 90 ? rng.Below(width == 1 ? 24 : 600) : r < 97 ? rng.Next() % (top + 1) : top - rng.Below(3);
+    v[i] = static_cast<uint32_t>(s > top ? top : s);
+  }
+  return v;
+}
+
+std::vector<uint8_t> PlanarBytes(const std::vector<uint32_t>& sym, unsigned width) {
+  std::vector<uint8_t> b(sym.size() * width);
+  for (size_t i = 0; i < sym.size(); ++i) {
+    for (unsigned k = 0; k < width; ++k) b[k * sym.size() + i] = static_cast<uint8_t>(sym[i] >> (8 * k));
+  }
+  return b;
+}
+
+// Decodes `blob` at every SIMD level the CPU has (and 1 and 2 threads) and checks all give the
+// scalar level's bytes; returns the scalar bytes (empty when it does not decode).
+std::vector<uint8_t> CheckLevelsAgree(const std::vector<uint8_t>& blob, size_t nbytes, const char* what) {
+  using udc::simd::Level;
+  std::vector<uint8_t> want, got;
+  udc::simd::SetCap(Level::kScalar);
+  CHECK(udc::simd::Active() == Level::kScalar);
+  const udc::Code code = DecodeCode(blob, nbytes, &want, 1);
+  CHECK(code == udc::Code::kOk);
+  for (Level level : {Level::kScalar, Level::kAvx2, Level::kAvx512}) {
+    if (static_cast<int>(level) > static_cast<int>(udc::simd::Detected())) continue;
+    udc::simd::SetCap(level);
+    for (int threads : {1, 2}) {
+      CHECK(DecodeCode(blob, nbytes, &got, threads) == code);
+      if (got != want) {
+        ++g_failures;
+        std::fprintf(stderr, "%s: level %s, %d thread(s) differs from the scalar path\n", what,
+                     udc::simd::Name(level), threads);
+      }
+    }
+  }
+  udc::simd::SetCap(Level::kAvx512);
+  return code == udc::Code::kOk ? want : std::vector<uint8_t>();
+}
+
+// The scalar and scalar_channel quantizers, FLOAT and FLOAT16, widths 1/2/4, odd lengths
+// (around the 8- and 16-element vectors), steps that overflow binary16 and binary32 or give
+// subnormals; scalar_channel with R = 1 (steps read per element) and R > 1 (runs).
+void TestSimdDequantize() {
+  std::printf("simd: detected %s\n", udc::simd::Name(udc::simd::Detected()));
+  TestRng rng{12345};
+  const uint64_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1031};
+  const float steps[] = {0.0173f, 1e-3f, 3.0e34f, 1e-41f, 700.0f};
+  int cases = 0;
+  for (uint64_t n : lengths) {
+    for (unsigned width : {1u, 2u, 4u}) {
+      for (uint8_t dtype : {uint8_t{1}, uint8_t{10}}) {
+        const std::vector<uint32_t> sym = TestSymbols(rng, n, width);
+        BlobSpec s;
+        s.quantizer = 1;
+        s.dtype = dtype;
+        s.symbol_width = static_cast<uint8_t>(width);
+        s.shape = {n};
+        s.step = steps[rng.Below(5)];
+        s.seed = rng.Next();
+        s.payload = PlanarBytes(sym, width);
+        CheckLevelsAgree(MakeBlob(s), n * (dtype == 1 ? 4 : 2), "scalar");
+        // scalar_channel: shape {C, R} along axis 0 (runs of R) and axis 1 (R = 1).
+        for (uint64_t r : {uint64_t{1}, uint64_t{5}, uint64_t{16}, uint64_t{37}}) {
+          if (n % r != 0) continue;
+          const uint64_t c = n / r;
+          for (uint8_t axis : {uint8_t{0}, uint8_t{1}}) {
+            BlobSpec ch = s;
+            ch.quantizer = 6;
+            ch.shape = {c, r};
+            ch.step = 1.0f;
+            ch.params = {axis};
+            for (uint64_t k = 0; k < (axis == 0 ? c : r); ++k) {
+              const float st = k % 3 == 0 ? steps[rng.Below(3)] : 0.01f * static_cast<float>(k + 1);
+              Put(ch.params, FloatBits(st), 4);
+            }
+            CheckLevelsAgree(MakeBlob(ch), n * (dtype == 1 ? 4 : 2), "scalar_channel");
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  // One tensor large enough for ParallelFor to split it (chunk edges inside vectors).
+  const uint64_t n = (uint64_t{1} << 20) + 37;
+  BlobSpec s;
+  s.quantizer = 1;
+  s.dtype = 10;
+  s.symbol_width = 2;
+  s.shape = {n};
+  s.step = 0.02f;
+  s.seed = 7;
+  s.payload = PlanarBytes(TestSymbols(rng, n, 2), 2);
+  CheckLevelsAgree(MakeBlob(s), 2 * n, "scalar, 2^20 + 37");
+  CHECK(cases > 100);
+}
+
 int main(int argc, char** argv) {
   TestCrc32();
   TestZigzag();
@@ -1085,6 +1198,7 @@ int main(int argc, char** argv) {
   TestScalarCodewordTable();
   TestPQ();
   TestScalarChannel();
+  TestSimdDequantize();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

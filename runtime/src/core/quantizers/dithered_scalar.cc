@@ -16,20 +16,14 @@
 #include "core/plan.h"
 #include "core/quantizers.h"
 #include "core/quantizers/codewords.h"
+#include "core/quantizers/scalar_kernels.h"
 #include "core/symbols.h"
 
 namespace udc {
 namespace {
 
-// Element i of the dequantized tensor, in binary32. Kept out of line of any fused
-// multiply-add: each operation rounds (the build sets -ffp-contract=off as well).
-inline float DequantizeOne(uint32_t symbol, uint64_t seed, uint64_t i, float step) {
-  const float a = static_cast<float>(ZigzagDecode(symbol));
-  const float t = a - Dither(seed, i);
-  return t * step;
-}
-
-// The same with a codeword table: a = table value of the symbol, or float32(q).
+// Element i of the dequantized tensor with a codeword table, in binary32: a = the table
+// value of the symbol, or float32(q). Each operation rounds (the build sets -ffp-contract=off).
 inline float DequantizeOne(uint32_t symbol, uint64_t seed, uint64_t i, float step, const CodewordTable& table) {
   const int64_t entry = table.Find(&symbol);
   const float a = entry >= 0 ? table.Value(static_cast<uint64_t>(entry), 0) : static_cast<float>(ZigzagDecode(symbol));
@@ -43,10 +37,13 @@ void Run(const Header& h, const uint8_t* symbols, uint8_t* out, const CodewordTa
   const uint64_t n = h.numel;
   const uint64_t seed = h.seed;
   const float step = h.step;
-  const bool has_table = table.size() != 0;
+  if (table.size() == 0) {  // the common case: vector kernels (scalar_kernels.h)
+    scalar_kernels::Run<W, kHalf, false>(symbols, n, seed, step, nullptr, begin, end, out);
+    return;
+  }
   for (uint64_t i = begin; i < end; ++i) {
     const uint32_t s = PlanarSymbol<W>(symbols, n, i);
-    const float w = has_table ? DequantizeOne(s, seed, i, step, table) : DequantizeOne(s, seed, i, step);
+    const float w = DequantizeOne(s, seed, i, step, table);
     if (kHalf) {
       const uint16_t hbits = FloatToHalfBits(w);
       std::memcpy(out + 2 * i, &hbits, 2);

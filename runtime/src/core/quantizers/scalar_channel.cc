@@ -6,6 +6,7 @@
 //   w_i = (float32(q) - Dither(seed, i)) * step_c   binary32, no FMA (-ffp-contract=off)
 //   FLOAT: w_i    FLOAT16: round-to-nearest-even binary16 of w_i
 //   header.step: the tensor's reference step (checked finite and > 0, not used to decode)
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,6 +17,7 @@
 #include "core/parallel.h"
 #include "core/plan.h"
 #include "core/quantizers.h"
+#include "core/quantizers/scalar_kernels.h"
 #include "core/symbols.h"
 
 namespace udc {
@@ -63,29 +65,31 @@ Status ParseParams(const Header& h, Params* p) {
   return Status::Ok();
 }
 
+// Elements [begin, end) as runs of the vector kernels (scalar_kernels.h): a run of one
+// channel (constant step) when R > 1; when R == 1 consecutive elements take consecutive
+// steps, so a run of channels c .. C - 1 reads its steps straight from params.
 template <int W, bool kHalf>
 void Run(const Header& h, const Params& p, const uint8_t* symbols, uint8_t* out, uint64_t begin, uint64_t end) {
   const uint64_t n = h.numel;
   const uint64_t seed = h.seed;
-  uint64_t r = begin % p.inner;                   // position inside the channel's run
-  uint64_t c = (begin / p.inner) % p.channels;    // channel of element `begin`
-  float step = p.Step(c);
-  for (uint64_t i = begin; i < end; ++i) {
-    const uint32_t s = PlanarSymbol<W>(symbols, n, i);
-    const float a = static_cast<float>(ZigzagDecode(s));
-    const float t = a - Dither(seed, i);
-    const float w = t * step;
-    if (kHalf) {
-      const uint16_t hbits = FloatToHalfBits(w);
-      std::memcpy(out + 2 * i, &hbits, 2);
-    } else {
-      std::memcpy(out + 4 * i, &w, 4);
+  uint64_t c = (begin / p.inner) % p.channels;  // channel of element `begin`
+  uint64_t i = begin;
+  if (p.inner == 1) {
+    while (i < end) {
+      const uint64_t stop = std::min(end, i + (p.channels - c));
+      scalar_kernels::Run<W, kHalf, true>(symbols, n, seed, 0.0f, p.steps + 4 * c, i, stop, out);
+      i = stop;
+      c = 0;
     }
-    if (++r == p.inner) {
-      r = 0;
-      if (++c == p.channels) c = 0;
-      step = p.Step(c);
-    }
+    return;
+  }
+  uint64_t r = begin % p.inner;  // position inside the channel's run
+  while (i < end) {
+    const uint64_t stop = std::min(end, i + (p.inner - r));
+    scalar_kernels::Run<W, kHalf, false>(symbols, n, seed, p.Step(c), nullptr, i, stop, out);
+    i = stop;
+    r = 0;
+    if (++c == p.channels) c = 0;
   }
 }
 
