@@ -502,6 +502,18 @@ class Spill:
         self._file.close()
 
 
+def external_reference(tensor: onnx.TensorProto, location: str) -> onnx.TensorProto:
+    """A deferred tensor as an ONNX external-data tensor whose bytes lie in ``location``
+    (relative to the model file that will hold it) at the same offset and length."""
+    _, offset, length = _deferred_place(tensor)
+    out = _shell(tensor)
+    out.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = out.external_data.add()
+        entry.key, entry.value = key, value
+    return out
+
+
 @contextlib.contextmanager
 def spill_file(path: str | os.PathLike) -> Iterator[Spill]:
     """A Spill in a staging folder beside ``path`` (the output it is for: the same file

@@ -9,7 +9,12 @@
   (constant folding and weight pre-packing included). Each blob is decoded straight into
   the numpy array whose memory the OrtValue shares (no copy), blobs in external data are
   read through memory maps, and decoding uses at most the session's intra-op thread
-  count (all CPUs when it is 0, onnxruntime's own default).
+  count (all CPUs when it is 0, onnxruntime's own default). onnxruntime copies external
+  initializers it is handed (measured with 1.31: 256 MiB of weights, 653 MiB peak against
+  390 MiB for the same model loaded from a file), so a model whose blobs lie in external
+  data (compress writes large models so) has its decoded weights written, a tensor at a
+  time, into a scratch folder kept with the session, and onnxruntime loads that as it
+  loads the original (``prepare_external``): about onnxruntime's own peak.
 
 A model file given by its path that has no decode nodes (the original of ``verify``) is
 handed to onnxruntime as it is: onnxruntime reads its weights, not this package.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +36,8 @@ from onnx import TensorProto
 
 from ..errors import FormatError, ModelError
 from ..format import DType
-from ..graph.modelio import PROTO_LIMIT, _loaded, is_deferred, load_model, proto_size, save_model, tensor_array
+from ..graph.modelio import (PROTO_LIMIT, Spill, _loaded, deferred_bytes, external_reference, is_deferred, load_model,
+                             proto_size, save_model, tensor_array)
 from ..graph.rewrite import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
 from ..native import STATUS_NAMES, NativeDecoder, library_path, native_decoder
 
@@ -88,6 +95,54 @@ def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None, t
     return model, dense
 
 
+def _decoded_in_order(found, decoder: NativeDecoder, threads: int):
+    """Each (node, blob) of ``found`` decoded, yielded in order with at most ``workers``
+    blobs decoded ahead of the consumer (a slow consumer does not pile up arrays)."""
+    workers, per_blob = decode_parallelism(len(found), threads or None)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        for pair in found:
+            pending.append(pool.submit(decode_node, *pair, lambda blob: decoder.decode(blob, threads=per_blob)))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def prepare_external(model: onnx.ModelProto, folder: Path, decoder: NativeDecoder | None = None, threads: int = 0
+                     ) -> Path:
+    """The fast loader for models too large to hold twice: every blob decoded (at most
+    ``threads`` decode threads in all; 0: every CPU) and written as it comes into
+    ``folder/weights.bin``, the deferred weights copied there too, and the model without
+    its decode nodes saved as ``folder/model.onnx`` reading them as external data.
+    onnxruntime then loads it as it loads any model with external data (memory-mapped,
+    pre-packed, its own buffers), so the peak is about that of onnxruntime on the
+    original; one decoded tensor per decode worker is in memory at a time. Edits ``model``
+    in place; returns the model file."""
+    decoder = decoder or native_decoder()
+    found = decode_nodes(model)
+    position = {init.name: i for i, init in enumerate(model.graph.initializer)}
+    spill = Spill(folder / "weights.bin")
+    try:
+        names = set()
+        for (node, init), array in zip(found, _decoded_in_order(found, decoder, threads)):
+            name = node.output[0]
+            names.add(name)
+            tensor = spill.put(name, array, int(DType.from_numpy(array.dtype)), array.shape)
+            del array
+            model.graph.initializer[position[init.name]].CopyFrom(external_reference(tensor, spill.path.name))
+        remove_decode_nodes(model, names)
+        for i, tensor in enumerate(model.graph.initializer):
+            if is_deferred(tensor):  # a weight kept dense, not read at load
+                copy = spill.put(tensor.name, tensor_array(tensor), tensor.data_type, tensor.dims)
+                model.graph.initializer[i].CopyFrom(external_reference(copy, spill.path.name))
+    finally:
+        spill.close()
+    path = folder / "model.onnx"
+    path.write_bytes(model.SerializeToString())  # small: every large tensor is in weights.bin
+    return path
+
+
 class InferenceSession(ort.InferenceSession):
     """An ``onnxruntime.InferenceSession`` for compressed (or plain) models.
 
@@ -115,7 +170,12 @@ class InferenceSession(ort.InferenceSession):
             source = os.fspath(path_or_model)  # the portable path runs the file as it is
         else:
             source = None
-        if fast:
+        if fast and deferred_bytes(model):  # blobs in external data: the decoded weights go to external data too
+            self._udc_folder = tempfile.TemporaryDirectory(prefix="udc-session-")
+            source = os.fspath(prepare_external(model, Path(self._udc_folder.name), threads=options.intra_op_num_threads))
+            if has_decode_nodes(model):  # decode nodes inside subgraphs run as custom ops
+                options.register_custom_ops_library(library_path())
+        elif fast:
             model, dense = prepare_fast(model, threads=options.intra_op_num_threads)
             dense.update(_deferred_arrays(model))  # weights kept dense, not read at load: handed over the same way
             names = list(dense)
