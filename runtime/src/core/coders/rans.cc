@@ -21,6 +21,11 @@
 #include "core/coders.h"
 #include "core/coders/planar.h"
 #include "core/coders/rans_model.h"
+#include "core/simd.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace udc {
 namespace {
@@ -44,10 +49,18 @@ bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint32_t* value) {
   return false;
 }
 
+// The vector decoder (BulkAvx2): 8 lanes, one u32 table entry per slot, symbols below 2^16.
+bool VectorDecoderFits(unsigned lanes, unsigned prob_bits, unsigned width) {
+  return lanes == 8 && prob_bits <= 12 && width <= 2 && simd::Active() >= simd::Level::kAvx2;
+}
+
 struct Stream {
   unsigned lanes = 0, prob_bits = 0, contexts = 0, shift = 0;
   std::vector<uint32_t> entry;  // [contexts << prob_bits]: freq | (slot - cum) << 16
   std::vector<uint8_t> token;   // [contexts << prob_bits]
+  // The vector decoder's table (prob_bits <= 12, width <= 2), one u32 per slot:
+  // (f - 1) | (slot - cum) << 12 | token << 24. Empty when that decoder does not apply.
+  std::vector<uint32_t> packed;
   const uint8_t* extra = nullptr;
   uint64_t extra_len = 0;
   const uint8_t* words = nullptr;
@@ -79,6 +92,8 @@ Status Parse(const uint8_t* payload, uint64_t len, unsigned width, Stream* s) {
   const uint8_t* end = payload + len;
   s->entry.assign(static_cast<size_t>(s->contexts) << s->prob_bits, 0);
   s->token.assign(static_cast<size_t>(s->contexts) << s->prob_bits, 0);
+  const bool pack = VectorDecoderFits(s->lanes, s->prob_bits, width);
+  if (pack) s->packed.assign(static_cast<size_t>(s->contexts) << s->prob_bits, 0);
   for (unsigned c = 0; c < s->contexts; ++c) {
     uint32_t count = 0;
     if (!ReadVarint(p, end, &count)) return Corrupt("table " + std::to_string(c) + " has no valid token count");
@@ -95,6 +110,9 @@ Status Parse(const uint8_t* payload, uint64_t len, unsigned width, Stream* s) {
       for (uint32_t k = 0; k < f; ++k) {
         s->entry[base + cum + k] = f | (k << 16);
         s->token[base + cum + k] = static_cast<uint8_t>(t);
+      }
+      if (pack) {
+        for (uint32_t k = 0; k < f; ++k) s->packed[base + cum + k] = (f - 1) | (k << 12) | (t << 24);
       }
       cum += f;
     }
@@ -214,6 +232,119 @@ uint64_t Bulk(uint32_t* x_io, uint32_t* a_io, const uint8_t*& w_io, const uint8_
   return r;
 }
 
+#if defined(__x86_64__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // vectors stay inside this file's inline helpers
+#define UDC_TARGET_AVX2 __attribute__((target("avx2,f16c,bmi2,popcnt")))
+
+// Rounds decoded per call of BulkAvx2: its symbols ([round][lane]) fit in L1.
+constexpr unsigned kVectorRounds = 256;
+
+// Word routing of one round: for the mask m of the lanes that renormalise (bit j: lane j),
+// lane j takes word popcount(m & (2^j - 1)) of the next 8 (the lanes read in lane order).
+struct WordRoutes {
+  uint32_t lane_word[256][8];
+  WordRoutes() {
+    for (unsigned m = 0; m < 256; ++m) {
+      for (unsigned j = 0; j < 8; ++j) lane_word[m][j] = static_cast<uint32_t>(__builtin_popcount(m & ((1u << j) - 1)));
+    }
+  }
+};
+
+// Rounds r .. r_end - 1 (at most kVectorRounds) of 8 lanes that all have a symbol, the 8
+// lanes of a round in the 8 u32 slots of one AVX2 vector, the same arithmetic as Step():
+//   c = clamp(bitlen(a >> h) - 3, 0, C - 1)   bitlen from the binary32 exponent of
+//                                             min(a >> h, 2^18) (exact: < 2^24)
+//   entry = packed[c << n | x mod M] (gather) -> f, slot - cum, token
+//   x = f (x >> n) + slot - cum; lanes below 2^16 take the next words in lane order
+//   token -> (base, k - 2 extra bits); the 8 fields are consecutive in the extra-bit
+//   stream: exclusive prefix sum of their lengths, a byte shuffle of one 16-byte window
+//   s = base + extra;  a = a - (a >> h) + 16 ((s + 1) >> 1)   (s < 2^16: no clamp)
+// Stops early (like Bulk) where a round's 16 word bytes or the window might not be there.
+// Symbol (round r0 + i, lane j) goes to out[8 i + j]; returns the first round not decoded.
+template <bool kContexts>
+UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*& w_io, const uint8_t* end,
+                                  BitReader& extra, const uint32_t* packed, unsigned bits, unsigned shift,
+                                  unsigned contexts, uint64_t r, uint64_t r_end, uint32_t* out) {
+  static const WordRoutes routes;
+  __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x_io));
+  __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a_io));
+  const uint8_t* w = w_io;
+  uint64_t bp = extra.pos();
+  const uint64_t extra_len = extra.len();
+  const uint8_t* const bits_data = extra.data();
+  const __m128i nbits = _mm_cvtsi32_si128(static_cast<int>(bits));
+  const __m128i nshift = _mm_cvtsi32_si128(static_cast<int>(shift));
+  const __m256i mask = _mm256_set1_epi32(static_cast<int>((1u << bits) - 1));
+  const __m256i low12 = _mm256_set1_epi32(0xFFF);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i ctx_max = _mm256_set1_epi32(static_cast<int>(contexts) - 1);
+  const __m256i bitlen_clamp = _mm256_set1_epi32(1 << 18);
+  const __m256i exp_bias = _mm256_set1_epi32(129);  // exponent field - 129 = bitlen - 3
+  const __m256i direct_max = _mm256_set1_epi32(static_cast<int>(rans::kDirect) - 1);
+  const __m256i byte_spread = _mm256_set1_epi32(0x01010101);
+  const __m256i byte_offsets = _mm256_set1_epi32(0x03020100);
+  const __m256i lane3 = _mm256_set1_epi32(3);
+  const uint64_t stop = r_end - r > kVectorRounds ? r + kVectorRounds : r_end;
+  uint32_t* o = out;
+  for (; r < stop; ++r, o += 8) {
+    if (end - w < 16 || (bp >> 3) > extra_len) break;
+    __m256i idx = _mm256_and_si256(x, mask);
+    if (kContexts) {
+      const __m256i v = _mm256_min_epu32(_mm256_srl_epi32(a, nshift), bitlen_clamp);
+      const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(v)), 23);
+      __m256i c = _mm256_sub_epi32(e, exp_bias);
+      c = _mm256_min_epi32(_mm256_max_epi32(c, zero), ctx_max);
+      idx = _mm256_or_si256(idx, _mm256_sll_epi32(c, nbits));
+    }
+    const __m256i entry = _mm256_i32gather_epi32(reinterpret_cast<const int*>(packed), idx, 4);
+    const __m256i f = _mm256_add_epi32(_mm256_and_si256(entry, low12), one);
+    const __m256i bias = _mm256_and_si256(_mm256_srli_epi32(entry, 12), low12);
+    const __m256i tok = _mm256_srli_epi32(entry, 24);
+    const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srl_epi32(x, nbits)), bias);
+    // renormalisation: lanes with x < 2^16 read the next words, in lane order
+    const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
+    const unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
+    const __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+    const __m256i route = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(routes.lane_word[m]));
+    const __m256i lane_words = _mm256_permutevar8x32_epi32(words, route);
+    x = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), lane_words), need);
+    w += 2 * __builtin_popcount(m);
+    // token -> base symbol and extra-bit count
+    const __m256i big = _mm256_cmpgt_epi32(tok, direct_max);
+    const __m256i nextra = _mm256_and_si256(big, _mm256_add_epi32(_mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(32)), 2),
+                                                                  _mm256_set1_epi32(3)));
+    const __m256i sub = _mm256_add_epi32(_mm256_and_si256(tok, _mm256_set1_epi32(3)), _mm256_set1_epi32(4));
+    const __m256i base = _mm256_blendv_epi8(tok, _mm256_sllv_epi32(sub, nextra), big);
+    // inclusive prefix sum of nextra over the 8 lanes
+    __m256i p = _mm256_add_epi32(nextra, _mm256_slli_si256(nextra, 4));
+    p = _mm256_add_epi32(p, _mm256_slli_si256(p, 8));
+    p = _mm256_add_epi32(p, _mm256_blend_epi32(zero, _mm256_permutevar8x32_epi32(p, lane3), 0xF0));
+    const __m256i at = _mm256_add_epi32(_mm256_sub_epi32(p, nextra), _mm256_set1_epi32(static_cast<int>(bp & 7)));
+    const __m256i window = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bits_data + (bp >> 3))));
+    const __m256i ctrl = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
+    const __m256i raw = _mm256_srlv_epi32(_mm256_shuffle_epi8(window, ctrl), _mm256_and_si256(at, _mm256_set1_epi32(7)));
+    const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(_mm256_sllv_epi32(one, nextra), one));
+    const __m256i sym = _mm256_add_epi32(base, ex);
+    bp += static_cast<uint32_t>(_mm256_extract_epi32(p, 7));
+    if (kContexts) {
+      const __m256i mag16 = _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(sym, one), 1), 4);
+      a = _mm256_add_epi32(_mm256_sub_epi32(a, _mm256_srl_epi32(a, nshift)), mag16);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), sym);
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(x_io), x);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(a_io), a);
+  w_io = w;
+  extra.pos() = bp;
+  return r;
+}
+
+#undef UDC_TARGET_AVX2
+#pragma GCC diagnostic pop
+#endif  // __x86_64__
+
 // kLanes: the lane count as a compile-time constant (0: s.lanes at run time), so the
 // common payloads keep every lane's state in registers.
 template <unsigned kLanes, bool kContexts, class Sink>
@@ -259,9 +390,22 @@ Status Run(const Stream& s, uint64_t numel, Sink&& sink) {
   const ptrdiff_t round_bytes = 2 * static_cast<ptrdiff_t>(lanes);
   uint64_t r = 0;
   if constexpr (kLanes > 0) {
+    const uint64_t full = length[kLanes - 1];  // rounds in which every lane has a symbol
+#if defined(__x86_64__)
+    if (kLanes == 8 && !s.packed.empty()) {
+      uint32_t buf[kVectorRounds * 8];
+      while (r < full) {
+        const uint64_t r0 = r;
+        r = BulkAvx2<kContexts>(x, a, w, end, extra, s.packed.data(), bits, shift, contexts, r0, full, buf);
+        for (unsigned j = 0; j < 8; ++j) {
+          for (uint64_t i = 0; i < r - r0; ++i) sink(seg * j + r0 + i, buf[8 * i + j]);
+        }
+        if (r - r0 < kVectorRounds && r < full) break;
+      }
+    }
+#endif
     const Tables tables{entry, token, base, nextra, extra.data(), bits, mask, shift, contexts};
-    r = Bulk<kLanes, kContexts>(x, a, w, end, extra, tables, seg, 0, length[kLanes - 1], sink,
-                                std::make_index_sequence<kLanes>{});
+    r = Bulk<kLanes, kContexts>(x, a, w, end, extra, tables, seg, r, full, sink, std::make_index_sequence<kLanes>{});
   }
   for (; r < seg; ++r) {
     while (active > 0 && length[active - 1] <= r) --active;
