@@ -80,7 +80,11 @@ def test_decompressed_output_past_the_proto_limit_goes_to_external_data(model_di
     comp = _compress(model_dir, "ext.onnx", spill=True)
     save_model(decompress_model(load_model(comp)), model_dir / "mem.onnx")
     monkeypatch.setattr(modelio, "PROTO_LIMIT", 100_000)  # the dense model (~200 KB) is "too large" for one file
+    linked = []
+    real_link = os.link
+    monkeypatch.setattr(os, "link", lambda a, b: linked.append((a, b)) or real_link(a, b))
     assert main(["decompress", str(comp), "-o", str(model_dir / "big.onnx")]) == 0
+    assert len(linked) == 1 and str(linked[0][0]).endswith("spill.bin")  # the spill became the data file: no copy
     assert (model_dir / "big.onnx.data").exists()
     shell = onnx.load(str(model_dir / "big.onnx"), load_external_data=False)
     assert {t.name for t in shell.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL} >= {"w0", "w1", "w2"}
@@ -184,3 +188,25 @@ def test_compress_and_decompress_of_640_mib_in_bounded_memory(tmp_path):
     assert peak < 0.75 * weights, f"compress: peak RSS {peak:.0f} MiB for {weights:.0f} MiB of weights"
     peak = _rss_child([*cli, "decompress", str(out), "-o", str(tmp_path / "d.onnx")])
     assert peak < 0.75 * weights, f"decompress: peak RSS {peak:.0f} MiB for {weights:.0f} MiB of weights"
+
+
+def test_only_a_spill_is_taken_as_a_data_file(model_dir, monkeypatch):
+    """Saving a model whose weights all lie, in order, in its source's data file copies them:
+    the source file is never linked or moved."""
+    monkeypatch.setattr(os, "link", lambda a, b: pytest.fail(f"linked {a}"))
+    before = (model_dir / "m.onnx.data").read_bytes()
+    (model_dir / "copy").mkdir()
+    save_model(load_model(model_dir / "m.onnx", defer_external=True), model_dir / "copy" / "m.onnx", external=True)
+    assert (model_dir / "m.onnx.data").read_bytes() == before
+    assert _loaded(model_dir / "copy" / "m.onnx") == _loaded(model_dir / "m.onnx")
+
+
+def test_a_sealed_spill_takes_no_more_tensors(tmp_path):
+    with spill_file(tmp_path / "o.onnx") as spill:
+        model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [], [
+            spill.put("t", np.arange(1024, dtype=np.float32), onnx.TensorProto.FLOAT, [1024])]))
+        save_model(model, tmp_path / "o.onnx", external=True)
+        with pytest.raises(modelio.OutputError, match="no more tensors"):
+            spill.put("u", b"x" * 10, onnx.TensorProto.UINT8, [10])
+    assert onnx.numpy_helper.to_array(load_model(tmp_path / "o.onnx", check=False).graph.initializer[0]).sum() == \
+        np.arange(1024).sum()

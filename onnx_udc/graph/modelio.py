@@ -476,12 +476,16 @@ class Spill:
     def __init__(self, path: Path):
         self.path = path
         self.bytes = 0  # payload bytes written
+        self.sealed = False  # linked as an output's data file: no more writes
         self._file = open(path, "wb", buffering=0)
         self._end = 0
+        _SPILLS[str(path)] = self
 
     def put(self, name: str, data, data_type: int, dims) -> onnx.TensorProto:
         """Write ``data`` (a buffer: bytes, a numpy array, a memoryview) and return the
         deferred tensor ``name`` of ``data_type`` and ``dims`` that reads it back."""
+        if self.sealed:
+            raise OutputError(f"{self.path}: this spill is an output's data file now; it takes no more tensors")
         view = memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).cast("B")
         start = self._end + (-self._end % EXTERNAL_ALIGN)
         self._file.seek(start)
@@ -498,8 +502,26 @@ class Spill:
             entry.key, entry.value = key, value
         return tensor
 
+    def put_tensor(self, tensor: onnx.TensorProto) -> onnx.TensorProto | None:
+        """A tensor that ``save_model`` would move to external data (EXTERNAL_THRESHOLD bytes
+        and more, not external already) written here; its deferred stand-in, or None for a
+        tensor that stays in the proto. Tensors put in their initializer order are laid out
+        as save_model lays out ``<name>.data``, which then takes this file as it is."""
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
+            return None
+        with contextlib.ExitStack() as stack:
+            data = stack.enter_context(_mapped(tensor)) if is_deferred(tensor) else _raw(tensor)
+            out = self.put(tensor.name, data, tensor.data_type, tensor.dims)
+        if tensor.HasField("doc_string"):
+            out.doc_string = tensor.doc_string
+        return out
+
     def close(self) -> None:
         self._file.close()
+        _SPILLS.pop(str(self.path), None)
+
+
+_SPILLS: dict[str, Spill] = {}  # open spills by path: the only files save_model may take as a data file
 
 
 def external_reference(tensor: onnx.TensorProto, location: str) -> onnx.TensorProto:
@@ -608,6 +630,23 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
     _copy_fields(model, shell, skip="graph")
     graph = shell.graph
     _copy_fields(model.graph, graph, skip="initializer")
+    adopted = _adoptable(model, data_path)
+    if adopted is not None:  # an open Spill holding exactly the layout below: linked as the data file
+        try:
+            os.fsync(adopted._file.fileno())
+            os.link(adopted.path, data_path)
+        except OSError:  # a file system without hard links: copied below
+            adopted = None
+    if adopted is not None:
+        adopted.sealed = True
+        for tensor in model.graph.initializer:
+            if is_deferred(tensor):
+                graph.initializer.add().CopyFrom(external_reference(tensor, location))
+                if tensor.HasField("doc_string"):
+                    graph.initializer[-1].doc_string = tensor.doc_string
+            else:
+                graph.initializer.add().CopyFrom(tensor)
+        return shell
     with open(data_path, "wb") as f:
         for tensor in model.graph.initializer:
             if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
@@ -621,10 +660,7 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
                 f.write(b"\0" * pad)
                 offset += pad
             with contextlib.ExitStack() as stack:
-                if is_deferred(tensor):
-                    data = stack.enter_context(_mapped(tensor))
-                else:
-                    data = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
+                data = stack.enter_context(_mapped(tensor)) if is_deferred(tensor) else _raw(tensor)
                 f.write(data)
                 length = len(data)
             out = graph.initializer.add()
@@ -640,6 +676,37 @@ def _write_external(model: onnx.ModelProto, data_path: Path, location: str) -> o
         f.flush()
         os.fsync(f.fileno())
     return shell
+
+
+def _raw(tensor: onnx.TensorProto) -> bytes:
+    """The bytes an in-memory tensor has in external data."""
+    return tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
+
+
+def _adoptable(model: onnx.ModelProto, data_path: Path) -> "Spill | None":
+    """The open Spill on ``data_path``'s file system that holds every tensor
+    ``_write_external`` would write, at the offsets it would write them to (filled by
+    Spill.put_tensor in initializer order), with nothing after the last; None otherwise."""
+    found, end = None, 0
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or _payload_bytes(tensor) < EXTERNAL_THRESHOLD:
+            continue
+        if not is_deferred(tensor):
+            return None
+        location, offset, length = _deferred_place(tensor)
+        if found not in (None, location) or offset != end + (-end % EXTERNAL_ALIGN):
+            return None
+        found, end = location, offset + length
+    if found is None:
+        return None
+    spill = _SPILLS.get(found) if found is not None else None
+    if spill is None or spill.sealed or spill._end != end or not hasattr(os, "link"):
+        return None
+    try:
+        same_device = os.stat(spill.path).st_dev == os.stat(data_path.parent).st_dev
+    except OSError:
+        return None
+    return spill if same_device else None
 
 
 def _copy_fields(src, dst, skip: str) -> None:

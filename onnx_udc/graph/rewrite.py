@@ -180,8 +180,10 @@ def decompress_model(
     that something else reads too (another node, a graph output, a second decode node)
     stays, and the dense tensor is added beside it.
 
-    ``spill`` (modelio.spill_file): each dense initializer of the main graph is written
-    there as soon as it is decoded, and the model holds a deferred tensor reading it back:
+    ``spill`` (modelio.spill_file): the main graph's dense initializers are decoded after
+    the rewrite, in initializer order, each written there as soon as it is decoded (with
+    the other tensors that go to external data, so that an output with external data takes
+    the spill as its data file), and the model holds deferred tensors reading them back:
     one dense tensor in memory at a time; ``save_model`` writes the same bytes. Blobs of a
     model loaded with deferred external data are read through memory maps.
     """
@@ -190,6 +192,7 @@ def decompress_model(
         copy.CopyFrom(model)
         model = copy
     readers = _readers(model.graph)
+    pending: dict[str, tuple[onnx.NodeProto, TensorProto]] = {}  # dense name -> its decode node and blob
     for depth, graph in enumerate(list(iter_graphs(model.graph))):
         main = depth == 0
         dense_names = set()
@@ -197,12 +200,11 @@ def decompress_model(
         position = {init.name: i for i, init in enumerate(graph.initializer)}
         for node, init in decode_nodes(graph):
             name = node.output[0]
-            array = decode_node(node, init, decoder)
-            if main and spill is not None:
-                dense = spill.put(name, array, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+            if main and spill is not None:  # decoded below, once the graph is rewritten
+                pending[name] = (_copied(node), _copied(init))
+                dense = TensorProto(name=name)
             else:
-                dense = numpy_helper.from_array(array, name)
-            del array
+                dense = numpy_helper.from_array(decode_node(node, init, decoder), name)
             shared = readers[init.name] > 1  # read by more than its decode node: the blob stays
             if main:
                 if shared:
@@ -223,8 +225,25 @@ def decompress_model(
             inits = [i for i in graph.initializer if i.name not in blob_names]
             del graph.initializer[:]
             graph.initializer.extend(inits)
+    if spill is not None:
+        for i, tensor in enumerate(model.graph.initializer):
+            if tensor.name in pending:
+                node, blob = pending.pop(tensor.name)
+                array = decode_node(node, blob, decoder)
+                dense = spill.put(tensor.name, array, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+                del array
+            else:
+                dense = spill.put_tensor(tensor)
+            if dense is not None:
+                model.graph.initializer[i].CopyFrom(dense)
     if not has_decode_nodes(model):
         ops = [op for op in model.opset_import if op.domain != DOMAIN]
         del model.opset_import[:]
         model.opset_import.extend(ops)
     return model
+
+
+def _copied(message):
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
