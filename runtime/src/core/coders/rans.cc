@@ -232,6 +232,14 @@ uint64_t Bulk(uint32_t* x_io, uint32_t* a_io, const uint8_t*& w_io, const uint8_
   return r;
 }
 
+// Where the symbols go as planar bytes (FORMAT.md section 3), for the vector decoder's own
+// store; null: through the sink, one symbol at a time.
+struct PlanarTarget {
+  uint8_t* out;
+  uint64_t numel;
+  unsigned width;  // 1 or 2
+};
+
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // vectors stay inside this file's inline helpers
@@ -265,7 +273,7 @@ struct WordRoutes {
 template <bool kContexts>
 UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*& w_io, const uint8_t* end,
                                   BitReader& extra, const uint32_t* packed, unsigned bits, unsigned shift,
-                                  unsigned contexts, uint64_t r, uint64_t r_end, uint32_t* out) {
+                                  unsigned contexts, uint64_t r, uint64_t r_end, uint16_t* out) {
   static const WordRoutes routes;
   __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x_io));
   __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a_io));
@@ -287,7 +295,7 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
   const __m256i byte_offsets = _mm256_set1_epi32(0x03020100);
   const __m256i lane3 = _mm256_set1_epi32(3);
   const uint64_t stop = r_end - r > kVectorRounds ? r + kVectorRounds : r_end;
-  uint32_t* o = out;
+  uint16_t* o = out;
   for (; r < stop; ++r, o += 8) {
     if (end - w < 16 || (bp >> 3) > extra_len) break;
     __m256i idx = _mm256_and_si256(x, mask);
@@ -311,34 +319,76 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
     const __m256i lane_words = _mm256_permutevar8x32_epi32(words, route);
     x = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), lane_words), need);
     w += 2 * __builtin_popcount(m);
-    // token -> base symbol and extra-bit count
+    __m256i sym = tok;  // tokens below 32 are the symbols themselves
     const __m256i big = _mm256_cmpgt_epi32(tok, direct_max);
-    const __m256i nextra = _mm256_and_si256(big, _mm256_add_epi32(_mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(32)), 2),
-                                                                  _mm256_set1_epi32(3)));
-    const __m256i sub = _mm256_add_epi32(_mm256_and_si256(tok, _mm256_set1_epi32(3)), _mm256_set1_epi32(4));
-    const __m256i base = _mm256_blendv_epi8(tok, _mm256_sllv_epi32(sub, nextra), big);
-    // inclusive prefix sum of nextra over the 8 lanes
-    __m256i p = _mm256_add_epi32(nextra, _mm256_slli_si256(nextra, 4));
-    p = _mm256_add_epi32(p, _mm256_slli_si256(p, 8));
-    p = _mm256_add_epi32(p, _mm256_blend_epi32(zero, _mm256_permutevar8x32_epi32(p, lane3), 0xF0));
-    const __m256i at = _mm256_add_epi32(_mm256_sub_epi32(p, nextra), _mm256_set1_epi32(static_cast<int>(bp & 7)));
-    const __m256i window = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bits_data + (bp >> 3))));
-    const __m256i ctrl = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
-    const __m256i raw = _mm256_srlv_epi32(_mm256_shuffle_epi8(window, ctrl), _mm256_and_si256(at, _mm256_set1_epi32(7)));
-    const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(_mm256_sllv_epi32(one, nextra), one));
-    const __m256i sym = _mm256_add_epi32(base, ex);
-    bp += static_cast<uint32_t>(_mm256_extract_epi32(p, 7));
+    if (!_mm256_testz_si256(big, big)) {  // some lane has extra bits (a branch: rare at coarse steps)
+      const __m256i nextra = _mm256_and_si256(
+          big, _mm256_add_epi32(_mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(32)), 2), _mm256_set1_epi32(3)));
+      const __m256i sub = _mm256_add_epi32(_mm256_and_si256(tok, _mm256_set1_epi32(3)), _mm256_set1_epi32(4));
+      const __m256i base = _mm256_blendv_epi8(tok, _mm256_sllv_epi32(sub, nextra), big);
+      // inclusive prefix sum of nextra over the 8 lanes
+      __m256i p = _mm256_add_epi32(nextra, _mm256_slli_si256(nextra, 4));
+      p = _mm256_add_epi32(p, _mm256_slli_si256(p, 8));
+      p = _mm256_add_epi32(p, _mm256_blend_epi32(zero, _mm256_permutevar8x32_epi32(p, lane3), 0xF0));
+      const __m256i at = _mm256_add_epi32(_mm256_sub_epi32(p, nextra), _mm256_set1_epi32(static_cast<int>(bp & 7)));
+      const __m256i window =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bits_data + (bp >> 3))));
+      const __m256i ctrl = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
+      const __m256i raw = _mm256_srlv_epi32(_mm256_shuffle_epi8(window, ctrl), _mm256_and_si256(at, _mm256_set1_epi32(7)));
+      const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(_mm256_sllv_epi32(one, nextra), one));
+      sym = _mm256_add_epi32(base, ex);
+      bp += static_cast<uint32_t>(_mm256_extract_epi32(p, 7));
+    }
     if (kContexts) {
       const __m256i mag16 = _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(sym, one), 1), 4);
       a = _mm256_add_epi32(_mm256_sub_epi32(a, _mm256_srl_epi32(a, nshift)), mag16);
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), sym);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o),
+                     _mm_packus_epi32(_mm256_castsi256_si128(sym), _mm256_extracti128_si256(sym, 1)));
   }
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(x_io), x);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(a_io), a);
   w_io = w;
   extra.pos() = bp;
   return r;
+}
+
+
+// buf[8 i + j] (round r0 + i, lane j, i < rounds) -> planar bytes of symbol seg j + r0 + i:
+// 8 rounds at a time as an 8 x 8 transpose of u16, then 8 bytes per lane and plane.
+UDC_TARGET_AVX2 void FlushPlanar(const uint16_t* buf, uint64_t rounds, uint64_t r0, uint64_t seg,
+                                 const PlanarTarget& t) {
+  const __m128i split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  uint64_t i = 0;
+  for (; i + 8 <= rounds; i += 8) {
+    __m128i row[8];
+    for (unsigned k = 0; k < 8; ++k) row[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf + 8 * (i + k)));
+    // 16-bit transpose: after it, row'[j] holds lane j's rounds i .. i + 7
+    const __m128i a0 = _mm_unpacklo_epi16(row[0], row[1]), a1 = _mm_unpackhi_epi16(row[0], row[1]);
+    const __m128i a2 = _mm_unpacklo_epi16(row[2], row[3]), a3 = _mm_unpackhi_epi16(row[2], row[3]);
+    const __m128i a4 = _mm_unpacklo_epi16(row[4], row[5]), a5 = _mm_unpackhi_epi16(row[4], row[5]);
+    const __m128i a6 = _mm_unpacklo_epi16(row[6], row[7]), a7 = _mm_unpackhi_epi16(row[6], row[7]);
+    const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
+    const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+    const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
+    const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+    const __m128i lane[8] = {_mm_unpacklo_epi64(b0, b4), _mm_unpackhi_epi64(b0, b4), _mm_unpacklo_epi64(b1, b5),
+                             _mm_unpackhi_epi64(b1, b5), _mm_unpacklo_epi64(b2, b6), _mm_unpackhi_epi64(b2, b6),
+                             _mm_unpacklo_epi64(b3, b7), _mm_unpackhi_epi64(b3, b7)};
+    for (unsigned j = 0; j < 8; ++j) {
+      const __m128i bytes = _mm_shuffle_epi8(lane[j], split);  // low bytes, then high bytes
+      uint8_t* at = t.out + seg * j + r0 + i;
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(at), bytes);
+      if (t.width == 2) _mm_storel_epi64(reinterpret_cast<__m128i*>(at + t.numel), _mm_unpackhi_epi64(bytes, bytes));
+    }
+  }
+  for (; i < rounds; ++i) {
+    for (unsigned j = 0; j < 8; ++j) {
+      const uint16_t v = buf[8 * i + j];
+      t.out[seg * j + r0 + i] = static_cast<uint8_t>(v);
+      if (t.width == 2) t.out[t.numel + seg * j + r0 + i] = static_cast<uint8_t>(v >> 8);
+    }
+  }
 }
 
 #undef UDC_TARGET_AVX2
@@ -348,7 +398,7 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
 // kLanes: the lane count as a compile-time constant (0: s.lanes at run time), so the
 // common payloads keep every lane's state in registers.
 template <unsigned kLanes, bool kContexts, class Sink>
-Status Run(const Stream& s, uint64_t numel, Sink&& sink) {
+Status Run(const Stream& s, uint64_t numel, const PlanarTarget* planar, Sink&& sink) {
   const unsigned lanes = kLanes ? kLanes : s.lanes;
   const unsigned bits = s.prob_bits;
   const unsigned shift = s.shift, contexts = s.contexts;
@@ -393,12 +443,16 @@ Status Run(const Stream& s, uint64_t numel, Sink&& sink) {
     const uint64_t full = length[kLanes - 1];  // rounds in which every lane has a symbol
 #if defined(__x86_64__)
     if (kLanes == 8 && !s.packed.empty()) {
-      uint32_t buf[kVectorRounds * 8];
+      uint16_t buf[kVectorRounds * 8];
       while (r < full) {
         const uint64_t r0 = r;
         r = BulkAvx2<kContexts>(x, a, w, end, extra, s.packed.data(), bits, shift, contexts, r0, full, buf);
-        for (unsigned j = 0; j < 8; ++j) {
-          for (uint64_t i = 0; i < r - r0; ++i) sink(seg * j + r0 + i, buf[8 * i + j]);
+        if (planar != nullptr) {
+          FlushPlanar(buf, r - r0, r0, seg, *planar);
+        } else {
+          for (unsigned j = 0; j < 8; ++j) {
+            for (uint64_t i = 0; i < r - r0; ++i) sink(seg * j + r0 + i, buf[8 * i + j]);
+          }
         }
         if (r - r0 < kVectorRounds && r < full) break;
       }
@@ -441,24 +495,25 @@ Status Run(const Stream& s, uint64_t numel, Sink&& sink) {
 }
 
 template <bool kContexts, class Sink>
-Status RunLanes(const Stream& s, uint64_t numel, Sink&& sink) {
+Status RunLanes(const Stream& s, uint64_t numel, const PlanarTarget* planar, Sink&& sink) {
   switch (s.lanes) {  // the lane counts the encoder writes (rans_encoder.cc), unrolled
-    case 8: return Run<8, kContexts>(s, numel, sink);
-    case 4: return Run<4, kContexts>(s, numel, sink);
-    case 1: return Run<1, kContexts>(s, numel, sink);
-    default: return Run<0, kContexts>(s, numel, sink);
+    case 8: return Run<8, kContexts>(s, numel, planar, sink);
+    case 4: return Run<4, kContexts>(s, numel, planar, sink);
+    case 1: return Run<1, kContexts>(s, numel, planar, sink);
+    default: return Run<0, kContexts>(s, numel, planar, sink);
   }
 }
 
 template <class Sink>
-Status DecodeStream(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned width, Sink&& sink) {
+Status DecodeStream(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned width,
+                    const PlanarTarget* planar, Sink&& sink) {
   if (width != 1 && width != 2 && width != 4) {
     return Status(Code::kInvalidArgument, "symbol width must be 1, 2 or 4, got " + std::to_string(width));
   }
   if (payload == nullptr && payload_len != 0) return Status(Code::kInvalidArgument, "payload is NULL");
   Stream s;
   UDC_RETURN_IF_ERROR(Parse(payload, payload_len, width, &s));
-  return s.contexts > 1 ? RunLanes<true>(s, numel, sink) : RunLanes<false>(s, numel, sink);
+  return s.contexts > 1 ? RunLanes<true>(s, numel, planar, sink) : RunLanes<false>(s, numel, planar, sink);
 }
 
 class Rans final : public Coder {
@@ -468,7 +523,9 @@ class Rans final : public Coder {
   Status Decode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
                 ByteBuffer* scratch, const uint8_t** symbols) const override {
     return DecodePlanar(numel, symbol_width, scratch, symbols, [&](auto sink) {
-      return DecodeStream(payload, payload_len, numel, symbol_width, sink);
+      // the scratch is allocated before this runs: the vector decoder stores planar bytes itself
+      const PlanarTarget planar{scratch->get(), numel, symbol_width};
+      return DecodeStream(payload, payload_len, numel, symbol_width, symbol_width <= 2 ? &planar : nullptr, sink);
     });
   }
 };
@@ -478,7 +535,8 @@ class Rans final : public Coder {
 Status RansDecode(const uint8_t* payload, uint64_t payload_len, uint64_t numel, unsigned symbol_width,
                   uint32_t* out) {
   if (numel != 0 && out == nullptr) return Status(Code::kInvalidArgument, "out is NULL");
-  return DecodeStream(payload, payload_len, numel, symbol_width, [out](uint64_t i, uint32_t s) { out[i] = s; });
+  return DecodeStream(payload, payload_len, numel, symbol_width, nullptr,
+                      [out](uint64_t i, uint32_t s) { out[i] = s; });
 }
 
 const Coder& RansCoder() {
