@@ -87,7 +87,8 @@ def test_decompressed_output_past_the_proto_limit_goes_to_external_data(model_di
     assert len(linked) == 1 and str(linked[0][0]).endswith("spill.bin")  # the spill became the data file: no copy
     assert (model_dir / "big.onnx.data").exists()
     shell = onnx.load(str(model_dir / "big.onnx"), load_external_data=False)
-    assert {t.name for t in shell.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL} >= {"w0", "w1", "w2"}
+    external = {t.name for t in shell.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+    assert external >= {"w0", "w1", "w2"}
     # the same tensors as the one-file output of the in-memory path
     assert _loaded(model_dir / "big.onnx") == _loaded(model_dir / "mem.onnx")
     # and the in-memory path writes the same two files past the limit

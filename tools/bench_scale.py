@@ -15,6 +15,7 @@ with its weights in ``m.onnx.data``, then runs each command in its own process u
     verify      onnx-udc verify m.onnx out.onnx (custom-op path)
     fast        onnx_udc.InferenceSession(out.onnx) created and run once on the same rows
     portable    the same with fast=False (the custom-op library registered)
+    dense       onnxruntime's own session on dense.onnx (its output: the fast loader's, bit for bit)
 
 and prints one markdown table row per command: peak RSS, wall and CPU time, the session
 creation time (sessions), the output size and sha256 (files) or the sha256 of the output
@@ -108,7 +109,7 @@ SESSION = """
 import hashlib, sys, time
 import numpy as np
 what, model, dim, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-if what == "ort":
+if what in ("ort", "dense"):
     import onnxruntime as ort
     start = time.perf_counter()
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
@@ -123,7 +124,7 @@ np.save(out, y)
 print(f"created {created:.3f}")
 """
 
-COMMANDS = ("ort", "compress", "decompress", "inspect", "verify", "fast", "portable")
+COMMANDS = ("ort", "compress", "decompress", "inspect", "verify", "fast", "portable", "dense")
 
 
 def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
@@ -192,7 +193,7 @@ def main() -> None:
                 rows.append(f"| {args.label} | {what} | {weights / 2**20:,.0f} MiB | {rss:,.0f} MiB | {wall:.1f} s "
                             f"| {cpu:.1f} s | | {size / 2**20:,.1f} MiB: {digest} |")
             else:
-                model = src if what == "ort" else out
+                model = {"ort": src, "dense": dense}.get(what, out)
                 result = work / f"y_{what}.npy"
                 rss, wall, cpu, text = timed([*python, "-c", SESSION, what, str(model), str(args.dim), str(result)])
                 created = float(re.search(r"created ([\d.]+)", text)[1])

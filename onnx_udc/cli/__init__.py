@@ -179,7 +179,8 @@ def compress(model, output, quantizer, step_rel, target_bpw, target_ratio, targe
             click.echo(f"onnx-udc: warning: {warning}", err=True)
         external = stream or proto_size(result.model) > PROTO_LIMIT
         save_model(result.model, output, external=external)
-    compressed_file = output.stat().st_size + ((output.parent / (output.name + ".data")).stat().st_size if external else 0)
+    data_file = output.parent / (output.name + ".data")
+    compressed_file = output.stat().st_size + (data_file.stat().st_size if external else 0)
     for note in notes:
         click.echo(f"onnx-udc: note: {note}", err=True)
     if plan_out is not None and result.allocation is not None:

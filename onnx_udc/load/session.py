@@ -172,7 +172,8 @@ class InferenceSession(ort.InferenceSession):
             source = None
         if fast and deferred_bytes(model):  # blobs in external data: the decoded weights go to external data too
             self._udc_folder = tempfile.TemporaryDirectory(prefix="udc-session-")
-            source = os.fspath(prepare_external(model, Path(self._udc_folder.name), threads=options.intra_op_num_threads))
+            folder = Path(self._udc_folder.name)
+            source = os.fspath(prepare_external(model, folder, threads=options.intra_op_num_threads))
             if has_decode_nodes(model):  # decode nodes inside subgraphs run as custom ops
                 options.register_custom_ops_library(library_path())
         elif fast:
