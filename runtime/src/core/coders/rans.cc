@@ -291,7 +291,8 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
   const __m256i bitlen_clamp = _mm256_set1_epi32(1 << 18);
   const __m256i exp_bias = _mm256_set1_epi32(129);  // exponent field - 129 = bitlen - 3
   const __m256i direct_max = _mm256_set1_epi32(static_cast<int>(rans::kDirect) - 1);
-  const __m256i byte_spread = _mm256_set1_epi32(0x01010101);
+  const __m256i byte_spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
+                                               0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
   const __m256i byte_offsets = _mm256_set1_epi32(0x03020100);
   const __m256i lane3 = _mm256_set1_epi32(3);
   const uint64_t stop = r_end - r > kVectorRounds ? r + kVectorRounds : r_end;
@@ -322,8 +323,8 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
     __m256i sym = tok;  // tokens below 32 are the symbols themselves
     const __m256i big = _mm256_cmpgt_epi32(tok, direct_max);
     if (!_mm256_testz_si256(big, big)) {  // some lane has extra bits (a branch: rare at coarse steps)
-      const __m256i nextra = _mm256_and_si256(
-          big, _mm256_add_epi32(_mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(32)), 2), _mm256_set1_epi32(3)));
+      // (t - 32) / 4 + 3 = (t - 20) / 4 for t >= 32; 0 below
+      const __m256i nextra = _mm256_and_si256(big, _mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(20)), 2));
       const __m256i sub = _mm256_add_epi32(_mm256_and_si256(tok, _mm256_set1_epi32(3)), _mm256_set1_epi32(4));
       const __m256i base = _mm256_blendv_epi8(tok, _mm256_sllv_epi32(sub, nextra), big);
       // inclusive prefix sum of nextra over the 8 lanes
@@ -333,7 +334,8 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
       const __m256i at = _mm256_add_epi32(_mm256_sub_epi32(p, nextra), _mm256_set1_epi32(static_cast<int>(bp & 7)));
       const __m256i window =
           _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bits_data + (bp >> 3))));
-      const __m256i ctrl = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
+      // byte offset (at / 8 < 16) copied into the 4 bytes of its slot, + 0, 1, 2, 3
+      const __m256i ctrl = _mm256_add_epi8(_mm256_shuffle_epi8(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
       const __m256i raw = _mm256_srlv_epi32(_mm256_shuffle_epi8(window, ctrl), _mm256_and_si256(at, _mm256_set1_epi32(7)));
       const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(_mm256_sllv_epi32(one, nextra), one));
       sym = _mm256_add_epi32(base, ex);
