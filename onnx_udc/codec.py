@@ -55,12 +55,25 @@ def symbol_entropy(symbols: np.ndarray) -> float:
         return 0.0
     top = int(symbols.max())
     if top < max(1 << 20, 4 * symbols.size):  # a counting pass (the same counts, in the same order)
-        counts = np.bincount(symbols.reshape(-1).astype(np.int64), minlength=1)
+        counts = _native_counts(symbols, top)
+        if counts is None:
+            counts = np.bincount(symbols.reshape(-1).astype(np.int64), minlength=1)
         counts = counts[counts > 0]
     else:  # a sparse alphabet: sort instead of a huge count array
         _, counts = np.unique(symbols, return_counts=True)
     p = counts / symbols.size
     return float(-(p * np.log2(p)).sum())
+
+
+def _native_counts(symbols: np.ndarray, top: int) -> np.ndarray | None:
+    """np.bincount's counts int64 [top + 1] of uint{8,16,32} symbols from the native library
+    (one pass, no int64 copy of the symbols), or None without it."""
+    from .quantizers.scalar import native_kernels
+
+    kernels = native_kernels()
+    if kernels is None or symbols.dtype not in (np.uint8, np.uint16, np.uint32):
+        return None
+    return kernels.histogram(symbols, top + 1)
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
@@ -84,6 +97,10 @@ def _sqnr_of_pieces(reference: np.ndarray, pieces) -> float:
         signal += float(np.dot(r, r))
         noise += float(np.dot(err, err))
         start += piece.size
+    return _sqnr_of_sums(signal, noise)
+
+
+def _sqnr_of_sums(signal: float, noise: float) -> float:
     if noise == 0.0:
         return math.inf
     return 10.0 * math.log10(max(signal, 1e-300) / noise)
@@ -129,10 +146,15 @@ def dequantize(quantized: Quantized) -> np.ndarray:
 
 
 def quantized_sqnr(weights: np.ndarray, quantized: Quantized) -> float:
-    """sqnr_db(weights, dequantize(quantized)) without the whole decode in memory (the
-    quantizer's decode_pieces)."""
+    """sqnr_db(weights, dequantize(quantized)) without the whole decode in memory: the
+    quantizer's decode_error when it has one (the same terms, summed in another order: equal
+    to about 1e-12 dB), else its decode_pieces."""
     header = quantized.header
-    return _sqnr_of_pieces(weights, quantizers.by_id(header.quantizer).decode_pieces(header, quantized.symbols))
+    q = quantizers.by_id(header.quantizer)
+    sums = q.decode_error(header, quantized.symbols, weights)  # the native one pass, when there is one
+    if sums is not None:
+        return _sqnr_of_sums(*sums)
+    return _sqnr_of_pieces(weights, q.decode_pieces(header, quantized.symbols))
 
 
 AUTO_CODER = "auto"  # the default coder choice: what ``pack`` does with it is ``auto_coders``

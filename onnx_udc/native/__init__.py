@@ -4,7 +4,9 @@
     NativeDecoder       udc_inspect / udc_decode_ex (threads, max_output_bytes) / udc_decode_units /
                         udc_decode_cuda
     NativeRange         udc_range_encode(_variant) / udc_range_decode (coder 2, FORMAT.md 5.2)
-    NativeRans          udc_rans_encode / udc_rans_decode (coder 3, FORMAT.md 5.3)
+    NativeRans          udc_rans_encode(_elements) / udc_rans_decode (coder 3, FORMAT.md 5.3)
+    NativeScalar        udc_scalar_codes / udc_scalar_error / udc_symbol_histogram (quantizer 1's
+                        float32 encoder kernels, FORMAT.md 4.1: the numpy reference's values)
 
 This package knows nothing of ONNX graphs or onnxruntime sessions; the loaders that use
 it live in ``onnx_udc.load``.
@@ -389,17 +391,28 @@ class NativeRans:
         lib.udc_rans_decode.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint64, u32, u32p, ctypes.c_char_p,
                                         ctypes.c_size_t]
         lib.udc_rans_decode.restype = ctypes.c_int
+        self._elements = getattr(lib, "udc_rans_encode_elements", None)  # narrow symbols as they are
+        if self._elements is not None:
+            self._elements.argtypes = [ctypes.c_void_p, u32] + lib.udc_rans_encode.argtypes[1:]
+            self._elements.restype = ctypes.c_int
         self._lib = lib
         self.path = path
 
     def encode(self, symbols: np.ndarray, width: int, *, lanes: int = 0, prob_bits: int = 0, contexts: int = 0,
                shift: int = 0) -> bytes:
         """symbols uint [numel] -> payload; a parameter of 0 is chosen by the encoder (the
-        ctypes call releases the GIL, so tensors encode in parallel threads)."""
-        sym = np.ascontiguousarray(symbols, dtype=np.uint32)  # [numel]
+        ctypes call releases the GIL, so tensors encode in parallel threads). uint8 and uint16
+        symbols are read in place (no uint32 copy) when the library has udc_rans_encode_elements."""
+        sym = np.asarray(symbols).reshape(-1)  # [numel]
+        narrow = (self._elements is not None and sym.dtype.kind == "u" and sym.dtype.itemsize in (1, 2, 4)
+                  and sym.dtype.isnative)
+        sym = np.ascontiguousarray(sym) if narrow else np.ascontiguousarray(sym, dtype=np.uint32)  # [numel]
         u32p = ctypes.POINTER(ctypes.c_uint32)
 
         def call(out_p, cap, out_len, err):
+            if narrow:
+                return self._elements(sym.ctypes.data, sym.itemsize, sym.size, width, lanes, prob_bits, contexts,
+                                      shift, out_p, cap, out_len, err, 256)
             return self._lib.udc_rans_encode(sym.ctypes.data_as(u32p), sym.size, width, lanes, prob_bits, contexts,
                                              shift, out_p, cap, out_len, err, 256)
 
@@ -414,3 +427,82 @@ class NativeRans:
 def native_rans() -> NativeRans:
     """The rans coder of the native library; RuntimeLibraryError when it is not built."""
     return NativeRans()
+
+
+# ---- quantizer 1 on float32 weights: the encoder kernels (encode/scalar_quantize.h) -------
+
+_WIDTH_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+
+
+class NativeScalar:
+    """ctypes binding of ``udc_scalar_codes`` / ``udc_scalar_error`` / ``udc_symbol_histogram``:
+    the float32 encoder of quantizer 1 (FORMAT.md 4.1) in one pass each, giving exactly the
+    values of the numpy reference (onnx_udc.quantizers.scalar). The calls release the GIL."""
+
+    def __init__(self, path: str | None = None):
+        path, lib = _load_library(path)
+        if not hasattr(lib, "udc_scalar_codes"):
+            raise RuntimeLibraryError(f"{path} predates the scalar encoder kernels: rebuild it with `make runtime`")
+        u64, u32, vp, cp, sz = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
+        u32p = ctypes.POINTER(ctypes.c_uint32)
+        lib.udc_scalar_codes.argtypes = [vp, u64, u64, ctypes.c_float, u64, u32, vp, u32p, u32p, cp, sz]
+        lib.udc_scalar_codes.restype = ctypes.c_int
+        lib.udc_scalar_error.argtypes = [vp, vp, u32, u64, u64, ctypes.c_float, u64, ctypes.POINTER(ctypes.c_double),
+                                         cp, sz]
+        lib.udc_scalar_error.restype = ctypes.c_int
+        lib.udc_symbol_histogram.argtypes = [vp, u32, u64, vp, u64, u32p, cp, sz]
+        lib.udc_symbol_histogram.restype = ctypes.c_int
+        self._lib = lib
+        self.path = path
+
+    @staticmethod
+    def _check(status: int, err) -> None:
+        if status:
+            _raise_status(status, err.value.decode(errors="replace"))
+
+    def codes(self, weights: np.ndarray, step: float, seed: int, width: int, start: int = 0
+              ) -> tuple[np.ndarray | None, int, bool]:
+        """weights float32 [n] (elements start .. start+n-1 of the tensor) -> (zigzag codes
+        uint of ``width`` bytes [n], or None when one does not fit; the largest code; True when
+        an index overflows 32 bits or is not finite, the codes then None)."""
+        w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)  # [n]
+        out = np.empty(w.size, dtype=_WIDTH_DTYPES[width])  # [n]
+        top, flags = ctypes.c_uint32(0), ctypes.c_uint32(0)
+        err = ctypes.create_string_buffer(256)
+        self._check(self._lib.udc_scalar_codes(w.ctypes.data, w.size, start, step, seed & 0xFFFFFFFFFFFFFFFF, width,
+                                               out.ctypes.data, ctypes.byref(top), ctypes.byref(flags), err, 256), err)
+        overflow, too_wide = bool(flags.value & 1), bool(flags.value & 2)
+        return (None if overflow or too_wide else out), int(top.value), overflow
+
+    def error(self, weights: np.ndarray, codes: np.ndarray, step: float, seed: int, start: int = 0
+              ) -> tuple[float, float]:
+        """(sum of w^2, sum of (w_hat - w)^2) in float64 for float32 weights [n] and their codes
+        uint{8,16,32} [n], w_hat the exact decode (float32(unzigzag(code)) - d) * step."""
+        w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)  # [n]
+        c = np.ascontiguousarray(codes).reshape(-1)  # [n]
+        if c.dtype not in _WIDTH_DTYPES.values() or c.size != w.size:
+            raise ValueError(f"codes must be uint8/16/32 [{w.size}], got {c.dtype} [{c.size}]")
+        sums = (ctypes.c_double * 2)(0.0, 0.0)
+        err = ctypes.create_string_buffer(256)
+        self._check(self._lib.udc_scalar_error(w.ctypes.data, c.ctypes.data, c.itemsize, w.size, start, step,
+                                               seed & 0xFFFFFFFFFFFFFFFF, sums, err, 256), err)
+        return float(sums[0]), float(sums[1])
+
+    def histogram(self, symbols: np.ndarray, length: int) -> np.ndarray | None:
+        """Counts int64 [length] of the values of symbols uint{8,16,32} [n] (np.bincount's),
+        None when a symbol is >= length."""
+        s = np.ascontiguousarray(symbols).reshape(-1)  # [n]
+        if s.dtype not in _WIDTH_DTYPES.values():
+            raise ValueError(f"symbols must be uint8/16/32, got {s.dtype}")
+        counts = np.zeros(length, dtype=np.uint64)  # [length]
+        fits = ctypes.c_uint32(0)
+        err = ctypes.create_string_buffer(256)
+        self._check(self._lib.udc_symbol_histogram(s.ctypes.data, s.itemsize, s.size, counts.ctypes.data, length,
+                                                   ctypes.byref(fits), err, 256), err)
+        return counts.view(np.int64) if fits.value else None
+
+
+@functools.cache
+def native_scalar() -> NativeScalar:
+    """Quantizer 1's float32 encoder kernels; RuntimeLibraryError when the library lacks them."""
+    return NativeScalar()

@@ -106,6 +106,13 @@ class Quantizer(ABC):
         for fitting a codeword table (FORMAT.md 4.6); None when it has no table."""
         return None
 
+    def decode_error(self, header: BlobHeader, symbols: np.ndarray, weights: np.ndarray) -> tuple[float, float] | None:
+        """(sum of w^2, sum of (w_hat - w)^2) in float64 for ``weights`` [*shape] and the exact
+        decode w_hat of ``symbols``, computed without materialising the decode, when this
+        quantizer has a fast way (codec.quantized_sqnr); None otherwise (the default). The
+        terms are the reference's; only the order of the sums may differ."""
+        return None
+
     def symbol_count(self, header: BlobHeader) -> int:
         """Symbols in the payload: one per element (numel), except for quantizers that emit
         one symbol per vector of weights (pq: one index per block). Called after check()."""

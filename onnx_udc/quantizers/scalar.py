@@ -11,7 +11,9 @@ Neural Network Compression").
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from .base import register
 from .base import DEFAULT_STEP_REL, Encoded, Quantizer, StepConfig
 
 _MAX_INDEX = (1 << 31) - 1
+# Set (to anything but "" or "0"): the numpy reference below even where the native kernels
+# could run (benchmarks and tests compare the two; the bytes are the same).
+REFERENCE_ENV = "ONNX_UDC_REFERENCE_QUANTIZE"
 __all__ = ["DEFAULT_STEP_REL", "ScalarConfig", "ScalarQuantizer", "StepConfig"]
 
 
@@ -31,15 +36,40 @@ __all__ = ["DEFAULT_STEP_REL", "ScalarConfig", "ScalarQuantizer", "StepConfig"]
 ScalarConfig = StepConfig
 
 
+def _overflow(step: float) -> ConfigError:
+    return ConfigError(f"step {step:g} is too small for this tensor: indices overflow 32 bits")
+
+
 def indices(w: np.ndarray, step: float, d: np.ndarray) -> np.ndarray:
     """w float [numel], dither d float32 [numel] -> q int64 [numel] = round(w/step + d).
 
-    Raises ConfigError when an index would not fit 32 bits (the step is too small)."""
+    The reference: binary64 division and addition, np.rint (ties to even). Raises
+    ConfigError when an index would not fit 32 bits (the step is too small)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         q = np.rint(w.astype(np.float64) / float(step) + d.astype(np.float64))  # float64 [numel]
     if q.size and not (np.all(np.isfinite(q)) and float(np.abs(q).max()) <= _MAX_INDEX):
-        raise ConfigError(f"step {step:g} is too small for this tensor: indices overflow 32 bits")
+        raise _overflow(step)
     return q.astype(np.int64)
+
+
+@functools.cache
+def _kernels():
+    from ..errors import RuntimeLibraryError
+    from ..native import native_scalar
+
+    try:
+        return native_scalar()
+    except RuntimeLibraryError:
+        return None
+
+
+def native_kernels():
+    """The native float32 kernels (onnx_udc.native.NativeScalar), or None: no library, a
+    library without them, or $ONNX_UDC_REFERENCE_QUANTIZE set. Without them every value comes
+    from the numpy code of this module; with them, the same values."""
+    if os.environ.get(REFERENCE_ENV, "") not in ("", "0"):
+        return None
+    return _kernels()
 
 
 def entropy_bits(q: np.ndarray) -> float:
@@ -55,13 +85,14 @@ CHUNK = 1 << 20  # elements per piece of the chunked encode (bounds its float64 
 
 
 def _rms(flat: np.ndarray) -> float:
-    """sqrt(mean(w^2)) in float64, a chunk at a time."""
+    """sqrt(mean(w^2)) in float64, a chunk at a time (einsum's float64 sum of products: each
+    term exact for float32 and float16 weights, no float64 copy, no BLAS threads)."""
     if not flat.size:
         return 0.0
     total = 0.0
     for start in range(0, flat.size, CHUNK):
-        piece = flat[start : start + CHUNK].astype(np.float64)
-        total += float(np.dot(piece, piece))
+        piece = flat[start : start + CHUNK]
+        total += float(np.einsum("i,i->", piece, piece, dtype=np.float64))
     return math.sqrt(total / flat.size)
 
 
@@ -73,11 +104,40 @@ def _reconstruct(a: np.ndarray, d: np.ndarray, header: BlobHeader) -> np.ndarray
         return w.astype(header.dtype.numpy)
 
 
+def _width_bound(flat: np.ndarray, step: float) -> int:
+    """A code width that holds every code of float32 ``flat`` at ``step``: |q| <= max|w| /
+    step + 1 (the dither and the rounding add at most 1), code <= 2 |q|."""
+    if not flat.size:
+        return 1
+    top = max(abs(float(flat.max())), abs(float(flat.min())))
+    bound = 2.0 * (top / step + 1.0) + 1.0
+    return width_for(int(bound)) if math.isfinite(bound) and bound < 2.0**32 else 4
+
+
+def _codes_native(kernels, flat: np.ndarray, step: float, seed: int) -> tuple[np.ndarray, int]:
+    """_codes_chunked's result from the native kernel: one pass over float32 ``flat``, the
+    codes written in a width that holds them (narrowed when the bound was loose)."""
+    width = _width_bound(flat, step)
+    codes, top, overflow = kernels.codes(flat, step, seed, width)
+    if overflow:
+        raise _overflow(step)
+    need = width_for(top)
+    if codes is None:  # cannot happen with the bound above; kept exact anyway
+        width = need
+        codes, top, overflow = kernels.codes(flat, step, seed, width)
+    return (codes if need == width else codes.astype(np.dtype(f"<u{need}"))), need
+
+
 def _codes_chunked(flat: np.ndarray, step: float, seed: int) -> tuple[np.ndarray, int]:
     """w [numel] -> (zigzag codes in the narrowest width, width): the same values as
     zigzag(indices(w, step, dither)), computed CHUNK elements at a time into uint32 (about 4
-    bytes per weight in flight instead of about 36)."""
+    bytes per weight in flight instead of about 36); float32 weights go through the native
+    kernel when it is there (native_kernels: the same codes)."""
     from ..format.dither import dither_chunk
+
+    kernels = native_kernels()
+    if kernels is not None and flat.dtype == np.float32:
+        return _codes_native(kernels, flat, step, seed)
 
     codes = np.empty(flat.size, dtype=np.uint32)  # [numel]
     top = 0
@@ -159,6 +219,15 @@ class ScalarQuantizer(Quantizer):
             return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed, params=params)
         codes, width = _codes_chunked(flat, step, seed)
         return Encoded(symbols=codes, symbol_width=width, step=step, seed=seed)
+
+    def decode_error(self, header: BlobHeader, symbols: np.ndarray, weights: np.ndarray) -> tuple[float, float] | None:
+        kernels = native_kernels()
+        w = np.asarray(weights)
+        if (kernels is None or header.params or header.dtype is not DType.FLOAT or w.dtype != np.float32
+                or w.size != header.numel or symbols.size != header.numel
+                or symbols.dtype not in (np.uint8, np.uint16, np.uint32)):
+            return None
+        return kernels.error(w.reshape(-1), symbols.reshape(-1), header.step, header.seed)
 
     def table_layout(self, header: BlobHeader) -> codewords.TableLayout:
         table = codewords.parse(header.params, 1) if header.params else codewords.empty(1)

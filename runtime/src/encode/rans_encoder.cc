@@ -150,9 +150,10 @@ inline void StoreLE64(uint8_t* p, uint64_t v) {
 #endif
 }
 
-// What the forward scan reads and fills (RansEncode's first pass).
+// What the forward scan reads and fills (RansEncode's first pass); T: the symbols' type.
+template <typename T>
 struct Scan {
-  const uint32_t* symbols;
+  const T* symbols;
   uint64_t numel;
   unsigned lanes;
   unsigned shift_of[kPackedShifts];
@@ -168,8 +169,8 @@ struct Scan {
 // symbol's context and a [context][token] histogram. Returns the extra bits' count. Written
 // as plain loops with the bit writer in locals (a closure's captures would go through
 // memory on every symbol).
-template <unsigned kShifts>
-uint64_t ForwardScan(const Scan& scan) {
+template <unsigned kShifts, typename T>
+uint64_t ForwardScan(const Scan<T>& scan) {
   const uint64_t seg = rans::SegmentLength(scan.numel, scan.lanes);
   uint64_t length[rans::kMaxLanes];
   for (unsigned j = 0; j < scan.lanes; ++j) length[j] = rans::LaneLength(scan.numel, seg, j);
@@ -212,10 +213,10 @@ uint64_t ForwardScan(const Scan& scan) {
   return extra_bits;
 }
 
-}  // namespace
-
-Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned width, const RansParams& forced,
-                  std::vector<uint8_t>* payload) {
+// RansEncode on symbols of any unsigned type T (uint8_t, uint16_t, uint32_t).
+template <typename T>
+Status Encode(const T* symbols, uint64_t numel, unsigned width, const RansParams& forced,
+              std::vector<uint8_t>* payload) {
   if (width != 1 && width != 2 && width != 4) return Invalid("symbol width must be 1, 2 or 4");
   if (numel != 0 && symbols == nullptr) return Invalid("symbols is NULL");
   if (forced.lanes > rans::kMaxLanes) return Invalid("lanes must be 1..32");
@@ -224,7 +225,7 @@ Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned width, const
   }
   if (forced.contexts > kMaxContexts) return Invalid("contexts must be 1..16");
   if (forced.shift > rans::kMaxShift) return Invalid("shift must be 1..8");
-  if (width < 4) {
+  if (width < sizeof(T)) {
     const uint32_t limit = uint32_t{1} << (8 * width);
     for (uint64_t i = 0; i < numel; ++i) {
       if (symbols[i] >= limit) {
@@ -258,7 +259,7 @@ Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned width, const
   std::vector<uint8_t> extra;
   uint64_t extra_bits = 0;
   {
-    Scan scan{symbols, numel, lanes, {}, token.data(), ctx4.data(), hist.data(), &order0, &extra};
+    Scan<T> scan{symbols, numel, lanes, {}, token.data(), ctx4.data(), hist.data(), &order0, &extra};
     for (unsigned k = 0; k < n_shifts; ++k) scan.shift_of[k] = shifts[k];
     switch (n_shifts) {  // the shifts tried as a compile-time count: the context loop unrolled
       case 0: extra_bits = ForwardScan<0>(scan); break;
@@ -397,6 +398,23 @@ Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned width, const
     *o++ = static_cast<uint8_t>(words[w] >> 8);
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned width, const RansParams& forced,
+                  std::vector<uint8_t>* payload) {
+  return Encode(symbols, numel, width, forced, payload);
+}
+
+Status RansEncodeElements(const void* symbols, unsigned element_bytes, uint64_t numel, unsigned width,
+                          const RansParams& forced, std::vector<uint8_t>* payload) {
+  switch (element_bytes) {
+    case 1: return Encode(static_cast<const uint8_t*>(symbols), numel, width, forced, payload);
+    case 2: return Encode(static_cast<const uint16_t*>(symbols), numel, width, forced, payload);
+    case 4: return Encode(static_cast<const uint32_t*>(symbols), numel, width, forced, payload);
+    default: return Invalid("symbols must be 1, 2 or 4 bytes each");
+  }
 }
 
 }  // namespace udc

@@ -26,6 +26,11 @@ struct RansParams {
 Status RansEncode(const uint32_t* symbols, uint64_t numel, unsigned symbol_width, const RansParams& forced,
                   std::vector<uint8_t>* payload);
 
+// RansEncode on symbols stored in element_bytes (1, 2 or 4) bytes each, native byte order:
+// the same payload as RansEncode on the same values (no uint32 copy of narrow symbols).
+Status RansEncodeElements(const void* symbols, unsigned element_bytes, uint64_t numel, unsigned symbol_width,
+                          const RansParams& forced, std::vector<uint8_t>* payload);
+
 }  // namespace udc
 
 #endif  // UDC_ENCODE_RANS_ENCODER_H_
