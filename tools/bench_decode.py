@@ -6,7 +6,10 @@
 Makes one blob per (registered lossy quantizer, registered coder, step) from the same
 weights (--numel of them, rows of Gaussian weights with per-row scales, like a layer),
 then runs runtime/build/udc_bench_decode on all blobs: the coder alone, the whole decode
-(DecodeOptions max_threads = 1) and a memcpy of the decoded bytes, timed in the same run.
+(DecodeOptions max_threads = 1) and a memcpy of the decoded bytes, timed in the same run,
+at the SIMD level the CPU has; then once more with UDC_SIMD=scalar (the portable path) for
+the blobs that have vector code (scalar and scalar_channel with store or rans). The report
+gives each decode as a ratio to memcpy and to brotli's decode of the same tensor.
 Quantizers and coders come from the registries, so new ones show up by themselves.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import subprocess
 import sys
@@ -26,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STEPS = (("default", None), ("fine", 0.02))
+VECTOR_ROWS = {("scalar", "store"), ("scalar", "rans"), ("scalar_channel", "store"), ("scalar_channel", "rans")}
 DEFAULT_OUT = ROOT / "docs" / "results" / "bench_decode.md"
 
 
@@ -89,6 +94,10 @@ def forced_range_blob(w: np.ndarray, qname: str, config, period: int, variant: i
     return path, EncodeResult(blob=blob, header=parse_blob(blob)[0], entropy_bits=symbol_entropy(encoded.symbols))
 
 
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in load)
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -140,7 +149,14 @@ def main(argv: list[str] | None = None) -> int:
                     path = Path(tmp) / f"{qname}_{step_name}_range_{p}_{variant}.blob"
                     jobs.append((qname, step_name, config.step_rel, label, *forced_range_blob(w, qname, config, p, variant, path)))
         cmd = [str(args.bench), "--repeat", str(args.repeat), "--min-seconds", str(args.min_seconds)]
+        load_before = os.getloadavg()
         run = subprocess.run(cmd + [str(j[4]) for j in jobs], check=True, capture_output=True, text=True)
+        vector_jobs = [j for j in jobs if (j[0], j[3]) in VECTOR_ROWS]
+        scalar_run = subprocess.run(cmd + [str(j[4]) for j in vector_jobs], check=True, capture_output=True, text=True,
+                                    env={**os.environ, "UDC_SIMD": "scalar"})
+        scalar_ns = {str(j[4]): float(row["decode_ns"]) for j, row in
+                     zip(vector_jobs, csv.DictReader(scalar_run.stdout.splitlines(), delimiter="\t"))}
+        load_after = os.getloadavg()
         baseline = {}
         if args.baseline_bench is not None:  # same-run comparison of the range decoder against another build
             legacy = [j for j in jobs if j[3] == "range, short header"]  # bytes an older build decodes too
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                         key = (str(j[4]), bench == args.bench)
                         baseline[key] = min(baseline.get(key, float("inf")), float(row["coder_ns"]))
     rows = list(csv.DictReader(run.stdout.splitlines(), delimiter="\t"))
+    simd = rows[0]["simd"] if rows and "simd" in rows[0] else "unknown"
 
     out = [
         "# Decode throughput of the C++ core (one core)",
@@ -159,34 +176,48 @@ def main(argv: list[str] | None = None) -> int:
         f"Regenerate: `{regenerate_command(args)}` (from the checkout root; needs `runtime/build/udc_bench_decode`, "
         "built by `make runtime`).",
         "",
-        f"Machine: {cpu_name()}, {platform.system()} {platform.machine()}. Weights: {w.size} float32 "
+        f"Machine: {cpu_name()}, {platform.system()} {platform.machine()}, SIMD level {simd}; load average "
+        f"(1, 5, 15 min) {fmt_load(load_before)} before the run, {fmt_load(load_after)} after it. Weights: {w.size} float32 "
         f"({w.shape[0]} rows x {w.shape[1]}, Gaussian with log-normal row scales), one blob per "
         "registered lossy quantizer, coder and step. `udc_bench_decode` times, single-threaded "
-        "(DecodeOptions max_threads = 1), best of "
+        "(DecodeOptions max_threads = 1), in CPU time of the decoding thread (the machine is shared: "
+        "time the thread waited for a core is not counted), best of "
         f"{args.repeat} rounds of at least {args.min_seconds} s each: the coder alone (payload -> "
         "planar symbol bytes), the whole decode (coder + dequantization into float32) and a memcpy "
         "of the decoded float32 bytes, the baseline measured in the same run. M/s is million "
-        "weights per second; `x memcpy` is the decode time over the memcpy time; H0 the order-0 entropy "
-        "of the symbols and bits/weight the payload's. The machine is shared (2 cores, other jobs "
-        "running), so absolute rates are noisy; the memcpy column is the same-run baseline. "
+        "weights per second. `memcpy / decode` is the memcpy time over the decode time (1.00: "
+        "decodes at memcpy speed); `vs brotli` is brotli's whole decode time of the same quantizer "
+        "and step over this row's (above 1: faster than brotli). `scalar path M/s`: the same "
+        "whole decode with `UDC_SIMD=scalar` (the portable code, the reference of the vector "
+        "paths), measured in the same run, for the rows that have vector code. H0 is the order-0 "
+        "entropy of the symbols and bits/weight the payload's. Absolute rates are noisy on a shared "
+        "machine; the ratios are the same-run comparisons. "
         "`range` is what the encoder picks (FORMAT.md 5.2: the shortest of its candidates); the "
         "`range, ...` rows force one header variant on the same symbols: the one-byte header "
         "(one model set, the vector period), the row length as period (scalar), a model set per "
         "vector position (lattices).",
         "",
-        "| quantizer | step_rel | width | H0 | coder | bits/weight | coder M/s | decode M/s | memcpy M/s | decode x memcpy |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| quantizer | step_rel | width | H0 | coder | bits/weight | coder M/s | decode M/s | scalar path M/s | "
+        "memcpy M/s | memcpy / decode | vs brotli |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (qname, step_name, step_rel, cname, _, result), row in zip(jobs, rows):
+    brotli_ns = {(j[0], j[1]): float(row["decode_ns"]) for j, row in zip(jobs, rows) if j[3] == "brotli"}
+    for (qname, step_name, step_rel, cname, path, result), row in zip(jobs, rows):
         n = int(row["numel"])
         def rate(ns: str) -> str:  # million weights per second; store's coder only points into the payload
             return f"{n / float(ns) * 1e3:.1f}" if float(ns) >= 1000 else "no copy"
 
         bpw = 8.0 * result.header.payload_len / n
-        out.append(f"| {qname} | {step_rel} | {row['width']} | {result.entropy_bits:.3f} | {cname} | {bpw:.3f} | {rate(row['coder_ns'])} | "
-                   f"{rate(row['decode_ns'])} | {float(n) / float(row['memcpy_ns']) * 1e3:.0f} | "
-                   f"{float(row['decode_ns']) / float(row['memcpy_ns']):.0f} |")
+        decode_ns, memcpy_ns = float(row["decode_ns"]), float(row["memcpy_ns"])
+        scalar = f"{n / scalar_ns[str(path)] * 1e3:.1f}" if str(path) in scalar_ns else "-"
+        vs_brotli = brotli_ns.get((qname, step_name))
+        out.append(f"| {qname} | {step_rel} | {row['width']} | {result.entropy_bits:.3f} | {cname} | {bpw:.3f} | "
+                   f"{rate(row['coder_ns'])} | {rate(row['decode_ns'])} | {scalar} | {n / memcpy_ns * 1e3:.0f} | "
+                   f"{memcpy_ns / decode_ns:.3f} | {vs_brotli / decode_ns if vs_brotli else float('nan'):.2f} |")
     out.append("")
+    fast = [f"{q} {rel_} {c}" for (q, _, rel_, c, _, _), row in zip(jobs, rows)
+            if int(row["numel"]) / float(row["decode_ns"]) * 1e3 >= 300.0]
+    out += [f"Whole decode at 300 M weights/s or more on one core in this run: {', '.join(fast) if fast else 'none'}.", ""]
     if baseline:
         out += [
             "Range decoder of this build against `--baseline-bench` (another build, e.g. the main branch's "

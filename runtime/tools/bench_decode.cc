@@ -6,7 +6,7 @@
 // S seconds) (a) the coder alone (payload -> planar symbol bytes), (b) the whole decode
 // (DecodeInto with DecodeOptions max_threads = 1), and (c) a memcpy of the decoded tensor's
 // bytes, the baseline measured in the same run. Prints one tab-separated line per blob:
-//   file quantizer coder numel width nbytes payload_len coder_ns decode_ns memcpy_ns
+//   file quantizer coder numel width nbytes payload_len coder_ns decode_ns memcpy_ns simd
 // Times are per decode of the whole blob, in nanoseconds of the thread's CPU time (the
 // machine may be shared: time the thread was not running is not counted), or of wall-clock
 // time with --wall. The SIMD level is the decoder's (core/simd.h; UDC_SIMD caps it).
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/decode.h"
+#include "core/simd.h"
 
 namespace {
 
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s [--repeat N] [--min-seconds S] [--wall] BLOB...\n", argv[0]);
     return 2;
   }
-  std::printf("file\tquantizer\tcoder\tnumel\twidth\tnbytes\tpayload_len\tcoder_ns\tdecode_ns\tmemcpy_ns\n");
+  std::printf("file\tquantizer\tcoder\tnumel\twidth\tnbytes\tpayload_len\tcoder_ns\tdecode_ns\tmemcpy_ns\tsimd\n");
   udc::DecodeOptions one_thread;
   one_thread.max_threads = 1;
   for (const std::string& f : files) {
@@ -116,9 +117,10 @@ int main(int argc, char** argv) {
       std::memcpy(copy.get(), out.get(), nbytes);
       g_sink = copy[nbytes / 2];
     });
-    std::printf("%s\t%u\t%u\t%llu\t%u\t%zu\t%llu\t%.0f\t%.0f\t%.0f\n", f.c_str(), unsigned{h.quantizer},
+    std::printf("%s\t%u\t%u\t%llu\t%u\t%zu\t%llu\t%.0f\t%.0f\t%.0f\t%s\n", f.c_str(), unsigned{h.quantizer},
                 unsigned{h.coder}, static_cast<unsigned long long>(h.numel), unsigned{h.symbol_width}, nbytes,
-                static_cast<unsigned long long>(h.payload_len), coder_ns, decode_ns, memcpy_ns);
+                static_cast<unsigned long long>(h.payload_len), coder_ns, decode_ns, memcpy_ns,
+                udc::simd::Name(udc::simd::Active()));
   }
   return 0;
 }
