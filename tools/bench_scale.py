@@ -132,6 +132,17 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref.astype(np.float64) ** 2)) / noise)
 
 
+def verify_summary(text: str) -> str:
+    """The last output row of `onnx-udc verify`'s table: 'r3: max |error| 0.0352, SQNR 31.4 dB, ...'."""
+    cells = [[c.strip() for c in re.split(r"[│|┃]", line)[1:-1]] for line in text.splitlines() if "│" in line]
+    rows = [c for c in cells if len(c) >= 3 and re.fullmatch(r"[-\d.e+]+|inf", c[2] or "")]
+    if not rows:
+        return "no table"
+    name, err, sqnr, *rest = rows[-1]
+    extra = "".join(f", {label} {value}" for label, value in zip(("cosine", "top-1"), rest) if value)
+    return f"{name}: max abs error {err}, SQNR {sqnr} dB{extra}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=4096)
@@ -181,8 +192,7 @@ def main() -> None:
                 argv, made = files[what]
                 rss, wall, cpu, text = timed(argv)
                 if made is None:
-                    tail = [line for line in text.splitlines() if line.strip()][-4:] if what == "verify" else []
-                    detail = " ".join(" ".join(tail).split())[:160]
+                    detail = verify_summary(text) if what == "verify" else ""
                     rows.append(f"| {args.label} | {what} | {weights / 2**20:,.0f} MiB | {rss:,.0f} MiB | {wall:.1f} s "
                                 f"| {cpu:.1f} s | | {detail} |")
                     print(rows[-1], flush=True)
