@@ -453,12 +453,12 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, external: bool |
             os.replace(staging / data_name, path.parent / data_name)
         elif not ((size >= STREAM_MIN_BYTES or any(is_deferred(t) for t in model.graph.initializer))
                   and _write_streamed(model, staging / path.name)):
-            _write_synced(staging / path.name, _loaded(model).SerializeToString())
+            _write_synced(staging / path.name, loaded_copy(model).SerializeToString())
         os.replace(staging / path.name, path)
         _sync_folder(path.parent)
 
 
-def _loaded(model: onnx.ModelProto) -> onnx.ModelProto:
+def loaded_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model``, or a copy with its deferred tensors read (a model that cannot be streamed)."""
     if not any(is_deferred(t) for t in model.graph.initializer):
         return model

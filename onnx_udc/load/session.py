@@ -36,8 +36,8 @@ from onnx import TensorProto
 
 from ..errors import FormatError, ModelError
 from ..format import DType
-from ..graph.modelio import (PROTO_LIMIT, Spill, _loaded, deferred_bytes, external_reference, is_deferred, load_model,
-                             proto_size, save_model, tensor_array)
+from ..graph.modelio import (PROTO_LIMIT, Spill, deferred_bytes, external_reference, is_deferred, load_model,
+                             loaded_copy, proto_size, save_model, tensor_array)
 from ..graph.rewrite import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
 from ..native import STATUS_NAMES, NativeDecoder, library_path, native_decoder
 
@@ -191,7 +191,7 @@ class InferenceSession(ort.InferenceSession):
         elif source is None or has_decode_nodes(model):
             options.register_custom_ops_library(library_path())
         if source is None and proto_size(model) < PROTO_LIMIT:
-            source = _loaded(model).SerializeToString()
+            source = loaded_copy(model).SerializeToString()
         elif source is None:  # 2 GiB and more is no protobuf: through a file with external data, kept with the session
             self._udc_folder = tempfile.TemporaryDirectory(prefix="udc-session-")
             path = Path(self._udc_folder.name) / "model.onnx"
