@@ -6,6 +6,13 @@
 //           state update, at most one 16-bit read; token -> symbol (+ extra bits)
 //   (the encoder is src/encode/rans_encoder.cc: not in the core)
 //
+// Two decoders of the same rounds: BulkAvx2 (8 lanes, prob_bits <= 12, width <= 2, a CPU
+// with AVX2: the encoder's usual payloads) holds the 8 lanes in one vector and decodes 256
+// rounds at a time into an L1 buffer, then stores them as planar bytes; Bulk/Step (scalar,
+// any payload) do the rest and every round near the streams' ends, with the checks. Both
+// run the arithmetic of FORMAT.md 5.3 exactly; core_tests compares them (core/simd.h caps
+// the level).
+//
 // Untrusted input: every table is checked (token count within the width, frequencies
 // summing to exactly 2^prob_bits) before anything is decoded, so every decoded symbol fits
 // the width; the loop is bounded by numel; reads are checked against the stream ends; and
@@ -259,6 +266,15 @@ struct WordRoutes {
   }
 };
 
+// The context of 8 lanes: clamp(bitlen(a >> h) - 3, 0, C - 1), bitlen from the binary32
+// exponent of min(a >> h, 2^18) (exact: below 2^24; larger values are past every context).
+UDC_TARGET_AVX2 inline __m256i ContextsAvx2(__m256i a, __m128i nshift, __m256i ctx_max) {
+  const __m256i v = _mm256_min_epu32(_mm256_srl_epi32(a, nshift), _mm256_set1_epi32(1 << 18));
+  const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(v)), 23);
+  const __m256i c = _mm256_sub_epi32(e, _mm256_set1_epi32(129));  // exponent field - 129 = bitlen - 3
+  return _mm256_min_epi32(_mm256_max_epi32(c, _mm256_setzero_si256()), ctx_max);
+}
+
 // Rounds r .. r_end - 1 (at most kVectorRounds) of 8 lanes that all have a symbol, the 8
 // lanes of a round in the 8 u32 slots of one AVX2 vector, the same arithmetic as Step():
 //   c = clamp(bitlen(a >> h) - 3, 0, C - 1)   bitlen from the binary32 exponent of
@@ -268,6 +284,10 @@ struct WordRoutes {
 //   token -> (base, k - 2 extra bits); the 8 fields are consecutive in the extra-bit
 //   stream: exclusive prefix sum of their lengths, a byte shuffle of one 16-byte window
 //   s = base + extra;  a = a - (a >> h) + 16 ((s + 1) >> 1)   (s < 2^16: no clamp)
+// The next round's context is known before the extra bits are: with extra = 0 and with
+// extra = 2^nextra - 1, a is at its least and most, and the context is monotone in a; when
+// the two contexts agree in every lane (nearly always) they are the context, so the next
+// round's table lookup does not wait for the extra-bit arithmetic; otherwise it waits.
 // Stops early (like Bulk) where a round's 16 word bytes or the window might not be there.
 // Symbol (round r0 + i, lane j) goes to out[8 i + j]; returns the first round not decoded.
 template <bool kContexts>
@@ -288,25 +308,18 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i zero = _mm256_setzero_si256();
   const __m256i ctx_max = _mm256_set1_epi32(static_cast<int>(contexts) - 1);
-  const __m256i bitlen_clamp = _mm256_set1_epi32(1 << 18);
-  const __m256i exp_bias = _mm256_set1_epi32(129);  // exponent field - 129 = bitlen - 3
   const __m256i direct_max = _mm256_set1_epi32(static_cast<int>(rans::kDirect) - 1);
   const __m256i byte_spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
                                                0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
   const __m256i byte_offsets = _mm256_set1_epi32(0x03020100);
   const __m256i lane3 = _mm256_set1_epi32(3);
   const uint64_t stop = r_end - r > kVectorRounds ? r + kVectorRounds : r_end;
+  __m256i ctx = kContexts ? ContextsAvx2(a, nshift, ctx_max) : zero;  // of the round about to be decoded
   uint16_t* o = out;
   for (; r < stop; ++r, o += 8) {
     if (end - w < 16 || (bp >> 3) > extra_len) break;
     __m256i idx = _mm256_and_si256(x, mask);
-    if (kContexts) {
-      const __m256i v = _mm256_min_epu32(_mm256_srl_epi32(a, nshift), bitlen_clamp);
-      const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(v)), 23);
-      __m256i c = _mm256_sub_epi32(e, exp_bias);
-      c = _mm256_min_epi32(_mm256_max_epi32(c, zero), ctx_max);
-      idx = _mm256_or_si256(idx, _mm256_sll_epi32(c, nbits));
-    }
+    if (kContexts) idx = _mm256_or_si256(idx, _mm256_sll_epi32(ctx, nbits));
     const __m256i entry = _mm256_i32gather_epi32(reinterpret_cast<const int*>(packed), idx, 4);
     const __m256i f = _mm256_add_epi32(_mm256_and_si256(entry, low12), one);
     const __m256i bias = _mm256_and_si256(_mm256_srli_epi32(entry, 12), low12);
@@ -322,11 +335,25 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
     w += 2 * __builtin_popcount(m);
     __m256i sym = tok;  // tokens below 32 are the symbols themselves
     const __m256i big = _mm256_cmpgt_epi32(tok, direct_max);
-    if (!_mm256_testz_si256(big, big)) {  // some lane has extra bits (a branch: rare at coarse steps)
+    const __m256i decay = kContexts ? _mm256_sub_epi32(a, _mm256_srl_epi32(a, nshift)) : zero;
+    if (_mm256_testz_si256(big, big)) {  // no lane has extra bits (a branch: most rounds at coarse steps)
+      if (kContexts) {
+        a = _mm256_add_epi32(decay, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(sym, one), 1), 4));
+        ctx = ContextsAvx2(a, nshift, ctx_max);
+      }
+    } else {
       // (t - 32) / 4 + 3 = (t - 20) / 4 for t >= 32; 0 below
       const __m256i nextra = _mm256_and_si256(big, _mm256_srli_epi32(_mm256_sub_epi32(tok, _mm256_set1_epi32(20)), 2));
       const __m256i sub = _mm256_add_epi32(_mm256_and_si256(tok, _mm256_set1_epi32(3)), _mm256_set1_epi32(4));
       const __m256i base = _mm256_blendv_epi8(tok, _mm256_sllv_epi32(sub, nextra), big);
+      const __m256i span = _mm256_sllv_epi32(one, nextra);  // 2^nextra: extra < span
+      __m256i ctx_lo = ctx, ctx_hi = ctx;
+      if (kContexts) {
+        const __m256i lo = _mm256_add_epi32(decay, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(base, one), 1), 4));
+        const __m256i hi = _mm256_add_epi32(decay, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(base, span), 1), 4));
+        ctx_lo = ContextsAvx2(lo, nshift, ctx_max);
+        ctx_hi = ContextsAvx2(hi, nshift, ctx_max);
+      }
       // inclusive prefix sum of nextra over the 8 lanes
       __m256i p = _mm256_add_epi32(nextra, _mm256_slli_si256(nextra, 4));
       p = _mm256_add_epi32(p, _mm256_slli_si256(p, 8));
@@ -337,13 +364,14 @@ UDC_TARGET_AVX2 uint64_t BulkAvx2(uint32_t* x_io, uint32_t* a_io, const uint8_t*
       // byte offset (at / 8 < 16) copied into the 4 bytes of its slot, + 0, 1, 2, 3
       const __m256i ctrl = _mm256_add_epi8(_mm256_shuffle_epi8(_mm256_srli_epi32(at, 3), byte_spread), byte_offsets);
       const __m256i raw = _mm256_srlv_epi32(_mm256_shuffle_epi8(window, ctrl), _mm256_and_si256(at, _mm256_set1_epi32(7)));
-      const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(_mm256_sllv_epi32(one, nextra), one));
+      const __m256i ex = _mm256_and_si256(raw, _mm256_sub_epi32(span, one));
       sym = _mm256_add_epi32(base, ex);
       bp += static_cast<uint32_t>(_mm256_extract_epi32(p, 7));
-    }
-    if (kContexts) {
-      const __m256i mag16 = _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(sym, one), 1), 4);
-      a = _mm256_add_epi32(_mm256_sub_epi32(a, _mm256_srl_epi32(a, nshift)), mag16);
+      if (kContexts) {
+        a = _mm256_add_epi32(decay, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(sym, one), 1), 4));
+        const __m256i differ = _mm256_xor_si256(ctx_lo, ctx_hi);
+        ctx = _mm256_testz_si256(differ, differ) ? ctx_lo : ContextsAvx2(a, nshift, ctx_max);
+      }
     }
     _mm_storeu_si128(reinterpret_cast<__m128i*>(o),
                      _mm_packus_epi32(_mm256_castsi256_si128(sym), _mm256_extracti128_si256(sym, 1)));
