@@ -433,8 +433,8 @@ def _print_report(report, original_file: int, compressed_file: int) -> None:
               help="reference decoder or the C++ library (identical bytes)")
 def decompress(model, output, decoder):
     """Turn a compressed MODEL back into a plain ONNX model."""
-    from ..graph.modelio import load_model, save_model, spill_file
-    from ..graph.rewrite import decompress_model
+    from ..graph.modelio import SPILL_MIN_BYTES, deferred_bytes, load_model, save_model, spill_file
+    from ..graph.rewrite import decompress_model, dense_bytes
 
     _check_writable(output, model)
     proto = load_model(model, defer_external=True)  # blobs in external data read from maps
@@ -443,8 +443,11 @@ def decompress(model, output, decoder):
         from ..native import native_decoder
 
         kwargs["decoder"] = native_decoder().decode
-    with spill_file(output) as spill:  # each dense tensor written as it is decoded, copied into the output
-        save_model(decompress_model(proto, inplace=True, spill=spill, **kwargs), output)
+    if deferred_bytes(proto) or dense_bytes(proto) >= SPILL_MIN_BYTES:  # large: one dense tensor in memory at a time
+        with spill_file(output) as spill:
+            save_model(decompress_model(proto, inplace=True, spill=spill, **kwargs), output)
+    else:
+        save_model(decompress_model(proto, inplace=True, **kwargs), output)
 
 
 @cli.command()

@@ -327,7 +327,10 @@ def _parts(model: onnx.ModelProto):
     the split would lose) or has no graph."""
     if not model.HasField("graph") or _unknown(model) or _unknown(model.graph):
         return None
-    return (*_split(model, _GRAPH), *_split(model.graph, _INITIALIZER))
+    try:
+        return (*_split(model, _GRAPH), *_split(model.graph, _INITIALIZER))
+    except (UnicodeDecodeError, TypeError, ValueError):  # a string field that is not UTF-8 cannot be copied
+        return None
 
 
 def _unknown(message) -> bool:

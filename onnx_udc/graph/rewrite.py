@@ -155,6 +155,20 @@ def decode_node(node: onnx.NodeProto, blob: onnx.TensorProto, decoder: Callable[
     return array
 
 
+def dense_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the tensors the main graph's decode nodes decode to (from the blob headers;
+    a blob whose header does not parse counts 0: decoding it reports the error)."""
+    from ..format.blob import parse_blob
+
+    total = 0
+    for _, init in decode_nodes(model):
+        try:
+            total += parse_blob(blob_bytes(init))[0].nbytes
+        except (UdcError, ModelError):
+            pass
+    return total
+
+
 def _readers(graph: onnx.GraphProto) -> Counter[str]:
     """How many node inputs and graph outputs name each value, over every graph (scopes are
     not told apart: a count too high only keeps a blob initializer that could go)."""

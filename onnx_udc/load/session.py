@@ -13,8 +13,9 @@
   initializers it is handed (measured with 1.31: 256 MiB of weights, 653 MiB peak against
   390 MiB for the same model loaded from a file), so a model whose blobs lie in external
   data (compress writes large models so) has its decoded weights written, a tensor at a
-  time, into a scratch folder kept with the session, and onnxruntime loads that as it
-  loads the original (``prepare_external``): about onnxruntime's own peak.
+  time, into a scratch folder kept with the session (decoded straight into a memory map
+  of its data file), and onnxruntime loads that as it loads the original
+  (``prepare_external``): about onnxruntime's own peak.
 
 A model file given by its path that has no decode nodes (the original of ``verify``) is
 handed to onnxruntime as it is: onnxruntime reads its weights, not this package.
@@ -22,10 +23,11 @@ handed to onnxruntime as it is: onnxruntime reads its weights, not this package.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import re
 import tempfile
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,12 +36,12 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
-from ..errors import FormatError, ModelError
+from ..errors import FormatError, ModelError, OutputError, UdcError
 from ..format import DType
-from ..graph.modelio import (PROTO_LIMIT, Spill, deferred_bytes, external_reference, is_deferred, load_model,
-                             loaded_copy, proto_size, save_model, tensor_array)
-from ..graph.rewrite import decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
-from ..native import STATUS_NAMES, NativeDecoder, library_path, native_decoder
+from ..graph.modelio import (EXTERNAL_ALIGN, PROTO_LIMIT, deferred_bytes, is_deferred, load_model, loaded_copy,
+                             proto_size, save_model, tensor_array)
+from ..graph.rewrite import blob_bytes, decode_node, decode_nodes, has_decode_nodes, remove_decode_nodes
+from ..native import STATUS_NAMES, DecodeOptions, NativeDecoder, _raise_status, library_path, native_decoder
 
 
 def session_options(options: ort.SessionOptions | None = None) -> ort.SessionOptions:
@@ -95,52 +97,106 @@ def prepare_fast(model: onnx.ModelProto, decoder: NativeDecoder | None = None, t
     return model, dense
 
 
-def _decoded_in_order(found, decoder: NativeDecoder, threads: int):
-    """Each (node, blob) of ``found`` decoded, yielded in order with at most ``workers``
-    blobs decoded ahead of the consumer (a slow consumer does not pile up arrays)."""
-    workers, per_blob = decode_parallelism(len(found), threads or None)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = deque()
-        for pair in found:
-            pending.append(pool.submit(decode_node, *pair, lambda blob: decoder.decode(blob, threads=per_blob)))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def prepare_external(model: onnx.ModelProto, folder: Path, decoder: NativeDecoder | None = None, threads: int = 0
                      ) -> Path:
     """The fast loader for models too large to hold twice: every blob decoded (at most
-    ``threads`` decode threads in all; 0: every CPU) and written as it comes into
-    ``folder/weights.bin``, the deferred weights copied there too, and the model without
-    its decode nodes saved as ``folder/model.onnx`` reading them as external data.
-    onnxruntime then loads it as it loads any model with external data (memory-mapped,
-    pre-packed, its own buffers), so the peak is about that of onnxruntime on the
-    original; one decoded tensor per decode worker is in memory at a time. Edits ``model``
-    in place; returns the model file."""
+    ``threads`` decode threads in all; 0: every CPU) straight into a writable memory map of
+    ``folder/weights.bin`` (its blocks allocated first: a full disk is an OutputError, not
+    a SIGBUS), the deferred weights copied there too, and the model without its decode
+    nodes saved as ``folder/model.onnx`` reading them as external data. onnxruntime then
+    loads it as it loads any model with external data (memory-mapped, pre-packed, its own
+    buffers) from the page cache this wrote, so the peak is about that of onnxruntime on
+    the original. Edits ``model`` in place; returns the model file."""
     decoder = decoder or native_decoder()
     found = decode_nodes(model)
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    spill = Spill(folder / "weights.bin")
+    # the layout: each decoded tensor, then each deferred one, at page-aligned offsets
+    infos = [_blob_info(decoder, node, init) for node, init in found]
+    blobs = {init.name for _, init in found}
+    kept = [i for i, tensor in enumerate(model.graph.initializer) if is_deferred(tensor) and tensor.name not in blobs]
+    sizes = [info.nbytes for info in infos] + [int(tensor_array(model.graph.initializer[i]).nbytes) for i in kept]
+    offsets, end = [], 0
+    for size in sizes:
+        offsets.append(end + (-end % EXTERNAL_ALIGN))
+        end = offsets[-1] + size
+    data = folder / "weights.bin"
+    with open(data, "wb+") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, max(end, 1))
+        except OSError as exc:
+            raise OutputError(f"{data}: cannot hold the {end:,} bytes of decoded weights: "
+                              f"{exc.strerror or exc}") from None
+        mapped = mmap.mmap(f.fileno(), max(end, 1))
     try:
-        names = set()
-        for (node, init), array in zip(found, _decoded_in_order(found, decoder, threads)):
-            name = node.output[0]
-            names.add(name)
-            tensor = spill.put(name, array, int(DType.from_numpy(array.dtype)), array.shape)
-            del array
-            model.graph.initializer[position[init.name]].CopyFrom(external_reference(tensor, spill.path.name))
-        remove_decode_nodes(model, names)
-        for i, tensor in enumerate(model.graph.initializer):
-            if is_deferred(tensor):  # a weight kept dense, not read at load
-                copy = spill.put(tensor.name, tensor_array(tensor), tensor.data_type, tensor.dims)
-                model.graph.initializer[i].CopyFrom(external_reference(copy, spill.path.name))
+        workers, per_blob = decode_parallelism(len(found), threads or None)
+
+        def decode(k: int) -> None:
+            node, init = found[k]
+            out = np.frombuffer(mapped, np.uint8, infos[k].nbytes, offsets[k])
+            _decode_into(decoder, node, blob_bytes(init), out, per_blob)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(decode, range(len(found))))
+        for j, i in enumerate(kept, start=len(found)):
+            source = np.ascontiguousarray(tensor_array(model.graph.initializer[i]))
+            mapped[offsets[j]:offsets[j] + sizes[j]] = memoryview(source).cast("B")
+        mapped.flush()
     finally:
-        spill.close()
+        mapped.close()
+    names = set()
+    for k, ((node, init), info) in enumerate(zip(found, infos)):
+        name = node.output[0]
+        names.add(name)
+        shape = [int(d) for d in info.shape[: info.ndim]]
+        model.graph.initializer[position[init.name]].CopyFrom(_external(name, info.dtype, shape, offsets[k], sizes[k]))
+    remove_decode_nodes(model, names)
+    for j, i in enumerate(kept, start=len(found)):
+        tensor = model.graph.initializer[i]
+        model.graph.initializer[i].CopyFrom(_external(tensor.name, tensor.data_type, list(tensor.dims), offsets[j],
+                                                      sizes[j]))
     path = folder / "model.onnx"
     path.write_bytes(model.SerializeToString())  # small: every large tensor is in weights.bin
     return path
+
+
+def _external(name: str, data_type: int, dims, offset: int, length: int) -> onnx.TensorProto:
+    tensor = TensorProto(name=name, data_type=int(data_type), dims=dims)
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "weights.bin"), ("offset", str(offset)), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def _blob_info(decoder: NativeDecoder, node: onnx.NodeProto, init: onnx.TensorProto):
+    """The native library's view of a blob's header (udc_inspect), its dtype checked
+    against the decode node's op; errors name the tensor."""
+    name = node.output[0]
+    try:
+        info = decoder._inspect(np.frombuffer(blob_bytes(init), np.uint8))  # the C API's udc_inspect
+    except UdcError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    try:
+        dtype = DType(info.dtype)
+    except ValueError:
+        raise FormatError(f"{name}: unsupported element type code {info.dtype}") from None
+    expected = DType.from_op_type(node.op_type)
+    if dtype is not expected:
+        raise ModelError(f"{name}: blob holds {dtype.numpy.__name__}, op {node.op_type} outputs {expected.name}")
+    return info
+
+
+def _decode_into(decoder: NativeDecoder, node: onnx.NodeProto, blob, out: np.ndarray, threads: int) -> None:
+    """udc_decode_ex of ``blob`` into ``out`` (its bytes, exactly the blob's); errors name the tensor."""
+    buf = np.frombuffer(blob, np.uint8)
+    err = ctypes.create_string_buffer(256)
+    status = decoder._decode_ex(buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), buf.size, out.ctypes.data,
+                                out.nbytes, ctypes.byref(DecodeOptions.make(threads)), err, 256)
+    if status:
+        try:
+            _raise_status(status, err.value.decode(errors="replace"))
+        except UdcError as exc:
+            raise type(exc)(f"{node.output[0]}: {exc}") from None
 
 
 class InferenceSession(ort.InferenceSession):
