@@ -228,3 +228,17 @@ def test_the_reference_runs_when_the_kernels_are_absent(monkeypatch):
     monkeypatch.setattr(native.NativeScalar, "histogram", absent)
     assert scalar.native_kernels() is None
     assert compressed(model, 1) == fast
+
+
+def test_a_seed_outside_uint64_takes_the_reference_path(monkeypatch):
+    w = weights("normal", 100, seed=0)
+    with pytest.raises(ValueError):
+        KERNELS.codes(w, 0.01, -1, 1)
+    outcomes = []
+    for env in ("", "1"):
+        monkeypatch.setenv(REFERENCE_ENV, env)
+        try:
+            outcomes.append(scalar._codes_chunked(w, 0.01, -1)[0].tobytes())
+        except (OverflowError, ValueError) as exc:  # numpy's refusal of uint64(-1)
+            outcomes.append(type(exc).__name__)
+    assert outcomes[0] == outcomes[1]

@@ -434,6 +434,12 @@ def native_rans() -> NativeRans:
 _WIDTH_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
+def _seed(seed: int) -> int:
+    if not 0 <= seed < (1 << 64):
+        raise ValueError(f"a dither seed is a uint64, got {seed}")
+    return seed
+
+
 class NativeScalar:
     """ctypes binding of ``udc_scalar_codes`` / ``udc_scalar_error`` / ``udc_symbol_histogram``:
     the float32 encoder of quantizer 1 (FORMAT.md 4.1) in one pass each, giving exactly the
@@ -469,7 +475,7 @@ class NativeScalar:
         out = np.empty(w.size, dtype=_WIDTH_DTYPES[width])  # [n]
         top, flags = ctypes.c_uint32(0), ctypes.c_uint32(0)
         err = ctypes.create_string_buffer(256)
-        self._check(self._lib.udc_scalar_codes(w.ctypes.data, w.size, start, step, seed & 0xFFFFFFFFFFFFFFFF, width,
+        self._check(self._lib.udc_scalar_codes(w.ctypes.data, w.size, start, step, _seed(seed), width,
                                                out.ctypes.data, ctypes.byref(top), ctypes.byref(flags), err, 256), err)
         overflow, too_wide = bool(flags.value & 1), bool(flags.value & 2)
         return (None if overflow or too_wide else out), int(top.value), overflow
@@ -485,7 +491,7 @@ class NativeScalar:
         sums = (ctypes.c_double * 2)(0.0, 0.0)
         err = ctypes.create_string_buffer(256)
         self._check(self._lib.udc_scalar_error(w.ctypes.data, c.ctypes.data, c.itemsize, w.size, start, step,
-                                               seed & 0xFFFFFFFFFFFFFFFF, sums, err, 256), err)
+                                               _seed(seed), sums, err, 256), err)
         return float(sums[0]), float(sums[1])
 
     def histogram(self, symbols: np.ndarray, length: int) -> np.ndarray | None:

@@ -136,7 +136,7 @@ def _codes_chunked(flat: np.ndarray, step: float, seed: int) -> tuple[np.ndarray
     from ..format.dither import dither_chunk
 
     kernels = native_kernels()
-    if kernels is not None and flat.dtype == np.float32:
+    if kernels is not None and flat.dtype == np.float32 and 0 <= seed < (1 << 64):  # else: the reference's error
         return _codes_native(kernels, flat, step, seed)
 
     codes = np.empty(flat.size, dtype=np.uint32)  # [numel]
