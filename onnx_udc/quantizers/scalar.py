@@ -7,6 +7,11 @@
 With subtractive dither the error w_hat - w is uniform on [-step/2, step/2) and
 independent of the weights, whatever their distribution (Choi et al., "Universal Deep
 Neural Network Compression").
+
+The numpy code here is the reference. For float32 weights the codes, the error energy of
+the exact decode (decode_error) and the symbol counts come from the native library's
+kernels when it has them (onnx_udc.native.NativeScalar, runtime/src/encode/scalar_quantize.h):
+the same values in one pass each; $ONNX_UDC_REFERENCE_QUANTIZE=1 forces the reference.
 """
 
 from __future__ import annotations
