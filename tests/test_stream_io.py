@@ -213,3 +213,35 @@ def test_a_sealed_spill_takes_no_more_tensors(tmp_path):
             spill.put("u", b"x" * 10, onnx.TensorProto.UINT8, [10])
     assert onnx.numpy_helper.to_array(load_model(tmp_path / "o.onnx", check=False).graph.initializer[0]).sum() == \
         np.arange(1024).sum()
+
+
+def test_fast_loader_on_external_blobs_reports_errors_by_tensor(model_dir, monkeypatch, tmp_path):
+    import errno
+    import tempfile
+
+    from onnx_udc.errors import ChecksumError, OutputError
+
+    ext = _compress(model_dir, "ext.onnx", spill=True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "posix_fallocate", full)
+        with pytest.raises(OutputError, match="No space left on device"):
+            session_module.InferenceSession(str(ext))
+    data = bytearray((model_dir / "ext.onnx.data").read_bytes())
+    shell = onnx.load(str(ext), load_external_data=False)
+    blob = next(t for t in shell.graph.initializer if t.name == "w1__udc_blob")
+    offset = int({e.key: e.value for e in blob.external_data}["offset"])
+    data[offset + 300] ^= 0xFF  # a payload byte of w1's blob: its checksum fails
+    (model_dir / "ext.onnx.data").write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="^w1: "):
+        session_module.InferenceSession(str(ext))
+    import gc
+
+    gc.collect()
+    assert list(scratch.iterdir()) == []  # the scratch folders went with the failed sessions
