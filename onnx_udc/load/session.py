@@ -140,9 +140,12 @@ def prepare_external(model: onnx.ModelProto, folder: Path, decoder: NativeDecode
         for j, i in enumerate(kept, start=len(found)):
             source = np.ascontiguousarray(tensor_array(model.graph.initializer[i]))
             mapped[offsets[j]:offsets[j] + sizes[j]] = memoryview(source).cast("B")
-        mapped.flush()
+        # no msync: onnxruntime reads these pages from the page cache; the disk may take its time
     finally:
-        mapped.close()
+        try:
+            mapped.close()
+        except BufferError:  # a failed decode's traceback still holds a view: the map goes with it
+            pass
     names = set()
     for k, ((node, init), info) in enumerate(zip(found, infos)):
         name = node.output[0]
