@@ -245,3 +245,20 @@ def test_fast_loader_on_external_blobs_reports_errors_by_tensor(model_dir, monke
 
     gc.collect()
     assert list(scratch.iterdir()) == []  # the scratch folders went with the failed sessions
+
+
+def test_compress_model_with_a_spill_saves_the_same_bytes(model_dir):
+    from onnx_udc.encoder import CompressConfig, compress_model
+    from onnx_udc.quantizers.scalar import ScalarConfig
+
+    config = CompressConfig(scalar=ScalarConfig(step_rel=0.05))
+    path = model_dir / "m.onnx"
+    plain, report = compress_model(load_model(path, defer_external=True), config)
+    save_model(plain, model_dir / "a.onnx")
+    with spill_file(model_dir / "b.onnx") as spill:
+        spilled, spilled_report = compress_model(load_model(path, defer_external=True), config, spill=spill)
+        blobs = [t for t in spilled.graph.initializer if t.name.endswith("__udc_blob")]
+        assert len(blobs) == 3 and all(is_deferred(t) for t in blobs)  # nothing of them in memory
+        save_model(spilled, model_dir / "b.onnx")
+    assert (model_dir / "b.onnx").read_bytes() == (model_dir / "a.onnx").read_bytes()
+    assert spilled_report == report
