@@ -484,9 +484,11 @@ Status Run(const Stream& s, uint64_t numel, const PlanarTarget* planar, Sink&& s
             for (uint64_t i = 0; i < r - r0; ++i) sink(seg * j + r0 + i, buf[8 * i + j]);
           }
         }
-        if (r - r0 < kVectorRounds && r < full) break;
+        if (r - r0 < kVectorRounds && r < full) break;  // near the streams' ends: the checked loop below
       }
     }
+#else
+    (void)planar;  // only the vector decoder stores planar bytes itself
 #endif
     const Tables tables{entry, token, base, nextra, extra.data(), bits, mask, shift, contexts};
     r = Bulk<kLanes, kContexts>(x, a, w, end, extra, tables, seg, r, full, sink, std::make_index_sequence<kLanes>{});
