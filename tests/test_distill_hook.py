@@ -69,3 +69,23 @@ def test_with_torch_a_miss_is_distilled(monkeypatch):
 def test_a_passing_model_is_not_distilled():
     result = compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds()))
     assert result.distill is None and result.verification.passed
+
+
+def test_too_few_whole_feeds_to_hold_out_skip_distillation_instead_of_failing():
+    """A fixed-batch model whose fit part is one feed: distillation cannot keep a feed for
+    its own check, which is a DistillError (the pipeline then goes on without it), not the
+    calibration's ConfigError ending the whole compression."""
+    import numpy as np
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    from onnx_udc.finetune import DistillError
+    from onnx_udc.finetune.distill import _split
+
+    w = nh.from_array(np.ones((4, 3), np.float32), "W")
+    graph = h.make_graph([h.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                         [h.make_tensor_value_info("x", T.FLOAT, [2, 4])], [h.make_tensor_value_info("y", T.FLOAT, [2, 3])], [w])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    with pytest.raises(DistillError, match="too few"):
+        _split([{"x": np.zeros((2, 4), np.float32)}], None, model)

@@ -379,7 +379,10 @@ def _split(calib_feeds, holdout_feeds, model):
     if holdout_feeds is not None:
         return _batches(calib_feeds, model), _batches(holdout_feeds, model)
     batches = _batches(calib_feeds, model)
-    fit, held = split_holdout(CalibrationSet(batches, False, "distill"), model=model)
+    try:
+        fit, held = split_holdout(CalibrationSet(batches, False, "distill"), model=model)
+    except ConfigError as exc:  # too few samples (or whole feeds) to keep some for its own check
+        raise DistillError(f"the calibration inputs are too few to hold some out for its own check ({exc})") from None
     return fit.batches, held.batches
 
 
