@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+import math
+
 import numpy as np
 
 from .. import quantizers
@@ -94,7 +96,7 @@ class CompressConfig:
         """The plan of one selected weight (QUANTIZE or LOSSLESS) with its values ``array``."""
         step_config = self.step_config(cand.name)
         if (cand.action is not Action.QUANTIZE or step_config is None or self.kept_exact(cand.name)
-                or not np.all(np.isfinite(array)) or negligible(array)):
+                or not finite_and_live(array)):
             return TensorPlan(cand.name, EXACT)  # planned exact, integer, all-zero, negligible or non-finite
         quantizer, qconfig = (self.quantizer_configs or {}).get(cand.name, (self.quantizer, step_config))
         order = cand.use.axis_order if cand.use is not None else tuple(range(len(cand.shape)))
@@ -104,3 +106,16 @@ class CompressConfig:
 
 def negligible(array: np.ndarray) -> bool:
     return not np.any(array) or float(np.sqrt(np.mean(np.square(array, dtype=np.float64)))) < NEGLIGIBLE_RMS
+
+
+def finite_and_live(array: np.ndarray) -> bool:
+    """Every value finite and the RMS at least NEGLIGIBLE_RMS (not all zero): one pass, the
+    sum of squares in float64 (finite exactly when every float16 / float32 value is: their
+    squares cannot overflow it), without the temporaries of isfinite + any + square."""
+    if array.dtype.kind != "f" or array.dtype.itemsize > 4:  # float64: squares can overflow
+        return bool(np.all(np.isfinite(array))) and not negligible(array)
+    flat = array.reshape(-1)
+    if not flat.size:
+        return False
+    energy = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    return math.isfinite(energy) and energy > 0 and math.sqrt(energy / flat.size) >= NEGLIGIBLE_RMS
