@@ -262,3 +262,22 @@ def test_compress_model_with_a_spill_saves_the_same_bytes(model_dir):
         save_model(spilled, model_dir / "b.onnx")
     assert (model_dir / "b.onnx").read_bytes() == (model_dir / "a.onnx").read_bytes()
     assert spilled_report == report
+
+
+def test_verify_holds_one_session_at_a_time(model_dir):
+    import weakref
+
+    from onnx_udc.load.verify import compare_files, random_feeds
+
+    ext = _compress(model_dir, "ext.onnx", spill=True)
+    live, most = weakref.WeakSet(), []
+
+    class Counted(session_module.InferenceSession):
+        def __init__(self, *args, **kwargs):
+            most.append(len(live) + 1)  # the sessions alive while this one is made
+            super().__init__(*args, **kwargs)
+            live.add(self)
+
+    results, feeds = compare_files(model_dir / "m.onnx", ext, random_feeds, session=Counted)
+    assert most == [1, 1]
+    assert results[0].name == "r2" and 25 < results[0].sqnr_db < 60
