@@ -89,3 +89,24 @@ def test_too_few_whole_feeds_to_hold_out_skip_distillation_instead_of_failing():
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
     with pytest.raises(DistillError, match="too few"):
         _split([{"x": np.zeros((2, 4), np.float32)}], None, model)
+
+
+def test_distillation_steps_are_bounded_by_predicted_work(monkeypatch):
+    """The default's distillation gets steps from the model's multiply-accumulates, never a
+    clock: a small model all of them, an EfficientNet-sized one none (it would take most of an
+    hour on 2 cores), --distill on always all; a skip is said, not silent."""
+    pipeline = importlib.import_module("onnx_udc.pipeline.compress")
+    assert pipeline.distill_steps(31e6) == pipeline.DISTILL_STEPS  # the bundled ResNet-20
+    assert pipeline.distill_steps(385e6) == 0  # EfficientNet-Lite0
+    assert pipeline.distill_steps(385e6, "on") == pipeline.DISTILL_STEPS
+    assert pipeline.distill_steps(50e6) == int(pipeline.DISTILL_MACS // (3 * pipeline.DISTILL_BATCH * 50e6))  # fewer
+    monkeypatch.setattr(pipeline, "DISTILL_MACS", 1.0)  # nothing fits: skipped on a miss
+    _first_check_misses(monkeypatch)
+    ran = []
+    import onnx_udc.finetune as ft
+
+    monkeypatch.setattr(ft, "distill", lambda *a, **k: ran.append(1))
+    said = []
+    result = compress(modelzoo.mlp(), CompressSpec(target=Target("output_sqnr", 25.0), calib=feeds()), log=said.append)
+    assert not ran and result.distill is None and result.verification.passed
+    assert any(line.startswith("distillation skipped:") for line in said)

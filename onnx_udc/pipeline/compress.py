@@ -283,6 +283,24 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say,
 
 DISTILL_MODES = ("auto", "on", "off")  # auto: when torch is installed (pip install 'onnx-udc[finetune]')
 DISTILL_STEPS = 200  # Adam steps (batch 32): docs/results/distill.md's setting
+DISTILL_BATCH = 32
+# Multiply-accumulates the default's distillation may cost (forward + backward ~ 3x the
+# forward, fit.cost.macs_per_sample): the torch bridge ran the bundled ResNet-20's 200 steps
+# (7.9e11) in 244 s on 2 cores; EfficientNet-Lite0's would be 7.7e12, over 40 minutes.
+DISTILL_MACS = 8e11
+MIN_DISTILL_STEPS = 25  # fewer steps than this within the budget: not run (--distill on runs it anyway)
+
+
+def distill_steps(macs: float, mode: str = "auto") -> int:
+    """Adam steps the default's distillation gets for a model of ``macs`` multiply-accumulates
+    a sample: DISTILL_STEPS, fewer where they would cost more than DISTILL_MACS, 0 (not run)
+    below MIN_DISTILL_STEPS; ``mode`` "on" (asked for) always DISTILL_STEPS. Predicted from
+    the shapes, never timed: the same command runs the same steps on any machine."""
+    if mode == "on":
+        return DISTILL_STEPS
+    per_step = 3.0 * DISTILL_BATCH * max(macs, 1.0)
+    steps = min(DISTILL_STEPS, int(DISTILL_MACS // per_step))
+    return steps if steps >= MIN_DISTILL_STEPS else 0
 
 
 def _distilled(model: onnx.ModelProto, spec: CompressSpec, result: CompressResult, fit_set, say) -> CompressResult:
@@ -297,9 +315,19 @@ def _distilled(model: onnx.ModelProto, spec: CompressSpec, result: CompressResul
     if spec.distill == "off":
         return result
     from ..finetune import DistillError, MissingTorchError, distill
+    from ..fit.cost import macs_per_sample
 
+    macs = macs_per_sample(model, fit_set.batches[0]) if fit_set.batches else 0.0
+    steps = distill_steps(macs, spec.distill)
+    if steps == 0:
+        line = (f"distillation skipped: {macs / 1e6:,.0f} M multiply-accumulates a sample, "
+                f"{MIN_DISTILL_STEPS} steps of {DISTILL_BATCH} would cost more than the default allows "
+                f"({DISTILL_MACS:.0e}; --distill on runs {DISTILL_STEPS} steps anyway)")
+        result.warnings.append(line)
+        say(line)
+        return result
     try:
-        done = distill(model, result.model, fit_set, None, steps=DISTILL_STEPS, batch=32,
+        done = distill(model, result.model, fit_set, None, steps=steps, batch=DISTILL_BATCH,
                        threads=spec.config.threads)
     except MissingTorchError as exc:
         if spec.distill == "on":
