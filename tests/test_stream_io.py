@@ -169,11 +169,7 @@ def test_spill_file_is_removed_whatever_happens(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _rss_child(argv) -> float:
-    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
-    return int(done.stdout.split()[-1]) / 1024
+from test_stream import _rss_child  # noqa: E402  (peak RSS of one child process, MiB)
 
 
 @pytest.mark.slow
