@@ -6,7 +6,6 @@ in-memory path. Thresholds are lowered with monkeypatch (no 2 GiB files); a slow
 bounds the peak memory of a 640 MiB model."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
