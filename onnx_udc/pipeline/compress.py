@@ -256,10 +256,12 @@ def _compress_calibrated(model: onnx.ModelProto, spec: CompressSpec, calib, say,
             shortfall = min(value, counted) if value >= goal else value
             internal = metric.tightened(internal, shortfall, goal)
             say(f"below the target: trying harder (internal target {metric.format(internal)})")
-            if candidates is not None and previous is not None and not value > previous:
-                # a stricter target left the held-out value where it was: the fitted codings
-                # meet it on the samples they learned from (inputs unlike the held-out ones),
-                # so the next attempts use the step quantizers only
+            if candidates is not None and previous is not None and not value > previous + MOVED * (goal - previous):
+                # a stricter target left the held-out value where it was (it closed less than
+                # MOVED of the gap): the fitted codings meet it on the samples they learned
+                # from (inputs unlike the held-out ones), so the next attempts use the step
+                # quantizers only. EfficientNet-Lite0's default: 0.98940 -> 0.98941 for a
+                # 0.99 target while the fit samples' noise halved.
                 candidates = None
                 say("the held-out value did not move: the fitted methods are left out from here on")
         previous = value
@@ -419,6 +421,7 @@ def _small_holdout(spec: CompressSpec, metric, calib, holdout, say) -> str | Non
     return line
 
 
+MOVED = 0.1  # of the gap to the target an attempt's held-out value must close to count as moved
 SYNTHETIC_MARGIN = 0.5  # the deficit allowed on synthesized calibration inputs, relative to the target's
 
 
