@@ -293,6 +293,9 @@ def distill(
         for step in range(1, steps + 1):
             feeds, ref = fit.minibatch(rng, batch)
             value = loss_fn(bridge.run(feeds, weights()), ref)
+            if not value.requires_grad:  # e.g. weights the bridge reads from Constant nodes
+                raise DistillError("the trained values do not reach the outputs through the bridge "
+                                   "(nothing to distil)")
             for p, _ in leaves:
                 p.grad = None
             value.backward()
