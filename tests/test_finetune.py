@@ -249,3 +249,23 @@ def test_no_gain_keeps_the_blobs(torch):
     result = distill(model, compressed, _calib(model, 64, 4), _calib(model, 32, 5), steps=0)
     assert not result.report.kept and result.quantized == {}
     assert result.model.SerializeToString() == compressed.SerializeToString()
+
+
+def test_a_loss_the_trained_values_do_not_reach_is_a_distill_error(torch, monkeypatch):
+    """Weights the bridge reads elsewhere (PP-OCR rec's Constant nodes): the loss has no
+    gradient, which is a DistillError the pipeline skips, not torch's RuntimeError."""
+    from onnx_udc import compress_model
+    from onnx_udc.encoder import CompressConfig
+    from onnx_udc.finetune import DistillError, distill
+    from onnx_udc.quantizers.base import StepConfig
+
+    import importlib
+
+    bridge = importlib.import_module("onnx_udc.finetune.bridge")
+
+    model = modelzoo.cnn(channels=8)
+    compressed, _ = compress_model(model, CompressConfig(scalar=StepConfig(step_rel=0.6), min_elements=256))
+    real = bridge.Bridge.run
+    monkeypatch.setattr(bridge.Bridge, "run", lambda self, feeds, w: [o.detach() for o in real(self, feeds, w)])
+    with pytest.raises(DistillError, match="do not reach the outputs"):
+        distill(model, compressed, _calib(model, 128, 0), _calib(model, 64, 1), steps=3, batch=32)
