@@ -260,7 +260,10 @@ def test_feedback_budget_counts_predicted_work_not_the_clock(monkeypatch):
         reqs = {n: Request(3.0, (0.3 * float(np.sqrt(np.mean(a.astype(np.float64) ** 2))),))
                 for n, a in arrays.items()}
         out = feedback_candidates(arrays, reqs, grams, config, budget=budget)
-        works = {n: cmod._feedback_work(arrays[n], grams.consumers[n], reqs[n].steps) for n in arrays}
+        works = {n: cmod._feedback_work(arrays[n], grams.consumers[n], reqs[n].steps,
+                                        cmod._channel_spread(arrays[n], cmod.axis_order(grams.consumers[n].role,
+                                                                          arrays[n].shape)) is not None)
+                 for n in arrays}
         return out, works
 
     normal, works = run(60.0)

@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-
-import math
 
 import numpy as np
 

@@ -233,7 +233,9 @@ def feedback_candidates(
     start = time.perf_counter()
     out = Candidates()
     for name in names:
-        work = _feedback_work(arrays[name], grams.consumers[name], requests[name].steps)
+        w, consumer = arrays[name], grams.consumers[name]
+        spread = _channel_spread(w, axis_order(consumer.role, w.shape))  # [O] or None
+        work = _feedback_work(w, consumer, requests[name].steps, spread is not None)
         if out.work + work > budget:
             out.skipped.append(name)
             continue
@@ -242,7 +244,7 @@ def feedback_candidates(
             continue
         out.work += work
         try:
-            out[name] = _feedback_tensor(name, arrays[name], found[name], requests[name].steps, config)
+            out[name] = _feedback_tensor(name, w, found[name], requests[name].steps, config, spread)
         except ConfigError:  # a Gram that does not fit the weight's layout, or overflowing indices
             continue
     out.seconds = time.perf_counter() - start
@@ -253,37 +255,35 @@ def feedback_candidates(
     return out
 
 
-def _feedback_work(w: np.ndarray, consumer, steps: tuple[float, ...]) -> float:
+def _feedback_work(w: np.ndarray, consumer, steps: tuple[float, ...], per_channel: bool) -> float:
     """The predicted work (fit.cost.feedback_work) of _feedback_tensor on ``w`` at ``steps``
-    (``consumer``: its activations.find_consumers entry; a conv's group count is its last attr)."""
+    (``consumer``: its activations.find_consumers entry, a conv's group count its last attr;
+    ``per_channel``: the scalar_channel variants are tried too)."""
     order = axis_order(consumer.role, w.shape)
     kdim = run_length(w.shape, order)
     rows = max(1, w.size // max(1, kdim))
     groups = int(consumer.attrs[-1]) if consumer.role == "conv" and consumer.attrs else 1
-    variants = 1 + (_channel_rel(w, order) is not None)
+    variants = 1 + per_channel
     return feedback_work(rows, kdim, groups, len(steps) * variants * (2 if RDO_LAMBDA > 0 else 1))
 
 
-def _channel_rel(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray | None:
-    """Per-channel step factors [O] (channel RMS over the tensor's, at least MIN_REL) when the
-    channels' RMS spread by CHANNEL_SPREAD or more, else None (and for vectors)."""
+def _channel_spread(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray | None:
+    """The channels' RMS [O] when they spread by CHANNEL_SPREAD or more (per-channel steps
+    are then tried too), else None (and for vectors)."""
     if len(w.shape) < 2:
-        return None
-    wf = np.asarray(w, dtype=np.float64)
-    rms = float(np.sqrt(np.mean(wf * wf)))
-    if not (rms > 0 and np.isfinite(rms)):
         return None
     c_rms = channel_rms(w, order[0])  # [O]
     live = c_rms[c_rms > 0]
     if live.size and float(live.max()) >= CHANNEL_SPREAD * float(live.min()):
-        return np.maximum(c_rms / rms, MIN_REL)
+        return c_rms
     return None
 
 
 def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[float, ...],
-                     config: CompressConfig) -> list[Candidate]:
+                     config: CompressConfig, spread: np.ndarray | None) -> list[Candidate]:
     """The error-fed candidates of one tensor: scalar at each step, and scalar_channel where
-    the channels' RMS spread by CHANNEL_SPREAD or more (fed on grams.fit, judged on grams.check)."""
+    the channels' RMS spread by CHANNEL_SPREAD or more (``spread``: _channel_spread's [O] or
+    None; fed on grams.fit, judged on grams.check)."""
     role, gram = grams.role, grams.fit
     order = axis_order(role, w.shape)
     kdim = run_length(w.shape, order)
@@ -299,7 +299,7 @@ def _feedback_tensor(name: str, w: np.ndarray, grams: LayerGram, steps: tuple[fl
         return []
     prepared = feedback.prepare(gram)  # the column order and inverse factor: one per layer
     cols = feedback.columns(wt, dt, prepared[0])  # the weights and dither in that order: one per layer
-    rel = _channel_rel(w, order)
+    rel = None if spread is None else np.maximum(spread / rms, MIN_REL)  # [O] step factors
     back = np.argsort(order)
 
     def candidates(method: str, label: str, step: float, row_steps: np.ndarray, cfg: object,
