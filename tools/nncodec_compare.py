@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -309,15 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         variants = ["scalar-abs", "scalar-rel"] + ([] if args.no_e8 else ["e8-abs"])
         variants += [] if args.no_rdoq else [f"scalar-abs-rdoq-lam{lam:g}" for lam in RDOQ_LAMBDAS]
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        load = " ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         results = {m: compare_model(m, nnc_all[m], variants, args.coder, log=lambda s: print(s, file=sys.stderr))
                    for m in names}
     except CompareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cmd = "tools/nncodec_compare.py" + ("" if argv is None else " " + " ".join(argv))
-    if argv is None:
-        cmd = "tools/nncodec_compare.py " + " ".join(sys.argv[1:])
+    cmd = "tools/nncodec_compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = markdown(results, nnc_all, args.coder, cmd.strip(), started, load)
     print(text)
     if args.out:
